@@ -1,0 +1,28 @@
+"""Add an optional, unique SKU to items (expand: nullable, so older images keep working).
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-29
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("items") as batch:
+        batch.add_column(sa.Column("sku", sa.String(64), nullable=True))
+        batch.create_unique_constraint("uq_items_sku", ["sku"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("items") as batch:
+        batch.drop_constraint("uq_items_sku", type_="unique")
+        batch.drop_column("sku")

@@ -1,0 +1,67 @@
+"""Request dependencies as Annotated aliases."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from service.api.problems import ProblemError
+from service.core.config import Settings
+from service.core.db import Engines
+
+
+def get_settings_from_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engines(request: Request) -> Engines:
+    engines: Engines = request.app.state.engines
+    return engines
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
+EnginesDep = Annotated[Engines, Depends(get_engines)]
+
+_BEARER = re.compile(r"Bearer[ ]+([\x21-\x7e]+)[ ]*", re.IGNORECASE)
+
+
+def _check_token(request: Request, authorization: str | None) -> None:
+    tokens: list[bytes] = request.app.state.tokens
+    if not tokens:
+        return
+    challenge = {"WWW-Authenticate": 'Bearer realm="items"'}
+    if authorization is None:
+        raise ProblemError(401, "this operation needs a bearer token", problem="unauthorized",
+                           headers=challenge)
+    match = _BEARER.fullmatch(authorization)
+    if match is None:
+        raise ProblemError(401, "the Authorization header must be 'Bearer <token>'",
+                           problem="unauthorized", headers=challenge)
+    presented = match.group(1).encode()
+    # Compare against every token, so the time taken does not reveal which one was close.
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(presented, token)
+    if not matched:
+        raise ProblemError(403, "the bearer token is not accepted", problem="forbidden")
+
+
+def require_writer(
+    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> None:
+    _check_token(request, authorization)
+
+
+def require_reader(
+    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> None:
+    if request.app.state.settings.protect_reads:
+        _check_token(request, authorization)
+
+
+WriterDep = Depends(require_writer)
+ReaderDep = Depends(require_reader)

@@ -1,0 +1,118 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://items.platform.dev/problems/"
+
+
+class ProblemError(Exception):
+    """Raise to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        problem: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.problem = problem
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    instance: str | None = None,
+    problem: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + problem if problem else "about:blank",
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """JSON-pointer-like path to the field: ``body.price`` reads better than a tuple."""
+    return ".".join(str(part) for part in loc)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    # Only the location, message and type: echoing input could leak what clients sent.
+    return [
+        {"field": _location(tuple(error.get("loc", ()))), "message": str(error.get("msg", "")),
+         "type": str(error.get("type", ""))}
+        for error in exc.errors()
+    ]
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc.status, exc.detail, instance=request.url.path,
+                            problem=exc.problem, headers=exc.headers, **exc.extensions)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+        detail = "request body exceeds the configured limit (ITEMS_MAX_BODY_BYTES)"
+    headers = dict(exc.headers) if exc.headers else None
+    return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        422, "the request is not valid; see errors for each field",
+        instance=request.url.path, problem="validation", errors=_field_errors(exc),
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The log keeps the traceback; the client gets no internals.
+    logger.opt(exception=exc).error("unhandled error")
+    return problem_response(500, "internal error; the request id identifies it in the logs",
+                            instance=request.url.path)
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: {}", type(exc).__name__)
+    return problem_response(503, "the database is unavailable; retry shortly",
+                            instance=request.url.path, headers={"Retry-After": "1"})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                           ConnectionError):
+        app.add_exception_handler(database_error, _on_database_unavailable)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,258 @@
+"""/items: create, read, replace, patch, delete and list items."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from sqlalchemy.exc import IntegrityError
+
+from service import crud, pagination
+from service.api.deps import EnginesDep, ReaderDep, SettingsDep, WriterDep
+from service.api.etags import Precondition, etag_for, none_match, parse_if_match
+from service.api.problems import ProblemError
+from service.models import ItemCreate, ItemPublic, ItemReplace, ItemsPublic, ItemUpdate
+
+router = APIRouter(prefix="/items", tags=["items"])
+
+ItemId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The item's id.")]
+IfMatch = Annotated[
+    str | None,
+    Header(description='ETag from a previous response (e.g. "v3"), or *; a stale one gets 412.'),
+]
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+JSON = "application/json"
+ITEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such item"},
+    412: {"description": "If-Match names a version that is no longer current"},
+    428: {"description": "If-Match is required for writes (ITEMS_REQUIRE_IF_MATCH)"},
+}
+
+
+def to_public(row: Mapping[str, Any]) -> ItemPublic:
+    # Built without re-validation: the row was validated on the way in. MySQL returns
+    # BOOLEAN as 0/1 and DATETIME without a zone; normalise both.
+    created_at: datetime = row["created_at"]
+    updated_at: datetime = row["updated_at"]
+    return ItemPublic.model_construct(
+        id=row["id"], name=row["name"], description=row["description"], price=row["price"],
+        in_stock=bool(row["in_stock"]), sku=row["sku"], version=row["version"],
+        created_at=created_at.replace(tzinfo=UTC), updated_at=updated_at.replace(tzinfo=UTC),
+    )
+
+
+def item_response(item: ItemPublic, status_code: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    return Response(item.model_dump_json(), status_code=status_code, media_type=JSON,
+                    headers={"ETag": etag_for(item.version), **(headers or {})})
+
+
+def _not_found(item_id: int) -> ProblemError:
+    return ProblemError(404, f"item {item_id} does not exist", problem="not-found")
+
+
+def _precondition(if_match: str | None, settings_require: bool) -> Precondition | None:
+    if if_match is None:
+        if settings_require:
+            raise ProblemError(428, "send If-Match with the item's ETag to change it",
+                               problem="precondition-required")
+        return None
+    return parse_if_match(if_match)
+
+
+def _expected(precondition: Precondition | None) -> frozenset[int] | None:
+    if precondition is None or precondition.any_version:
+        return None
+    return precondition.versions
+
+
+def _stale(item_id: int) -> ProblemError:
+    return ProblemError(412, f"item {item_id} changed since that ETag; fetch it and retry",
+                        problem="stale-version")
+
+
+def _sku_conflict() -> ProblemError:
+    return ProblemError(409, "another item already has this sku", problem="sku-conflict")
+
+
+def _replay(stored: crud.StoredResponse, fingerprint: str) -> Response:
+    if stored.request_hash != fingerprint:
+        raise ProblemError(
+            422, "this Idempotency-Key was already used with a different request body",
+            problem="idempotency-key-reused",
+        )
+    item = ItemPublic.model_validate_json(stored.body)
+    return item_response(item, stored.status_code, {
+        "Location": f"/items/{stored.item_id}", "Idempotent-Replayed": "true",
+    })
+
+
+@router.post("/", status_code=201, response_model=ItemPublic, dependencies=[WriterDep],
+             responses={409: {"description": "SKU already used"},
+                        422: {"description": "Invalid item, or Idempotency-Key reused"}})
+async def create_item(
+    item_in: ItemCreate,
+    engines: EnginesDep,
+    idempotency_key: Annotated[str | None, Header(
+        description="Makes retries safe: a repeat with the same key and body returns the "
+                    "original response instead of creating another item.")] = None,
+) -> Response:
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise ProblemError(400, "Idempotency-Key must be 1..255 visible ASCII characters",
+                           problem="bad-idempotency-key")
+    fingerprint = crud.request_fingerprint(item_in.model_dump_json().encode())
+    if idempotency_key is not None:
+        async with engines.read.connect() as conn:
+            stored = await crud.find_idempotent_response(conn=conn, key=idempotency_key)
+        if stored is not None:
+            return _replay(stored, fingerprint)
+    try:
+        async with engines.write.begin() as conn:
+            item = to_public(await crud.create_item(conn=conn, item_in=item_in))
+            body = item.model_dump_json()
+            if idempotency_key is not None:
+                await crud.store_idempotent_response(
+                    conn=conn, key=idempotency_key,
+                    response=crud.StoredResponse(201, item.id, body, fingerprint),
+                )
+    except (IntegrityError, crud.SkuConflictError):
+        # A concurrent request with the same key may have won; its answer is ours.
+        if idempotency_key is not None:
+            async with engines.read.connect() as conn:
+                stored = await crud.find_idempotent_response(conn=conn, key=idempotency_key)
+            if stored is not None:
+                return _replay(stored, fingerprint)
+        raise _sku_conflict() from None
+    return item_response(item, 201, {"Location": f"/items/{item.id}"})
+
+
+@router.get("/", response_model=ItemsPublic, dependencies=[ReaderDep])
+async def list_items(
+    request: Request,
+    engines: EnginesDep,
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1, description="Page size; default 50.")] = None,
+    cursor: Annotated[str | None, Query(max_length=512,
+                                        description="next_cursor of the previous page.")] = None,
+    sort: Annotated[pagination.SortOrder, Query(description="Sort key; - for descending.")] = (
+        pagination.SortOrder.ID
+    ),
+    in_stock: Annotated[bool | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=255, description="Name contains (any case).")] = None,
+    min_price: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
+    max_price: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
+) -> Response:
+    page_size = limit if limit is not None else settings.page_size_default
+    if page_size > settings.page_size_max:
+        raise ProblemError(422, f"limit must be at most {settings.page_size_max}",
+                           problem="validation",
+                           errors=[{"field": "query.limit", "type": "less_than_equal",
+                                    "message": f"must be <= {settings.page_size_max}"}])
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise ProblemError(422, "min_price must not exceed max_price", problem="validation",
+                           errors=[{"field": "query.min_price", "type": "range",
+                                    "message": "must be <= max_price"}])
+    if q is not None and any(ord(char) < 32 for char in q):
+        raise ProblemError(422, "q must not contain control characters", problem="validation",
+                           errors=[{"field": "query.q", "type": "value_error",
+                                    "message": "control characters are not allowed"}])
+    try:
+        after = pagination.Cursor.decode(cursor, sort) if cursor else None
+    except pagination.InvalidCursorError as exc:
+        raise ProblemError(400, str(exc), problem="bad-cursor") from None
+    filters = crud.ListFilters(in_stock=in_stock, name_contains=q, min_price=min_price,
+                               max_price=max_price)
+    async with engines.read.connect() as conn:
+        rows, next_cursor = await crud.list_items(conn=conn, filters=filters, sort=sort,
+                                                  cursor=after, limit=page_size)
+    page = ItemsPublic.model_construct(
+        data=[to_public(row._mapping) for row in rows], count=len(rows),
+        next_cursor=next_cursor.encode() if next_cursor else None,
+    )
+    headers: dict[str, str] = {}
+    if page.next_cursor:
+        next_url = request.url.include_query_params(cursor=page.next_cursor, limit=page_size)
+        headers["Link"] = f'<{next_url.path}?{next_url.query}>; rel="next"'
+    return Response(page.model_dump_json(), media_type=JSON, headers=headers)
+
+
+@router.get("/{item_id}", response_model=ItemPublic, dependencies=[ReaderDep],
+            responses={304: {"description": "If-None-Match names the current version"},
+                       404: {"description": "No such item"}})
+async def read_item(
+    item_id: ItemId,
+    engines: EnginesDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    async with engines.read.connect() as conn:
+        row = await crud.get_item(conn=conn, item_id=item_id)
+    if row is None:
+        raise _not_found(item_id)
+    item = to_public(row._mapping)
+    if if_none_match is not None and none_match(if_none_match, item.version):
+        return Response(status_code=304, headers={"ETag": etag_for(item.version)})
+    return item_response(item)
+
+
+async def _write(
+    engines: EnginesDep, item_id: int, changes: dict[str, Any], precondition: Precondition | None
+) -> Response:
+    try:
+        async with engines.write.begin() as conn:
+            if not changes:
+                row = await crud.get_item(conn=conn, item_id=item_id)
+                if row is None:
+                    raise _not_found(item_id)
+                expected = _expected(precondition)
+                if expected is not None and row.version not in expected:
+                    raise _stale(item_id)
+                return item_response(to_public(row._mapping))
+            result = await crud.update_item(conn=conn, item_id=item_id, changes=changes,
+                                            expected_versions=_expected(precondition))
+    except crud.SkuConflictError:
+        raise _sku_conflict() from None
+    if result.outcome is crud.WriteOutcome.NOT_FOUND:
+        raise _not_found(item_id)
+    if result.outcome is crud.WriteOutcome.VERSION_MISMATCH:
+        raise _stale(item_id)
+    assert result.row is not None
+    return item_response(to_public(result.row._mapping))
+
+
+@router.put("/{item_id}", response_model=ItemPublic, dependencies=[WriterDep],
+            responses=ITEM_RESPONSES)
+async def replace_item(
+    item_id: ItemId, item_in: ItemReplace, engines: EnginesDep, settings: SettingsDep,
+    if_match: IfMatch = None,
+) -> Response:
+    precondition = _precondition(if_match, settings.require_if_match)
+    return await _write(engines, item_id, item_in.model_dump(), precondition)
+
+
+@router.patch("/{item_id}", response_model=ItemPublic, dependencies=[WriterDep],
+              responses=ITEM_RESPONSES)
+async def update_item(
+    item_id: ItemId, item_in: ItemUpdate, engines: EnginesDep, settings: SettingsDep,
+    if_match: IfMatch = None,
+) -> Response:
+    precondition = _precondition(if_match, settings.require_if_match)
+    return await _write(engines, item_id, crud.patch_changes(item_in), precondition)
+
+
+@router.delete("/{item_id}", status_code=204, dependencies=[WriterDep], responses=ITEM_RESPONSES)
+async def delete_item(
+    item_id: ItemId, engines: EnginesDep, settings: SettingsDep, if_match: IfMatch = None
+) -> Response:
+    precondition = _precondition(if_match, settings.require_if_match)
+    async with engines.write.begin() as conn:
+        result = await crud.delete_item(conn=conn, item_id=item_id,
+                                        expected_versions=_expected(precondition))
+    if result.outcome is crud.WriteOutcome.NOT_FOUND:
+        raise _not_found(item_id)
+    if result.outcome is crud.WriteOutcome.VERSION_MISMATCH:
+        raise _stale(item_id)
+    return Response(status_code=204)

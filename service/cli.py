@@ -1,0 +1,94 @@
+"""The `items-service` command: serve the API, or migrate the database."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pydantic import ValidationError
+
+from service.core.config import Settings, get_settings
+
+
+def _describe(error: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "settings"
+        env = name.upper() if name.upper() in {"DATABASE_URL", "DATABASE_URL_FILE"} else (
+            f"ITEMS_{name.upper()}" if name != "settings" else "settings")
+        lines.append(f"  {env}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as error:
+        print(_describe(error), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    from service.core.db import is_embedded
+    from service.core.logging import configure_logging
+
+    configure_logging(settings.log_level, sql=settings.log_sql)
+    if is_embedded(settings):
+        # Only the embedded default migrates on start; a server database is migrated by a Job.
+        from service.migrate import run_migrations
+
+        run_migrations(settings)
+    from service.server import run
+
+    run(host=args.host, port=args.port, workers=args.workers or _default_workers(),
+        graceful_timeout=int(settings.shutdown_delay_seconds) + 30)
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    settings = load_settings()
+    from loguru import logger
+
+    from service.core.logging import configure_logging
+    from service.migrate import MigrationError, run_migrations
+
+    configure_logging(settings.log_level)
+    try:
+        run_migrations(settings)
+    except MigrationError as exc:
+        logger.error("migration failed: {}", exc)
+        return 1
+    except Exception as exc:
+        logger.opt(exception=exc).error("migration failed: {}", type(exc).__name__)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="items-service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the HTTP API (Gunicorn with Uvicorn workers)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("ITEMS_WORKERS", "0")),
+                       help="worker processes (default: ITEMS_WORKERS, else one per CPU)")
+    serve.set_defaults(handler=cmd_serve)
+    migrate = sub.add_parser("migrate", help="upgrade the database schema to this version's head")
+    migrate.set_defaults(handler=cmd_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

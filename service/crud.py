@@ -1,0 +1,198 @@
+"""Item persistence: small keyword-only functions over SQLAlchemy Core on the SQLModel tables.
+
+Core rather than the ORM session on the request path: one statement per read, no identity
+map, no implicit flushes; the SQLModel classes still define every table and column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum, auto
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service import pagination
+from service.models import IdempotencyRecord, Item, ItemCreate, ItemUpdate
+
+items_table = Item.__table__  # type: ignore[attr-defined]
+keys_table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+
+ITEM_COLUMNS = [items_table.c[name] for name in (
+    "id", "name", "description", "price", "in_stock", "sku", "created_at", "updated_at", "version"
+)]
+
+
+def utcnow() -> datetime:
+    # Stored naive in UTC (MySQL DATETIME has no zone); the API adds the zone back.
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class SkuConflictError(Exception):
+    """Another item already has this SKU."""
+
+
+class WriteOutcome(Enum):
+    DONE = auto()
+    NOT_FOUND = auto()
+    VERSION_MISMATCH = auto()
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    outcome: WriteOutcome
+    row: Row[Any] | None = None
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    in_stock: bool | None = None
+    name_contains: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+
+
+async def get_item(*, conn: AsyncConnection, item_id: int) -> Row[Any] | None:
+    result = await conn.execute(select(*ITEM_COLUMNS).where(items_table.c.id == item_id))
+    return result.first()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_items(
+    *,
+    conn: AsyncConnection,
+    filters: ListFilters,
+    sort: pagination.SortOrder,
+    cursor: pagination.Cursor | None,
+    limit: int,
+) -> tuple[list[Row[Any]], pagination.Cursor | None]:
+    """One page, plus the cursor of the next page (None on the last page)."""
+    query = select(*ITEM_COLUMNS)
+    if filters.in_stock is not None:
+        query = query.where(items_table.c.in_stock == filters.in_stock)
+    if filters.name_contains:
+        pattern = f"%{_escape_like(filters.name_contains)}%"
+        query = query.where(items_table.c.name.like(pattern, escape="\\"))
+    if filters.min_price is not None:
+        query = query.where(items_table.c.price >= filters.min_price)
+    if filters.max_price is not None:
+        query = query.where(items_table.c.price <= filters.max_price)
+    if cursor is not None:
+        query = query.where(pagination.after(cursor))
+    # One extra row tells whether a next page exists without a COUNT.
+    query = query.order_by(*pagination.order_by(sort)).limit(limit + 1)
+    rows = list((await conn.execute(query)).all())
+    if len(rows) <= limit:
+        return rows, None
+    page = rows[:limit]
+    return page, pagination.cursor_for(sort, page[-1])
+
+
+def request_fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    item_id: int
+    body: str
+    request_hash: str
+
+
+async def find_idempotent_response(*, conn: AsyncConnection, key: str) -> StoredResponse | None:
+    result = await conn.execute(
+        select(keys_table.c.status_code, keys_table.c.item_id, keys_table.c.response_body,
+               keys_table.c.request_hash).where(keys_table.c.key == key)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    return StoredResponse(status_code=row.status_code, item_id=row.item_id,
+                          body=row.response_body, request_hash=row.request_hash)
+
+
+async def create_item(
+    *, conn: AsyncConnection, item_in: ItemCreate
+) -> dict[str, Any]:
+    """Insert an item in the caller's transaction and return its full row as a mapping."""
+    now = utcnow()
+    values: dict[str, Any] = {**item_in.model_dump(), "created_at": now, "updated_at": now,
+                              "version": 1}
+    try:
+        result = await conn.execute(insert(items_table).values(**values))
+    except IntegrityError as exc:
+        raise SkuConflictError from exc
+    # Every column is known here, so there is no need to read the row back.
+    return {"id": result.inserted_primary_key[0], **values}
+
+
+async def store_idempotent_response(
+    *, conn: AsyncConnection, key: str, response: StoredResponse
+) -> None:
+    """Raises IntegrityError when a concurrent request with the same key committed first."""
+    await conn.execute(insert(keys_table).values(
+        key=key, request_hash=response.request_hash, status_code=response.status_code,
+        item_id=response.item_id, response_body=response.body, created_at=utcnow(),
+    ))
+
+
+async def purge_idempotency_keys(*, conn: AsyncConnection, older_than: datetime) -> int:
+    result = await conn.execute(delete(keys_table).where(keys_table.c.created_at < older_than))
+    return int(result.rowcount)
+
+
+async def _write_miss(conn: AsyncConnection, item_id: int) -> WriteResult:
+    exists = await conn.scalar(select(func.count()).where(items_table.c.id == item_id))
+    return WriteResult(WriteOutcome.VERSION_MISMATCH if exists else WriteOutcome.NOT_FOUND)
+
+
+async def update_item(
+    *,
+    conn: AsyncConnection,
+    item_id: int,
+    changes: dict[str, Any],
+    expected_versions: frozenset[int] | None,
+) -> WriteResult:
+    """Apply ``changes`` in one UPDATE guarded by the version, so no write is ever lost.
+
+    Without an expected version, the columns sent are still set atomically: two PATCHes of
+    different fields both take effect.
+    """
+    statement = update(items_table).where(items_table.c.id == item_id).values(
+        **changes, updated_at=utcnow(), version=items_table.c.version + 1
+    )
+    if expected_versions is not None:
+        statement = statement.where(items_table.c.version.in_(expected_versions))
+    try:
+        result = await conn.execute(statement)
+    except IntegrityError as exc:
+        raise SkuConflictError from exc
+    if result.rowcount == 0:
+        return await _write_miss(conn, item_id)
+    return WriteResult(WriteOutcome.DONE, await get_item(conn=conn, item_id=item_id))
+
+
+def patch_changes(item_in: ItemUpdate) -> dict[str, Any]:
+    return item_in.model_dump(exclude_unset=True)
+
+
+async def delete_item(
+    *, conn: AsyncConnection, item_id: int, expected_versions: frozenset[int] | None
+) -> WriteResult:
+    statement = delete(items_table).where(items_table.c.id == item_id)
+    if expected_versions is not None:
+        statement = statement.where(items_table.c.version.in_(expected_versions))
+    result = await conn.execute(statement)
+    if result.rowcount == 0:
+        return await _write_miss(conn, item_id)
+    return WriteResult(WriteOutcome.DONE)

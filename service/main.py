@@ -1,0 +1,80 @@
+"""The application factory: wiring only; behaviour lives in the routers and core modules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from fastapi import FastAPI
+from loguru import logger
+
+from service import __version__, crud
+from service.api import problems
+from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from service.api.routes import health, items
+from service.core.config import Settings, get_settings
+from service.core.db import create_engines, is_embedded
+from service.core.lifecycle import install_shutdown_hook
+from service.core.pool_metrics import track_pool
+from service.core.tracing import setup_tracing
+
+PURGE_INTERVAL_SECONDS = 600
+
+
+async def _purge_idempotency_keys(app: FastAPI, settings: Settings) -> None:
+    """Forget Idempotency-Keys past their TTL; a retry after that creates a new item."""
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+        try:
+            async with app.state.engines.write.begin() as conn:
+                purged = await crud.purge_idempotency_keys(
+                    conn=conn,
+                    older_than=crud.utcnow() - timedelta(seconds=settings.idempotency_key_ttl_seconds),
+                )
+            if purged:
+                logger.info("purged expired idempotency keys", count=purged)
+        except Exception as exc:  # the next round tries again
+            logger.warning("idempotency key purge failed: {}", type(exc).__name__)
+
+
+def create_app(settings: Settings | None = None, *, install_signal_hooks: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engines = create_engines(settings)
+        capacity = settings.db_pool_size + settings.db_max_overflow
+        track_pool(engines.read, "read", capacity)
+        track_pool(engines.write, "write", capacity)
+        app.state.engines = engines
+        if install_signal_hooks:
+            install_shutdown_hook(settings.shutdown_delay_seconds)
+        purge = asyncio.create_task(_purge_idempotency_keys(app, settings))
+        logger.info("service started", version=__version__,
+                    database="embedded sqlite" if is_embedded(settings) else
+                    engines.write.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            purge.cancel()
+            await engines.dispose()
+            logger.info("service stopped")
+
+    app = FastAPI(
+        title="Items API",
+        version=__version__,
+        description="Items with exact prices, optimistic concurrency (ETag/If-Match), "
+                    "idempotent creation (Idempotency-Key) and keyset pagination.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.tokens = settings.tokens()
+    problems.install(app)
+    app.include_router(items.router)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    setup_tracing(app, settings)
+    return app

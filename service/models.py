@@ -1,0 +1,166 @@
+"""The item model chain: field rules live once, in ItemBase; the table and the API views
+derive from it (create, full replace, partial update, public, page)."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, ConfigDict, PlainSerializer, field_validator
+from pydantic import Field as Constraint
+from sqlalchemy import Column, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlmodel import Field, SQLModel
+
+NAME_MAX = 255
+DESCRIPTION_MAX = 2000
+SKU_MAX = 64
+# 12 digits keep every price exact through a JSON number: doubles carry 15 significant digits.
+PRICE_DIGITS = 12
+PRICE_PLACES = 2
+
+_LINE_CONTROLS_ALLOWED = {"\t", "\n", "\r"}
+
+
+def _check_text(value: str, *, multiline: bool) -> str:
+    for char in value:
+        if unicodedata.category(char) == "Cc" and not (multiline and char in _LINE_CONTROLS_ALLOWED):
+            raise ValueError(f"control character U+{ord(char):04X} is not allowed")
+        if unicodedata.category(char) == "Cs":
+            raise ValueError("lone surrogate code points are not valid text")
+    return value
+
+
+def _clean_name(value: str) -> str:
+    value = _check_text(value, multiline=False).strip()
+    if not value:
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+def _clean_description(value: str) -> str:
+    return _check_text(value, multiline=True)
+
+
+def _clean_sku(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = _check_text(value, multiline=False).strip()
+    if not value:
+        raise ValueError("must not be empty; omit it or send null for no SKU")
+    return value
+
+
+Name = Annotated[str, Constraint(min_length=1, max_length=NAME_MAX), AfterValidator(_clean_name)]
+Description = Annotated[str, Constraint(max_length=DESCRIPTION_MAX), AfterValidator(_clean_description)]
+Sku = Annotated[str | None, Constraint(max_length=SKU_MAX), AfterValidator(_clean_sku)]
+# A JSON number on the way out: exact, because PRICE_DIGITS stays under a double's precision.
+Price = Annotated[
+    Decimal,
+    Constraint(ge=0, max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES, allow_inf_nan=False),
+    PlainSerializer(float, return_type=float, when_used="json"),
+]
+InStock = Annotated[bool, Constraint(strict=True)]
+
+
+class ItemBase(SQLModel):
+    name: Name = Field(description="Display name, 1..255 characters after trimming.")
+    description: Description = Field(default="", description="Free text, at most 2000 characters.")
+    price: Price = Field(description="Price, >= 0, at most two decimal places; stored exactly.")
+    in_stock: InStock = Field(default=True)
+    sku: Sku = Field(default=None, description="Optional stock-keeping unit, unique when set.")
+
+
+class ItemCreate(ItemBase):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+
+class ItemReplace(ItemCreate):
+    """PUT body: the whole item; omitted optional fields return to their defaults."""
+
+
+class ItemUpdate(SQLModel):
+    """PATCH body: only the fields sent are changed."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    name: Name | None = None
+    description: Description | None = None
+    price: Price | None = None
+    in_stock: InStock | None = None
+    sku: Sku = None
+
+    @field_validator("name", "description", "price", "in_stock", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class Item(ItemBase, table=True):
+    __tablename__ = "items"
+    __table_args__ = (
+        Index("ix_items_in_stock_id", "in_stock", "id"),
+        Index("ix_items_price_id", "price", "id"),
+        Index("ix_items_name_id", "name", "id"),
+        Index("ix_items_created_at_id", "created_at", "id"),
+        UniqueConstraint("sku", name="uq_items_sku"),
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+         "mysql_collate": "utf8mb4_unicode_ci"},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True,
+                                                           autoincrement=True))
+    name: str = Field(sa_column=Column(String(NAME_MAX), nullable=False))
+    description: str = Field(default="", sa_column=Column(String(DESCRIPTION_MAX),
+                                                          nullable=False, server_default=""))
+    price: Decimal = Field(sa_column=Column(Numeric(PRICE_DIGITS, PRICE_PLACES), nullable=False))
+    in_stock: bool = Field(default=True, nullable=False)
+    sku: str | None = Field(default=None, sa_column=Column(String(SKU_MAX), nullable=True))
+    created_at: datetime = Field(sa_column=Column(_DATETIME6 := DateTime().with_variant(
+        mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(_DATETIME6, nullable=False))
+    version: int = Field(default=1, nullable=False)
+
+
+class ItemPublic(ItemBase):
+    id: int
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    version: int = Field(description="Increases by one on every change; the ETag carries it.")
+
+
+class ItemsPublic(SQLModel):
+    data: list[ItemPublic]
+    count: int = Field(description="Number of items in this page.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The stored outcome of a POST made with an Idempotency-Key, replayed on retries."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        Index("ix_idempotency_keys_created_at", "created_at"),
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"},
+    )
+
+    key: str = Field(sa_column=Column(String(255), primary_key=True))
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    status_code: int = Field(nullable=False)
+    item_id: int = Field(nullable=False)
+    response_body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(DateTime().with_variant(
+        mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False))
