@@ -133,7 +133,9 @@ async def create_item(
     except IntegrityError as exc:
         raise SkuConflictError from exc
     # Every column is known here, so there is no need to read the row back.
-    return {"id": result.inserted_primary_key[0], **values}
+    primary_key = result.inserted_primary_key
+    assert primary_key is not None
+    return {"id": primary_key[0], **values}
 
 
 async def store_idempotent_response(

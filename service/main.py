@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from loguru import logger
 
 from service import __version__, crud
@@ -31,7 +33,8 @@ async def _purge_idempotency_keys(app: FastAPI, settings: Settings) -> None:
             async with app.state.engines.write.begin() as conn:
                 purged = await crud.purge_idempotency_keys(
                     conn=conn,
-                    older_than=crud.utcnow() - timedelta(seconds=settings.idempotency_key_ttl_seconds),
+                    older_than=crud.utcnow()
+                    - timedelta(seconds=settings.idempotency_key_ttl_seconds),
                 )
             if purged:
                 logger.info("purged expired idempotency keys", count=purged)
@@ -77,4 +80,23 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
     setup_tracing(app, settings)
+    _document_problems(app)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Add the Problem schema, which the routes' error responses reference, to the document."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            problem = problems.Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}")
+            components.update(problem.pop("$defs", {}))
+            components["Problem"] = problem
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -8,8 +8,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, PlainSerializer, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic import Field as Constraint
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Column, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlmodel import Field, SQLModel
@@ -26,9 +34,10 @@ _LINE_CONTROLS_ALLOWED = {"\t", "\n", "\r"}
 
 def _check_text(value: str, *, multiline: bool) -> str:
     for char in value:
-        if unicodedata.category(char) == "Cc" and not (multiline and char in _LINE_CONTROLS_ALLOWED):
+        category = unicodedata.category(char)
+        if category == "Cc" and not (multiline and char in _LINE_CONTROLS_ALLOWED):
             raise ValueError(f"control character U+{ord(char):04X} is not allowed")
-        if unicodedata.category(char) == "Cs":
+        if category == "Cs":
             raise ValueError("lone surrogate code points are not valid text")
     return value
 
@@ -53,14 +62,42 @@ def _clean_sku(value: str | None) -> str | None:
     return value
 
 
-Name = Annotated[str, Constraint(min_length=1, max_length=NAME_MAX), AfterValidator(_clean_name)]
-Description = Annotated[str, Constraint(max_length=DESCRIPTION_MAX), AfterValidator(_clean_description)]
-Sku = Annotated[str | None, Constraint(max_length=SKU_MAX), AfterValidator(_clean_sku)]
+# The patterns mirror the validators for clients and the OpenAPI document: no control
+# characters, and at least one visible character where the value is trimmed.
+_NO_CONTROLS = r"[^\x00-\x1f\x7f-\x9f]"
+_LINE_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+_TRIMMED_TEXT = rf"^{_NO_CONTROLS}*[^\s\x00-\x1f\x7f-\x9f]{_NO_CONTROLS}*$"
+
+Name = Annotated[
+    str,
+    Constraint(min_length=1, max_length=NAME_MAX, pattern=_TRIMMED_TEXT),
+    AfterValidator(_clean_name),
+]
+Description = Annotated[
+    str, Constraint(max_length=DESCRIPTION_MAX, pattern=_LINE_TEXT),
+    AfterValidator(_clean_description),
+]
+Sku = Annotated[
+    str | None, Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT), AfterValidator(_clean_sku)
+]
 # A JSON number on the way out: exact, because PRICE_DIGITS stays under a double's precision.
+PRICE_MAX = Decimal("9999999999.99")
+
+
+def _number_only(value: object) -> object:
+    # JSON numbers only: a string or a boolean is a client bug, not a price.
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number, e.g. 19.99")
+    return value
+
+
 Price = Annotated[
     Decimal,
+    BeforeValidator(_number_only),
     Constraint(ge=0, max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES, allow_inf_nan=False),
     PlainSerializer(float, return_type=float, when_used="json"),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": float(PRICE_MAX),
+                    "multipleOf": 0.01, "examples": [19.99]}),
 ]
 InStock = Annotated[bool, Constraint(strict=True)]
 
@@ -86,10 +123,11 @@ class ItemUpdate(SQLModel):
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    name: Name | None = None
-    description: Description | None = None
-    price: Price | None = None
-    in_stock: InStock | None = None
+    # Omitted means "unchanged"; null is refused, and the schema says so (SkipJsonSchema).
+    name: Name | SkipJsonSchema[None] = None
+    description: Description | SkipJsonSchema[None] = None
+    price: Price | SkipJsonSchema[None] = None
+    in_stock: InStock | SkipJsonSchema[None] = None
     sku: Sku = None
 
     @field_validator("name", "description", "price", "in_stock", mode="before")
@@ -123,7 +161,7 @@ class Item(ItemBase, table=True):
                                                            autoincrement=True))
     name: str = Field(sa_column=Column(String(NAME_MAX), nullable=False))
     description: str = Field(default="", sa_column=Column(String(DESCRIPTION_MAX),
-                                                          nullable=False, server_default=""))
+                                                          nullable=False))
     price: Decimal = Field(sa_column=Column(Numeric(PRICE_DIGITS, PRICE_PLACES), nullable=False))
     in_stock: bool = Field(default=True, nullable=False)
     sku: str | None = Field(default=None, sa_column=Column(String(SKU_MAX), nullable=True))

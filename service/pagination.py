@@ -48,7 +48,8 @@ class Cursor:
     last_id: int
 
     def encode(self) -> str:
-        payload = json.dumps([self.sort.value, self.last_value, self.last_id], separators=(",", ":"))
+        payload = json.dumps([self.sort.value, self.last_value, self.last_id],
+                             separators=(",", ":"))
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
     @classmethod
@@ -101,12 +102,18 @@ def after(cursor: Cursor) -> ColumnElement[bool]:
     """Rows strictly after the cursor in the cursor's sort order."""
     id_column = Item.__table__.c.id  # type: ignore[attr-defined]
     if cursor.sort.field == "id":
-        return id_column < cursor.last_id if cursor.sort.descending else id_column > cursor.last_id
+        by_id: ColumnElement[bool] = (
+            id_column < cursor.last_id if cursor.sort.descending else id_column > cursor.last_id
+        )
+        return by_id
     column = _column(cursor.sort)
     value = _typed_value(cursor.sort, cursor.last_value or "")
+    condition: ColumnElement[bool]
     if cursor.sort.descending:
-        return or_(column < value, and_(column == value, id_column < cursor.last_id))
-    return or_(column > value, and_(column == value, id_column > cursor.last_id))
+        condition = or_(column < value, and_(column == value, id_column < cursor.last_id))
+    else:
+        condition = or_(column > value, and_(column == value, id_column > cursor.last_id))
+    return condition
 
 
 def cursor_for(sort: SortOrder, row: Any) -> Cursor:

@@ -21,7 +21,7 @@ from uvicorn_worker import UvicornWorker
 from service.core.logging import InterceptHandler
 
 
-class ItemsWorker(UvicornWorker):
+class ItemsWorker(UvicornWorker):  # type: ignore[misc]
     """uvloop + httptools, lifespan on, access log ours (with route and request id)."""
 
     CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012 (the base class declares it mutable)
@@ -33,7 +33,7 @@ class ItemsWorker(UvicornWorker):
     }
 
 
-class LoguruGunicornLogger(GunicornLogger):
+class LoguruGunicornLogger(GunicornLogger):  # type: ignore[misc]
     """Gunicorn's own messages through the same JSON sink."""
 
     def setup(self, cfg: Any) -> None:
@@ -48,7 +48,7 @@ def _child_exit(server: Arbiter, worker: Worker) -> None:
     from prometheus_client import multiprocess
 
     # Forget the exited worker's live gauges (in-flight, pool) in the shared metrics folder.
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def _post_worker_init(worker: Worker) -> None:

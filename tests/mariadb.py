@@ -59,7 +59,7 @@ class MariaDB:
     def controllable(self) -> bool:
         return self.datadir is not None
 
-    def admin_connect(self, database: str | None = None) -> pymysql.Connection:  # type: ignore[type-arg]
+    def admin_connect(self, database: str | None = None) -> pymysql.Connection:
         if self.socket_path is not None:
             return pymysql.connect(unix_socket=str(self.socket_path), user="root",
                                    database=database, autocommit=True)
@@ -72,7 +72,8 @@ class MariaDB:
     def create_database(self, name: str) -> str:
         with self.admin_connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            cur.execute(f"CREATE DATABASE `{name}` "
+                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
@@ -89,7 +90,8 @@ class MariaDB:
 
     # Lifecycle of a server we own.
     def start(self) -> None:
-        assert self.datadir is not None and self.socket_path is not None
+        assert self.datadir is not None
+        assert self.socket_path is not None
         binary = shutil.which("mariadbd") or shutil.which("mysqld") or "/usr/sbin/mariadbd"
         log = open(self.datadir.parent / "mariadb.log", "ab")  # noqa: SIM115 (lives with the process)
         self.process = subprocess.Popen(

@@ -6,6 +6,7 @@ Create Date: 2026-11-29
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -17,7 +18,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 DATETIME6 = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+TABLE_OPTIONS: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
 def upgrade() -> None:
@@ -25,7 +26,7 @@ def upgrade() -> None:
         "items",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("name", sa.String(255), nullable=False),
-        sa.Column("description", sa.String(2000), nullable=False, server_default=""),
+        sa.Column("description", sa.String(2000), nullable=False),
         sa.Column("price", sa.Numeric(12, 2), nullable=False),
         sa.Column("in_stock", sa.Boolean(), nullable=False),
         sa.Column("created_at", DATETIME6, nullable=False),

@@ -23,7 +23,7 @@ UNMATCHED_ROUTE = "<unmatched>"
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _VALID_REQUEST_ID.fullmatch(value):
-            return value.decode()
+            return str(value.decode())
     return uuid.uuid4().hex
 
 
@@ -97,10 +97,11 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_body_bytes:
-                    await self._reject(scope, send)
-                    return
+            if name == b"content-length" and (
+                not value.isdigit() or int(value) > self.max_body_bytes
+            ):
+                await self._reject(scope, send)
+                return
         received = 0
         started = False
 

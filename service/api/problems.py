@@ -9,11 +9,57 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://items.platform.dev/problems/"
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Where: body.price, query.limit, ...")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="URI naming the kind of problem, or about:blank.")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = Field(default=None,
+                                              description="Per-field details (validation).")
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (body not JSON, bad header or cursor)",
+    401: "A bearer token is needed (tokens are configured)",
+    403: "The bearer token is not accepted",
+    404: "No such resource",
+    409: "Conflicts with another item (SKU already used)",
+    412: "If-Match names a version that is no longer current",
+    413: "Body larger than ITEMS_MAX_BODY_BYTES",
+    422: "Invalid input; errors lists each field",
+    428: "If-Match is required for writes (ITEMS_REQUIRE_IF_MATCH)",
+    503: "Database unavailable; retry after Retry-After seconds",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for problem answers, so clients and fuzzers know every status."""
+    return {
+        code: {
+            "description": _DESCRIPTIONS[code],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code in codes
+    }
 
 
 class ProblemError(Exception):

@@ -93,6 +93,7 @@ def create_engines(settings: Settings) -> Engines:
         "pool_timeout": settings.db_pool_timeout_seconds,
         "pool_recycle": settings.db_pool_recycle_seconds,
         "echo": settings.log_sql,
+        "hide_parameters": True,  # item data stays out of logs and error messages
         "connect_args": connect_args,
     }
     read = create_async_engine(

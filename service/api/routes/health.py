@@ -7,6 +7,7 @@ import asyncio
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from loguru import logger
+from pydantic import BaseModel, Field
 
 from service import schema
 from service.api.deps import EnginesDep, SettingsDep
@@ -14,6 +15,11 @@ from service.core import metrics
 from service.core.lifecycle import state
 
 router = APIRouter(tags=["operations"])
+
+
+class ReadinessReport(BaseModel):
+    status: str = Field(description="ok, or unavailable")
+    checks: dict[str, str] = Field(description="Each check's outcome: shutdown, database, schema")
 _last_revision: list[str] = []  # remembered per process, to retire the old metric label
 
 
@@ -47,6 +53,7 @@ async def _schema_check(engines: EnginesDep) -> tuple[bool, str]:
     "/readyz",
     summary="Readiness: not shutting down, database reachable, schema not behind this image",
     responses={503: {"description": "Not ready; the body says which check failed"}},
+    response_model=ReadinessReport,
 )
 async def readyz(engines: EnginesDep, settings: SettingsDep) -> JSONResponse:
     checks: dict[str, str] = {}

@@ -9,16 +9,33 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import Field as Constraint
+from pydantic import WithJsonSchema
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from service import crud, pagination
 from service.api.deps import EnginesDep, ReaderDep, SettingsDep, WriterDep
 from service.api.etags import Precondition, etag_for, none_match, parse_if_match
-from service.api.problems import ProblemError
-from service.models import ItemCreate, ItemPublic, ItemReplace, ItemsPublic, ItemUpdate
+from service.api.problems import ProblemError, problem_responses
+from service.models import (
+    PRICE_DIGITS,
+    PRICE_MAX,
+    ItemCreate,
+    ItemPublic,
+    ItemReplace,
+    ItemsPublic,
+    ItemUpdate,
+)
 
 router = APIRouter(prefix="/items", tags=["items"])
 
+QueryPrice = Annotated[
+    Decimal,
+    Constraint(ge=0, max_digits=PRICE_DIGITS, decimal_places=2, allow_inf_nan=False),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": float(PRICE_MAX),
+                    "multipleOf": 0.01}),
+]
 ItemId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The item's id.")]
 IfMatch = Annotated[
     str | None,
@@ -26,14 +43,15 @@ IfMatch = Annotated[
 ]
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 JSON = "application/json"
-ITEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such item"},
-    412: {"description": "If-Match names a version that is no longer current"},
-    428: {"description": "If-Match is required for writes (ITEMS_REQUIRE_IF_MATCH)"},
-}
+CREATE_RESPONSES = problem_responses(400, 401, 403, 409, 413, 422, 503)
+LIST_RESPONSES = problem_responses(400, 401, 403, 422, 503)
+READ_RESPONSES = {304: {"description": "If-None-Match names the current version"},
+                  **problem_responses(401, 403, 404, 422, 503)}
+WRITE_RESPONSES = problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428, 503)
+DELETE_RESPONSES = problem_responses(401, 403, 404, 412, 422, 428, 503)
 
 
-def to_public(row: Mapping[str, Any]) -> ItemPublic:
+def to_public(row: Mapping[str, Any] | RowMapping) -> ItemPublic:
     # Built without re-validation: the row was validated on the way in. MySQL returns
     # BOOLEAN as 0/1 and DATETIME without a zone; normalise both.
     created_at: datetime = row["created_at"]
@@ -56,6 +74,8 @@ def _not_found(item_id: int) -> ProblemError:
 
 
 def _precondition(if_match: str | None, settings_require: bool) -> Precondition | None:
+    if if_match is not None and not if_match.strip():
+        if_match = None  # an empty list of entity tags is no precondition (RFC 9110 5.6.1)
     if if_match is None:
         if settings_require:
             raise ProblemError(428, "send If-Match with the item's ETag to change it",
@@ -92,12 +112,12 @@ def _replay(stored: crud.StoredResponse, fingerprint: str) -> Response:
 
 
 @router.post("/", status_code=201, response_model=ItemPublic, dependencies=[WriterDep],
-             responses={409: {"description": "SKU already used"},
-                        422: {"description": "Invalid item, or Idempotency-Key reused"}})
+             responses=CREATE_RESPONSES)
 async def create_item(
     item_in: ItemCreate,
     engines: EnginesDep,
     idempotency_key: Annotated[str | None, Header(
+        min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
         description="Makes retries safe: a repeat with the same key and body returns the "
                     "original response instead of creating another item.")] = None,
 ) -> Response:
@@ -130,36 +150,27 @@ async def create_item(
     return item_response(item, 201, {"Location": f"/items/{item.id}"})
 
 
-@router.get("/", response_model=ItemsPublic, dependencies=[ReaderDep])
+@router.get("/", response_model=ItemsPublic, dependencies=[ReaderDep], responses=LIST_RESPONSES)
 async def list_items(
     request: Request,
     engines: EnginesDep,
     settings: SettingsDep,
-    limit: Annotated[int | None, Query(ge=1, description="Page size; default 50.")] = None,
-    cursor: Annotated[str | None, Query(max_length=512,
+    limit: Annotated[int | None, Query(
+        ge=1, le=1000,
+        description="Page size: default ITEMS_PAGE_SIZE_DEFAULT (50); values above "
+                    "ITEMS_PAGE_SIZE_MAX (200) are reduced to it.")] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$",
                                         description="next_cursor of the previous page.")] = None,
     sort: Annotated[pagination.SortOrder, Query(description="Sort key; - for descending.")] = (
         pagination.SortOrder.ID
     ),
     in_stock: Annotated[bool | None, Query()] = None,
-    q: Annotated[str | None, Query(max_length=255, description="Name contains (any case).")] = None,
-    min_price: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
-    max_price: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
+    q: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                   description="Name contains (any case).")] = None,
+    min_price: Annotated[QueryPrice | None, Query(description="Lowest price, inclusive.")] = None,
+    max_price: Annotated[QueryPrice | None, Query(description="Highest price, inclusive.")] = None,
 ) -> Response:
-    page_size = limit if limit is not None else settings.page_size_default
-    if page_size > settings.page_size_max:
-        raise ProblemError(422, f"limit must be at most {settings.page_size_max}",
-                           problem="validation",
-                           errors=[{"field": "query.limit", "type": "less_than_equal",
-                                    "message": f"must be <= {settings.page_size_max}"}])
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise ProblemError(422, "min_price must not exceed max_price", problem="validation",
-                           errors=[{"field": "query.min_price", "type": "range",
-                                    "message": "must be <= max_price"}])
-    if q is not None and any(ord(char) < 32 for char in q):
-        raise ProblemError(422, "q must not contain control characters", problem="validation",
-                           errors=[{"field": "query.q", "type": "value_error",
-                                    "message": "control characters are not allowed"}])
+    page_size = min(limit or settings.page_size_default, settings.page_size_max)
     try:
         after = pagination.Cursor.decode(cursor, sort) if cursor else None
     except pagination.InvalidCursorError as exc:
@@ -181,8 +192,7 @@ async def list_items(
 
 
 @router.get("/{item_id}", response_model=ItemPublic, dependencies=[ReaderDep],
-            responses={304: {"description": "If-None-Match names the current version"},
-                       404: {"description": "No such item"}})
+            responses=READ_RESPONSES)
 async def read_item(
     item_id: ItemId,
     engines: EnginesDep,
@@ -224,7 +234,7 @@ async def _write(
 
 
 @router.put("/{item_id}", response_model=ItemPublic, dependencies=[WriterDep],
-            responses=ITEM_RESPONSES)
+            responses=WRITE_RESPONSES)
 async def replace_item(
     item_id: ItemId, item_in: ItemReplace, engines: EnginesDep, settings: SettingsDep,
     if_match: IfMatch = None,
@@ -234,7 +244,7 @@ async def replace_item(
 
 
 @router.patch("/{item_id}", response_model=ItemPublic, dependencies=[WriterDep],
-              responses=ITEM_RESPONSES)
+              responses=WRITE_RESPONSES)
 async def update_item(
     item_id: ItemId, item_in: ItemUpdate, engines: EnginesDep, settings: SettingsDep,
     if_match: IfMatch = None,
@@ -243,7 +253,8 @@ async def update_item(
     return await _write(engines, item_id, crud.patch_changes(item_in), precondition)
 
 
-@router.delete("/{item_id}", status_code=204, dependencies=[WriterDep], responses=ITEM_RESPONSES)
+@router.delete("/{item_id}", status_code=204, dependencies=[WriterDep],
+               responses=DELETE_RESPONSES)
 async def delete_item(
     item_id: ItemId, engines: EnginesDep, settings: SettingsDep, if_match: IfMatch = None
 ) -> Response:

@@ -1,0 +1,1 @@
+"""Kopf operator for the items service: migrate, then roll out, roll back on failure."""

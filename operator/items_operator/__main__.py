@@ -1,0 +1,3 @@
+from items_operator.main import main
+
+main()

@@ -1,0 +1,41 @@
+"""Names shared by the builders, the decision layer and the handlers."""
+
+from typing import Final
+
+GROUP: Final = "items.platform.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "ItemService"
+PLURAL: Final = "itemservices"
+
+FIELD_MANAGER: Final = "items-operator"
+APP_NAME: Final = "items-service"
+CONTAINER_NAME: Final = "items-service"
+HTTP_PORT: Final = 8000
+SERVICE_UID: Final = 10001
+
+COMPONENT_SERVER: Final = "server"
+COMPONENT_MIGRATION: Final = "migration"
+
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_IMAGE_HASH: Final = f"{GROUP}/image-hash"
+
+# Hash of the desired object, so a steady-state pass can skip the write entirely.
+ANNOTATION_DESIRED_HASH: Final = f"{GROUP}/desired-hash"
+ANNOTATION_IMAGE: Final = f"{GROUP}/image"
+# Written on the Deployment in the same request as a rollback, so the "do not retry this image"
+# memory survives a lost status patch.
+ANNOTATION_ROLLED_BACK_IMAGE: Final = f"{GROUP}/rolled-back-image"
+ANNOTATION_ROLLED_BACK_GENERATION: Final = f"{GROUP}/rolled-back-generation"
+
+# Why the operator ended a migration Job early (its pod could not even start).
+ANNOTATION_FAILURE: Final = f"{GROUP}/failure"
+JOB_NAME_LABELS: Final = ("batch.kubernetes.io/job-name", "job-name")
+
+DATABASE_URL_ENV: Final = "DATABASE_URL"
+DATABASE_URL_FILE_ENV: Final = "DATABASE_URL_FILE"
+DATABASE_SECRET_MOUNT: Final = "/var/run/secrets/items"  # noqa: S105 - a path, not a secret
+DATABASE_SECRET_FILE: Final = "database-url"  # noqa: S105 - a file name

@@ -1,0 +1,187 @@
+"""Thin Kopf layer: one daemon per ItemService runs read → decide → write until the CR is gone.
+
+Why a daemon and not change handlers: the decision depends on Jobs, Pods and the Deployment as
+much as on the spec, and a broken rollout must be noticed within seconds. The daemon re-runs the
+pure decide() on an adaptive interval (Plan.requeue_after: 2 s while rolling out, 60 s idle) and
+is woken at once by any ItemService event. All reads and writes for owned objects happen in the
+CR's namespace, so the workload permissions can stay namespaced (see operator/rbac/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from lightkube import ApiError, AsyncClient
+
+from items_operator import kube, metrics
+from items_operator.constants import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from items_operator.decide import Action, Apply, CreateJob, Delete, FailJob, Plan, decide
+from items_operator.model import ItemService
+from items_operator.observe import JobState
+from items_operator.status import merge_patch
+
+# Woken by ItemService watch events so spec changes are acted on at once, not at the next poll.
+_WAKEUPS: dict[str, asyncio.Event] = {}
+MAX_ERROR_BACKOFF = 60.0
+
+
+def apply_settings(settings: kopf.OperatorSettings) -> None:
+    """Kopf settings; separate from the startup handler so tests can check them offline."""
+    # Kopf's bookkeeping goes to annotations under our prefix; status stays ours alone.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.persistence.finalizer = f"{GROUP}/operator"
+    # A watch without a server timeout can hang silently behind a load balancer.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
+    # One ClusterKopfPeering even when serving a namespace list: one active replica in total.
+    settings.peering.clusterwide = True
+    # Only the events we post explicitly; log lines stay in the logs.
+    settings.posting.loggers = False
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    apply_settings(settings)
+    memo.client = AsyncClient(field_manager=FIELD_MANAGER)
+
+
+@kopf.on.cleanup()
+async def close_client(memo: kopf.Memo, **_: Any) -> None:
+    client: AsyncClient = memo.client
+    await client.close()
+
+
+@kopf.on.event(group=GROUP, version=VERSION, plural=PLURAL)
+def wake_reconciler(uid: str | None, **_: Any) -> None:
+    if uid is not None and (wakeup := _WAKEUPS.get(uid)) is not None:
+        wakeup.set()
+
+
+# On CR deletion or operator exit the loop is woken (event) or, at worst, cancelled after 5+5 s;
+# every step is idempotent, so a cancelled pass is simply redone by the next owner.
+@kopf.daemon(
+    group=GROUP,
+    version=VERSION,
+    plural=PLURAL,
+    cancellation_backoff=5.0,
+    cancellation_timeout=5.0,
+)
+async def reconcile_loop(
+    name: str | None,
+    namespace: str | None,
+    uid: str | None,
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    if name is None or namespace is None or uid is None:
+        raise kopf.PermanentError("ItemService without name, namespace or uid")
+    client: AsyncClient = memo.client
+    wakeup = _WAKEUPS.setdefault(uid, asyncio.Event())
+    error_backoff = 1.0
+    try:
+        while not stopped:
+            wakeup.clear()
+            started = time.monotonic()
+            try:
+                delay = await reconcile_once(client, name, namespace, body, logger)
+                metrics.RECONCILES.labels("ok").inc()
+                error_backoff = 1.0
+            except ApiError as error:
+                metrics.RECONCILES.labels("error").inc()
+                logger.warning(f"API error, retrying in {error_backoff:.0f}s: {error}")
+                await _report_rejection(client, name, namespace, body, error)
+                delay, error_backoff = error_backoff, min(error_backoff * 2, MAX_ERROR_BACKOFF)
+            except Exception:
+                # Keep the loop alive through network errors; the next pass starts from scratch.
+                metrics.RECONCILES.labels("error").inc()
+                logger.exception(f"reconcile failed, retrying in {error_backoff:.0f}s")
+                delay, error_backoff = error_backoff, min(error_backoff * 2, MAX_ERROR_BACKOFF)
+            finally:
+                metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=delay)
+    finally:
+        _WAKEUPS.pop(uid, None)
+
+
+async def _report_rejection(
+    client: AsyncClient, name: str, namespace: str, body: kopf.Body, error: ApiError
+) -> None:
+    """Make a refused request visible on the ItemService (RBAC missing, invalid object)."""
+    code = error.status.code or 0
+    if not 400 <= code < 500 or code in (404, 409, 429):
+        return  # transient or handled elsewhere: retried quietly
+    hint = (
+        f"; bind ClusterRole items-operator-workloads in namespace {namespace}"
+        if code == 403
+        else ""
+    )
+    message = f"the API server refused a request ({code}): {error.status.message}{hint}"
+    status = body.get("status") or {}
+    if status.get("phase") == "Degraded" and status.get("message") == message:
+        return
+    kopf.warn(body, reason="ApiRequestRejected", message=message)
+    with contextlib.suppress(ApiError):
+        await kube.patch_status(client, name, namespace, {"phase": "Degraded", "message": message})
+
+
+async def reconcile_once(
+    client: AsyncClient, name: str, namespace: str, body: kopf.Body, logger: kopf.Logger
+) -> float:
+    """One level-based pass; returns seconds until the next one."""
+    raw = await kube.read_item_service(client, name, namespace)
+    if raw is None or raw["metadata"].get("deletionTimestamp"):
+        return 1.0  # Kopf is stopping this daemon; owned objects go by garbage collection
+    cr = ItemService.from_body(raw)
+    observed = await kube.observe(client, cr)
+    plan = decide(cr, observed, datetime.now(UTC))
+
+    for action in plan.actions:
+        await kube.execute(client, namespace, action)
+        verb, kind, target = _verb_and_target(action)
+        metrics.WRITES.labels(verb, kind).inc()
+        logger.info(f"{verb} {kind}/{target}")
+    for event in plan.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    _record_outcomes(plan)
+
+    patch = merge_patch(cr.status, plan.status)
+    if patch:
+        await kube.patch_status(client, name, namespace, patch)
+        metrics.WRITES.labels("patch-status", "ItemService").inc()
+    return plan.requeue_after
+
+
+def _verb_and_target(action: Action) -> tuple[str, str, str]:
+    match action:
+        case Apply():
+            return "apply", action.kind, action.name
+        case CreateJob():
+            return "create", "Job", action.name
+        case FailJob():
+            return "fail", "Job", action.name
+        case Delete():
+            return "delete", action.kind, action.name
+
+
+def _record_outcomes(plan: Plan) -> None:
+    if plan.rolled_back is not None:
+        metrics.ROLLBACKS.labels(plan.rolled_back.kind.value).inc()
+    job = plan.migration_finished
+    if job is not None:
+        outcome = "succeeded" if job.state is JobState.SUCCEEDED else "failed"
+        metrics.MIGRATIONS.labels(outcome).inc()
+        if job.started_at is not None and job.finished_at is not None:
+            metrics.MIGRATION_SECONDS.observe((job.finished_at - job.started_at).total_seconds())

@@ -1,0 +1,81 @@
+"""Operator entry point: logging, metrics endpoint, peering, then Kopf's own loop.
+
+Run as `python -m items_operator`; Kopf handles SIGTERM/SIGINT and stops the daemons cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+from collections.abc import Sequence
+
+import kopf
+from prometheus_client import start_http_server
+
+from items_operator.logs import configure_logging
+
+DEFAULT_PEERING = "items-operator"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="items-operator", description=__doc__)
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="Namespace (or Kopf glob) to serve; repeatable. Default: all namespaces.",
+    )
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get("ITEMS_OPERATOR_LIVENESS", "http://0.0.0.0:8080/healthz"),
+        help="Kopf's liveness endpoint (healthy while the operator's loops run).",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("ITEMS_OPERATOR_METRICS_PORT", "9090")),
+    )
+    parser.add_argument(
+        "--peering",
+        default=os.environ.get("ITEMS_OPERATOR_PEERING", DEFAULT_PEERING),
+        help="Kopf peering object; replicas with it are active one at a time.",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="No peering (one replica only, or local development).",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="Peering priority; default random, so each replica gets a distinct one.",
+    )
+    parser.add_argument("--log-level", default=os.environ.get("ITEMS_OPERATOR_LOG_LEVEL", "INFO"))
+    parser.add_argument("--plain-logs", action="store_true", help="Human-readable, not JSON.")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    configure_logging(args.log_level, json_lines=not args.plain_logs)
+    start_http_server(args.metrics_port)
+
+    from items_operator import handlers  # noqa: F401 - registers the handlers with Kopf
+
+    # Kopf peering is priority-based, not a lease: replicas with equal priority all pause.
+    # A random 31-bit priority makes a tie practically impossible; the highest one works.
+    priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness,
+        standalone=args.standalone,
+        peering_name=None if args.standalone else args.peering,
+        priority=priority,
+    )
+
+
+if __name__ == "__main__":
+    main()

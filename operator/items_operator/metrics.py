@@ -1,0 +1,34 @@
+"""Prometheus metrics of the operator process (served on --metrics-port)."""
+
+from prometheus_client import Counter, Histogram
+
+RECONCILES = Counter(
+    "items_operator_reconciles_total",
+    "Reconcile passes over ItemServices, by result.",
+    ["result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "items_operator_reconcile_duration_seconds",
+    "Wall time of one reconcile pass (reads, decision, writes).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WRITES = Counter(
+    "items_operator_writes_total",
+    "Writes to the API server, by action and kind (0 in steady state).",
+    ["action", "kind"],
+)
+MIGRATIONS = Counter(
+    "items_operator_migrations_total",
+    "Finished migration Jobs, by outcome.",
+    ["outcome"],
+)
+MIGRATION_SECONDS = Histogram(
+    "items_operator_migration_duration_seconds",
+    "Migration Job run time, start to completion.",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+ROLLBACKS = Counter(
+    "items_operator_rollbacks_total",
+    "Automatic rollbacks to the last good image, by failure reason.",
+    ["reason"],
+)

@@ -1,0 +1,112 @@
+"""Helpers for the cluster tests: a namespaced kubectl with timeouts, deadline waits, and the
+service image's container spec."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+IMAGE = os.environ.get("ITEMS_SMOKE_IMAGE", "items-service:dev")
+
+
+def _pinned_kubectl() -> str:
+    """The kubectl built at the cluster's pinned version, else the one on PATH."""
+    if explicit := os.environ.get("ITEMS_KUBECTL"):
+        return explicit
+    versions = (REPO_ROOT / "hack/cluster/versions.env").read_text()
+    match = re.search(r"^KUBERNETES_VERSION=(\S+)", versions, re.MULTILINE)
+    cache = Path(os.environ.get("ITEMS_CACHE_DIR", "/var/cache/items-platform"))
+    if match:
+        candidate = cache / "kubernetes" / match.group(1) / "kubectl"
+        if candidate.is_file():
+            return str(candidate)
+    return "kubectl"
+
+
+KUBECTL = _pinned_kubectl()
+
+
+class Kubectl:
+    """kubectl bound to one namespace, with a timeout on every call."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def args(self, *args: str) -> list[str]:
+        return [KUBECTL, "--namespace", self.namespace, *args]
+
+    def run(
+        self, *args: str, stdin: str | None = None, timeout: float = 60, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.args(*args), input=stdin, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.run("apply", "-f", "-", stdin=json.dumps(manifest))
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.run("get", kind, name, "-o", "json").stdout)
+        return result
+
+
+def wait_until(what: str, check: Any, timeout: float, describe: Any = None) -> Any:
+    """Call check() until it returns something truthy; fail with what (and describe()) at the
+    deadline. Polls every half second."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (AssertionError, subprocess.TimeoutExpired, httpx.HTTPError) as exc:
+            last_error, value = exc, None
+        if value:
+            return value
+        time.sleep(0.5)
+    detail = describe() if describe else ""
+    pytest.fail(f"timed out after {timeout}s waiting for {what}: {last_error or ''}\n{detail}")
+
+
+def describe(kube: Kubectl) -> str:
+    result = kube.run("get", "pods,deployments,jobs,services,events", "-o", "wide", check=False)
+    return result.stdout + result.stderr
+
+
+def service_container(*, args: list[str] | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "app",
+        "image": IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "securityContext": {
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/var/lib/items"},
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (an emptyDir in the pod)
+        ],
+    }
+    if args is not None:
+        container["command"] = args
+    return container
+
+
+VOLUMES = [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]

@@ -1,0 +1,213 @@
+"""Smoke test of the local Kubernetes cluster (hack/local-cluster) with the service image.
+
+Proves, against a real cluster: a two-replica Deployment of the service becomes Ready through
+its readiness probe; its ClusterIP Service answers by DNS name from another pod; a Job runs to
+completion; names outside the cluster do not resolve; kubectl logs, exec and port-forward work.
+
+Needs KUBECONFIG. Without it the tests skip, except under CI=true, where they fail: CI brings
+the cluster up first (hack/cluster/ci-smoke). Every wait has a deadline; nothing sleeps blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import httpx
+import pytest
+
+from tests.cluster.kube_support import (
+    VOLUMES,
+    Kubectl,
+    describe,
+    service_container,
+    wait_until,
+)
+
+pytestmark = pytest.mark.cluster
+
+APP = "items-smoke"
+PORT = 8000
+
+
+@pytest.fixture(scope="module")
+def service(kube: Kubectl) -> str:
+    """The service image as a two-replica Deployment behind a ClusterIP Service, once Ready.
+    Returns the Service's DNS name."""
+    container = service_container()
+    container["ports"] = [{"name": "http", "containerPort": PORT}]
+    container["livenessProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "http"},
+        "periodSeconds": 10,
+        "failureThreshold": 6,
+    }
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/readyz", "port": "http"},
+        "periodSeconds": 2,
+    }
+    labels = {"app": APP}
+    kube.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": APP, "labels": labels},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [container], "volumes": VOLUMES},
+                },
+            },
+        }
+    )
+    kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": APP, "labels": labels},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": labels,
+                "ports": [{"name": "http", "port": PORT, "targetPort": "http"}],
+            },
+        }
+    )
+
+    def ready() -> bool:
+        status = kube.get("deployment", APP).get("status", {})
+        return bool(status.get("readyReplicas") == 2 and status.get("updatedReplicas") == 2)
+
+    wait_until(
+        "2 Ready replicas of the service", ready, timeout=180, describe=lambda: describe(kube)
+    )
+    return f"{APP}.{kube.namespace}.svc.cluster.local"
+
+
+# Run inside a pod: GET the Service by DNS name (a few tries: the endpoints may lag the probe),
+# then check that a name outside the cluster does not resolve (CoreDNS forwards nothing).
+_PROBE_SCRIPT = """
+import socket, sys, time, urllib.request
+url = sys.argv[1]
+for attempt in range(30):
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            print("service answered", response.status, response.read()[:200].decode())
+            break
+    except OSError as exc:
+        print("attempt", attempt, "failed:", exc)
+        time.sleep(1)
+else:
+    sys.exit("service never answered")
+try:
+    socket.getaddrinfo("example.com", 80)
+except socket.gaierror as exc:
+    print("outside name does not resolve:", exc)
+else:
+    sys.exit("example.com resolved: DNS must not leave the cluster")
+"""
+
+
+def test_deployment_becomes_ready_through_probes(kube: Kubectl, service: str) -> None:
+    pods = json.loads(kube.run("get", "pods", "-l", f"app={APP}", "-o", "json").stdout)["items"]
+    ready = [
+        pod
+        for pod in pods
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pod["status"].get("conditions", [])
+        )
+    ]
+    assert len(ready) >= 2, describe(kube)
+    for pod in ready:
+        assert pod["status"]["podIP"].startswith("10.244."), pod["status"]
+
+
+def test_job_reaches_service_by_dns_name(kube: Kubectl, service: str) -> None:
+    job = "dns-probe"
+    kube.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": job},
+            "spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": 120,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            service_container(
+                                args=[
+                                    "python3",
+                                    "-c",
+                                    _PROBE_SCRIPT,
+                                    f"http://{service}:{PORT}/healthz",
+                                ]
+                            )
+                        ],
+                        "volumes": VOLUMES,
+                    }
+                },
+            },
+        }
+    )
+
+    def finished() -> str | None:
+        status = kube.get("job", job).get("status", {})
+        if status.get("succeeded"):
+            return "succeeded"
+        if status.get("failed"):
+            return "failed"
+        return None
+
+    outcome = wait_until(
+        "the Job to finish", finished, timeout=150, describe=lambda: describe(kube)
+    )
+    logs = kube.run("logs", f"job/{job}", check=False)
+    assert outcome == "succeeded", f"{logs.stdout}\n{logs.stderr}\n{describe(kube)}"
+    assert "service answered 200" in logs.stdout
+    assert "outside name does not resolve" in logs.stdout
+
+
+def test_logs_and_exec(kube: Kubectl, service: str) -> None:
+    logs = kube.run("logs", f"deployment/{APP}", "--tail=50")
+    assert logs.stdout.strip(), "the service wrote no logs"
+    out = kube.run(
+        "exec",
+        f"deployment/{APP}",
+        "--",
+        "python3",
+        "-c",
+        "import os; print('exec ok', os.getcwd())",
+    )
+    assert "exec ok /var/lib/items" in out.stdout
+
+
+def test_port_forward_to_loopback(kube: Kubectl, service: str) -> None:
+    proc = subprocess.Popen(
+        kube.args("port-forward", "--address", "127.0.0.1", f"service/{APP}", f":{PORT}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        # kubectl prints "Forwarding from 127.0.0.1:PORT -> 8000" once it listens.
+        line = proc.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match, f"unexpected port-forward output: {line!r}"
+        url = f"http://127.0.0.1:{match.group(1)}/healthz"
+
+        def healthy() -> bool:
+            return httpx.get(url, timeout=3).status_code == 200
+
+        wait_until(f"GET {url} through port-forward", healthy, timeout=30)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -1,0 +1,66 @@
+"""The thin runtime pieces that need no cluster: CLI flags, Kopf settings, JSON logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+
+import kopf
+import pytest
+from items_operator.handlers import apply_settings
+from items_operator.logs import configure_logging
+from items_operator.main import parse_args
+from loguru import logger
+
+
+def test_cli_defaults_serve_all_namespaces_with_peering() -> None:
+    args = parse_args([])
+    assert args.namespace == []
+    assert args.liveness == "http://0.0.0.0:8080/healthz"
+    assert args.metrics_port == 9090
+    assert args.peering == "items-operator"
+    assert not args.standalone
+    assert args.priority is None
+
+
+def test_cli_namespaces_and_standalone() -> None:
+    args = parse_args(["--namespace", "a", "--namespace", "b", "--standalone", "--priority", "7"])
+    assert args.namespace == ["a", "b"]
+    assert args.standalone
+    assert args.priority == 7
+
+
+def test_kopf_settings_keep_status_clean_and_watches_alive() -> None:
+    settings = kopf.OperatorSettings()
+    apply_settings(settings)
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert settings.persistence.finalizer == "items.platform.dev/operator"
+    assert settings.watching.server_timeout is not None
+    assert settings.watching.client_timeout is not None
+    assert settings.watching.client_timeout > settings.watching.server_timeout
+    assert settings.peering.clusterwide
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    handlers, level = logging.root.handlers[:], logging.root.level
+    yield
+    logger.remove()
+    logger.add(sys.stderr)
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_stdlib_logging_becomes_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO")
+    logging.getLogger("kopf.objects").info("hello %s", "world")
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["message"] == "hello world"
+    assert record["level"] == "INFO"
+    assert record["logger"] == "kopf.objects"
+    assert record["time"].startswith("20")

@@ -1,0 +1,207 @@
+"""Builders: restricted Pod Security fields, owner references, deterministic names, the PDB rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from items_operator.constants import (
+    ANNOTATION_DESIRED_HASH,
+    ANNOTATION_IMAGE,
+    ANNOTATION_ROLLED_BACK_IMAGE,
+    LABEL_IMAGE_HASH,
+)
+from items_operator.specs.common import desired_hash, image_hash, migration_job_name
+from items_operator.specs.deployment import build_deployment
+from items_operator.specs.job import build_migration_job
+from items_operator.specs.pdb import build_pdb
+from items_operator.specs.service import build_service
+from items_operator.specs.serviceaccount import build_service_account
+
+from .factories import OWNER, V1, V2, spec
+
+
+def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict(obj["spec"]["template"]["spec"])
+
+
+def _all_objects() -> list[dict[str, Any]]:
+    s = spec(V1, replicas=3)
+    pdb = build_pdb(OWNER, s)
+    assert pdb is not None
+    return [
+        build_deployment(OWNER, s, image=V1),
+        build_migration_job(OWNER, s, image=V1),
+        build_service(OWNER, s),
+        build_service_account(OWNER, s),
+        pdb,
+    ]
+
+
+@pytest.mark.parametrize("obj", _all_objects(), ids=lambda o: o["kind"])
+def test_every_object_is_controlled_by_the_item_service(obj: dict[str, Any]) -> None:
+    meta = obj["metadata"]
+    assert meta["namespace"] == OWNER.namespace
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "items.platform.dev/v1alpha1",
+            "kind": "ItemService",
+            "name": OWNER.name,
+            "uid": OWNER.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert meta["labels"]["app.kubernetes.io/instance"] == OWNER.name
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "items-operator"
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [o for o in _all_objects() if o["kind"] in ("Deployment", "Job")],
+    ids=lambda o: o["kind"],
+)
+def test_pods_meet_the_restricted_pod_security_standard(obj: dict[str, Any]) -> None:
+    pod = _pod_spec(obj)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+    for container in pod["containers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["runAsNonRoot"] is True
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert {"/tmp", "/var/lib/items"} <= mounts  # noqa: S108 - writable dirs the image needs
+    assert all("hostPath" not in v for v in pod["volumes"])
+
+
+def test_deployment_serves_the_given_image_with_probes_and_database_env() -> None:
+    dep = build_deployment(OWNER, spec(V2, replicas=3), image=V1)
+    container = _pod_spec(dep)["containers"][0]
+    assert container["image"] == V1  # the decision layer picks the image, not spec.image
+    assert dep["spec"]["replicas"] == 3
+    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["env"][0] == {
+        "name": "DATABASE_URL",
+        "valueFrom": {"secretKeyRef": {"name": "shop-db", "key": "url"}},
+    }
+    assert _pod_spec(dep)["terminationGracePeriodSeconds"] == 30
+    strategy = dep["spec"]["strategy"]["rollingUpdate"]
+    assert strategy == {"maxSurge": 1, "maxUnavailable": 0}
+    assert dep["spec"]["progressDeadlineSeconds"] == 300
+
+
+def test_database_url_as_a_mounted_file() -> None:
+    dep = build_deployment(
+        OWNER,
+        spec(V1, database={"secretRef": {"name": "db", "key": "dsn"}, "asFile": True}),
+        image=V1,
+    )
+    pod = _pod_spec(dep)
+    container = pod["containers"][0]
+    assert container["env"][0] == {
+        "name": "DATABASE_URL_FILE",
+        "value": "/var/run/secrets/items/database-url",
+    }
+    volume = next(v for v in pod["volumes"] if v["name"] == "database-secret")
+    assert volume["secret"]["items"] == [{"key": "dsn", "path": "database-url"}]
+    assert not any(e["name"] == "DATABASE_URL" for e in container["env"])
+
+
+def test_extra_env_follows_the_database_env() -> None:
+    dep = build_deployment(OWNER, spec(V1, env=[{"name": "LOG_LEVEL", "value": "debug"}]), image=V1)
+    names = [e["name"] for e in _pod_spec(dep)["containers"][0]["env"]]
+    assert names == ["DATABASE_URL", "LOG_LEVEL"]
+
+
+def test_selector_does_not_depend_on_image_or_spec() -> None:
+    a = build_deployment(OWNER, spec(V1), image=V1)
+    b = build_deployment(OWNER, spec(V2, replicas=5), image=V2)
+    assert a["spec"]["selector"] == b["spec"]["selector"]  # the selector is immutable
+
+
+def test_rollback_annotations_are_recorded_on_the_deployment() -> None:
+    dep = build_deployment(
+        OWNER, spec(V2), image=V1, rolled_back_image=V2, rolled_back_generation=4
+    )
+    annotations = dep["metadata"]["annotations"]
+    assert annotations[ANNOTATION_ROLLED_BACK_IMAGE] == V2
+    assert annotations["items.platform.dev/rolled-back-generation"] == "4"
+
+
+def test_migration_job() -> None:
+    job = build_migration_job(
+        OWNER, spec(V2, migration={"backoffLimit": 2, "activeDeadlineSeconds": 90}), image=V2
+    )
+    pod = _pod_spec(job)
+    assert job["spec"]["backoffLimit"] == 2
+    assert job["spec"]["activeDeadlineSeconds"] == 90
+    assert "ttlSecondsAfterFinished" not in job["spec"]  # a failed Job is the failure record
+    assert pod["restartPolicy"] == "Never"
+    assert pod["containers"][0]["args"] == ["migrate"]
+    assert pod["containers"][0]["image"] == V2
+    assert job["metadata"]["annotations"][ANNOTATION_IMAGE] == V2
+    assert job["metadata"]["labels"][LABEL_IMAGE_HASH] == image_hash(V2)
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
+
+
+def test_job_name_is_deterministic_and_distinct_per_image() -> None:
+    assert migration_job_name("shop", V1) == migration_job_name("shop", V1)
+    assert migration_job_name("shop", V1) != migration_job_name("shop", V2)
+    assert migration_job_name("shop", V1) == f"shop-migration-{image_hash(V1)}"
+    assert len(image_hash(V1)) == 10
+
+
+def test_job_name_fits_a_label_value_for_the_longest_allowed_name() -> None:
+    name = migration_job_name("a" * 40, V1)
+    assert len(name) <= 63
+    long = migration_job_name("b" * 80 + "-", V1)
+    assert len(long) <= 63
+    assert "--" not in long
+
+
+@pytest.mark.parametrize(("replicas", "wanted"), [(1, False), (2, True), (5, True)])
+def test_pdb_only_when_more_than_one_replica(replicas: int, wanted: bool) -> None:
+    pdb = build_pdb(OWNER, spec(V1, replicas=replicas))
+    assert (pdb is not None) is wanted
+    if pdb is not None:
+        assert pdb["spec"]["maxUnavailable"] == 1
+        assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_service_targets_the_named_container_port() -> None:
+    svc = build_service(OWNER, spec(V1, service={"type": "NodePort", "port": 8080}))
+    assert svc["spec"]["type"] == "NodePort"
+    assert svc["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "server"
+
+
+def test_service_account_has_no_token_and_carries_pull_secrets() -> None:
+    sa = build_service_account(OWNER, spec(V1, imagePullSecrets=["regcred"]))
+    assert sa["automountServiceAccountToken"] is False
+    assert sa["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_desired_hash_is_stable_and_tracks_changes() -> None:
+    a = build_deployment(OWNER, spec(V1), image=V1)
+    again = build_deployment(OWNER, spec(V1), image=V1)
+    other = build_deployment(OWNER, spec(V1, replicas=4), image=V1)
+    hash_a = a["metadata"]["annotations"][ANNOTATION_DESIRED_HASH]
+    assert hash_a == again["metadata"]["annotations"][ANNOTATION_DESIRED_HASH]
+    assert hash_a != other["metadata"]["annotations"][ANNOTATION_DESIRED_HASH]
+    assert desired_hash(a) == hash_a  # the stamp does not hash itself
+
+
+def test_resource_quantities_are_strings() -> None:
+    dep = build_deployment(
+        OWNER, spec(V1, resources={"requests": {"cpu": 1}, "limits": {}}), image=V1
+    )
+    assert _pod_spec(dep)["containers"][0]["resources"] == {"requests": {"cpu": "1"}, "limits": {}}

@@ -1,0 +1,69 @@
+"""Settings: documented names, clear failures, secrets from files, nothing leaked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.core.config import Settings
+from service.core.db import async_url, sync_url
+
+
+def _serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("ITEMS_") and k not in {"DATABASE_URL", "DATABASE_URL_FILE"}}
+    return subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", "1"],
+                          env={**clean, **env}, capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"ITEMS_DB_POOL_SIZE": "zero"}, "ITEMS_DB_POOL_SIZE"),
+    ({"ITEMS_MAX_BODY_BYTES": "-5"}, "ITEMS_MAX_BODY_BYTES"),
+    ({"ITEMS_LOG_LEVEL": "LOUD"}, "ITEMS_LOG_LEVEL"),
+    ({"ITEMS_REQUIRE_IF_MATCH": "perhaps"}, "ITEMS_REQUIRE_IF_MATCH"),
+    ({"DATABASE_URL": "postgresql://u:hunter2@h/db"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "::not a url hunter2::"}, "DATABASE_URL"),
+    ({"DATABASE_URL_FILE": "/nonexistent/secret"}, "DATABASE_URL_FILE"),
+    ({"ITEMS_PAGE_SIZE_DEFAULT": "500", "ITEMS_PAGE_SIZE_MAX": "100"}, "ITEMS_PAGE_SIZE_DEFAULT"),
+])
+def test_invalid_setting_stops_start_up_naming_it(
+    env: dict[str, str], named: str, tmp_path: Path
+) -> None:
+    result = _serve(env, tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "invalid configuration" in result.stderr
+    assert named in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout  # passwords are never echoed
+    assert "Traceback" not in result.stderr
+
+
+def test_database_url_from_a_mounted_file(tmp_path: Path) -> None:
+    secret = tmp_path / "database-url"
+    secret.write_text("mysql://app:pw@db.example:3306/items\n")
+    settings = Settings(DATABASE_URL_FILE=secret)
+    assert str(sync_url(settings)).startswith("mysql+pymysql://app:")
+    assert async_url(settings).drivername == "mysql+asyncmy"
+    assert sync_url(settings).query["charset"] == "utf8mb4"
+
+
+def test_async_driver_can_be_pymysql_based() -> None:
+    settings = Settings(DATABASE_URL="mysql+pymysql://a:b@h/d", db_async_driver="aiomysql")
+    assert async_url(settings).drivername == "mysql+aiomysql"
+
+
+def test_embedded_default_uses_a_local_sqlite_file() -> None:
+    settings = Settings()
+    assert str(sync_url(settings)) == "sqlite:///items.db"
+    assert async_url(settings).drivername == "sqlite+aiosqlite"
+
+
+def test_settings_repr_hides_secrets() -> None:
+    settings = Settings(DATABASE_URL="mysql://u:hunter2@h/d", api_tokens="tok-1,tok-2")
+    assert "hunter2" not in repr(settings)
+    assert "tok-1" not in repr(settings)
+    assert settings.tokens() == [b"tok-1", b"tok-2"]
