@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
         finally:
             purge.cancel()
             await engines.dispose()
+            if app.state.stop_tracing is not None:
+                app.state.stop_tracing()  # flush the spans still buffered
             logger.info("service stopped")
 
     app = FastAPI(
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
-    setup_tracing(app, settings)
+    app.state.stop_tracing = setup_tracing(app, settings)
     _document_problems(app)
     return app
 

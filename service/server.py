@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -56,8 +57,11 @@ def _post_worker_init(worker: Worker) -> None:
 
 
 class ItemsServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any],
+                 loader: Callable[[], Any] | None = None) -> None:
         self.options = options
+        # bench/ serves other ASGI apps under exactly this configuration; called in the worker.
+        self.loader = loader
         super().__init__()
 
     def load_config(self) -> None:
@@ -65,6 +69,8 @@ class ItemsServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        if self.loader is not None:
+            return self.loader()
         from service.main import create_app
 
         return create_app()
@@ -77,9 +83,9 @@ def prepare_metrics_dir() -> str:
     return path
 
 
-def run(*, host: str, port: int, workers: int, graceful_timeout: int) -> None:
-    metrics_dir = prepare_metrics_dir()
-    options: dict[str, Any] = {
+def gunicorn_options(*, host: str, port: int, workers: int,
+                     graceful_timeout: int) -> dict[str, Any]:
+    return {
         "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
         "workers": workers,
         "worker_class": "service.server.ItemsWorker",
@@ -93,7 +99,14 @@ def run(*, host: str, port: int, workers: int, graceful_timeout: int) -> None:
         "control_socket_disable": True,
         "proc_name": "items-service",
     }
+
+
+def run(*, host: str, port: int, workers: int, graceful_timeout: int,
+        loader: Callable[[], Any] | None = None) -> None:
+    metrics_dir = prepare_metrics_dir()
+    options = gunicorn_options(host=host, port=port, workers=workers,
+                               graceful_timeout=graceful_timeout)
     try:
-        ItemsServer(options).run()
+        ItemsServer(options, loader).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI
 from loguru import logger
 
 from service.core.config import Settings
 
 
-def setup_tracing(app: FastAPI, settings: Settings) -> None:
+def setup_tracing(app: FastAPI, settings: Settings) -> Callable[[], None] | None:
+    """Instrument the app; return the function that flushes and stops the exporter."""
     if not settings.otlp_endpoint:
-        return
+        return None
     try:
         from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -30,3 +33,4 @@ def setup_tracing(app: FastAPI, settings: Settings) -> None:
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider,
                                        excluded_urls="healthz,readyz,metrics")
     logger.info("tracing enabled", otlp_endpoint=settings.otlp_endpoint)
+    return provider.shutdown
