@@ -6,7 +6,10 @@ REPO_ROOT="$(cd "$CLUSTER_DIR/../.." && pwd)"
 # shellcheck source=versions.env
 . "$CLUSTER_DIR/versions.env"
 
-GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+# The machine's own Go first: Debian's golang-go (1.19) is too old for these modules.
+if [[ -z "${GO:-}" ]]; then
+    if [[ -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go; else GO="$(command -v go || echo go)"; fi
+fi
 DOCKER="${DOCKER:-/usr/bin/docker}"
 ITEMS_CACHE_DIR="${ITEMS_CACHE_DIR:-/var/cache/items-platform}"
 # Everything the running cluster writes: certificates, etcd data, containerd and kubelet roots.

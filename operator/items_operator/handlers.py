@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,11 @@ from items_operator.decide import Action, Apply, CreateJob, Delete, FailJob, Pla
 from items_operator.model import ItemService
 from items_operator.observe import JobState
 from items_operator.status import merge_patch
+
+# Kopf logs every event handler's success at INFO; for this per-event wake-up that is just noise.
+logging.getLogger("kopf.objects").addFilter(
+    lambda record: "'wake_reconciler'" not in record.getMessage()
+)
 
 # Woken by ItemService watch events so spec changes are acted on at once, not at the next poll.
 _WAKEUPS: dict[str, asyncio.Event] = {}

@@ -19,7 +19,7 @@ def kube() -> Iterator[Kubectl]:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but KUBECONFIG is unset: run hack/cluster/ci-smoke")
         pytest.skip("KUBECONFIG unset: start a cluster with hack/local-cluster up")
-    namespace = f"items-smoke-{secrets.token_hex(3)}"
+    namespace = f"items-cluster-test-{secrets.token_hex(3)}"
     kube = Kubectl(namespace)
     kube.run("create", "namespace", namespace)
     try:

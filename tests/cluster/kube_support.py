@@ -8,13 +8,16 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
 IMAGE = os.environ.get("ITEMS_SMOKE_IMAGE", "items-service:dev")
 
 
@@ -65,7 +68,12 @@ class Kubectl:
         return result
 
 
-def wait_until(what: str, check: Any, timeout: float, describe: Any = None) -> Any:
+def wait_until(
+    what: str,
+    check: Callable[[], T | None],
+    timeout: float,
+    describe: Callable[[], str] | None = None,
+) -> T:
     """Call check() until it returns something truthy; fail with what (and describe()) at the
     deadline. Polls every half second."""
     deadline = time.monotonic() + timeout

@@ -1,0 +1,287 @@
+"""Fixtures for the operator's cluster tests (pytest -m cluster; run by hack/cluster/ci-smoke).
+
+Two kinds of tests live here:
+- API tests (`kube`): the CRD on the API server, no operator.
+- End-to-end tests (`e2e`): the operator runs IN the cluster as a Deployment of
+  items-operator:dev under the RBAC from operator/rbac, serving a fixed set of namespaces with the
+  restricted Pod Security level; one MariaDB (images/mariadb) serves every test, each
+  ItemService with its own database; test images are built FROM items-service:dev
+  (tests/operator/cluster/images) and loaded with hack/local-cluster load.
+
+Every wait has a deadline; teardown deletes the ItemServices while the operator still runs (its
+finalizer must be removed), then the namespaces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.kube_support import KUBECTL, Kubectl, wait_until
+from tests.operator.cluster.e2e import (
+    DB_NAMESPACE,
+    E2E_NAMESPACES,
+    OPERATOR_NAMESPACE,
+    E2E,
+    Database,
+    TestImages,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+CRD = REPO / "crds" / "itemservice.yaml"
+PEERING_CRD = REPO / "crds" / "kopf-peering.yaml"
+RBAC = REPO / "operator" / "rbac"
+DEPLOY = REPO / "operator" / "deploy"
+OPERATOR_IMAGE = os.environ.get("ITEMS_OPERATOR_IMAGE_REF", "items-operator:dev")
+SERVICE_IMAGE = os.environ.get("ITEMS_SMOKE_IMAGE", "items-service:dev")
+DB_IMAGE = os.environ.get("ITEMS_E2E_DB_IMAGE", "items-platform/mariadb:10.11-local")
+
+
+def _require_cluster() -> None:
+    if not os.environ.get("KUBECONFIG"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but KUBECONFIG is unset: run hack/cluster/ci-smoke")
+        pytest.skip("KUBECONFIG unset: start a cluster with hack/local-cluster up")
+
+
+def _kubectl(*args: str, stdin: str | None = None, timeout: float = 60) -> str:
+    result = subprocess.run(
+        [KUBECTL, *args], input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def _install_crds() -> None:
+    _kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(CRD), "-f", str(PEERING_CRD)
+    )
+    _kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/itemservices.items.platform.dev",
+        "crd/clusterkopfpeerings.kopf.dev",
+        timeout=70,
+    )
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[Kubectl]:
+    """The ItemService CRD installed (server-side apply, idempotent) and a fresh namespace that
+    no operator serves."""
+    _require_cluster()
+    _install_crds()
+    namespace = f"items-operator-{secrets.token_hex(3)}"
+    kube = Kubectl(namespace)
+    kube.run("create", "namespace", namespace)
+    wait_until(
+        "the ItemService kind to be served",
+        lambda: kube.run("get", "itemservices", check=False).returncode == 0,
+        timeout=30,
+    )
+    try:
+        yield kube
+    finally:
+        subprocess.run(
+            [KUBECTL, "delete", "namespace", namespace, "--wait=false"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+
+def _restricted_namespace(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/warn": "restricted",
+            },
+        },
+    }
+
+
+def _apply(*manifests: dict[str, Any]) -> None:
+    _kubectl("apply", "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1",
+                                                    "items": list(manifests)}))
+
+
+def _rbac_manifests() -> list[dict[str, Any]]:
+    """operator/rbac as shipped, minus its example RoleBinding (we bind our own namespaces)."""
+    docs: list[dict[str, Any]] = []
+    for path in sorted(RBAC.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return [d for d in docs if d["kind"] != "RoleBinding"]
+
+
+def _workloads_binding(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "items-operator-workloads", "namespace": namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "items-operator-workloads",
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "items-operator", "namespace": OPERATOR_NAMESPACE}
+        ],
+    }
+
+
+def _operator_deployment() -> dict[str, Any]:
+    """operator/deploy/operator.yaml with our image, one replica, and the e2e namespaces."""
+    deployment: dict[str, Any] = yaml.safe_load((DEPLOY / "operator.yaml").read_text())
+    deployment["spec"]["replicas"] = 1
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = OPERATOR_IMAGE
+    container["imagePullPolicy"] = "IfNotPresent"
+    for namespace in E2E_NAMESPACES:
+        container["args"] += ["--namespace", namespace]
+    return deployment
+
+
+def _database_manifests(password: str) -> list[dict[str, Any]]:
+    labels = {"app": "items-db"}
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "items-db", "namespace": DB_NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 999,
+                            "runAsGroup": 999,
+                            "fsGroup": 999,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "db",
+                                "image": DB_IMAGE,
+                                "imagePullPolicy": "IfNotPresent",
+                                "env": [{"name": "MYSQL_ROOT_PASSWORD", "value": password}],
+                                "ports": [{"name": "mysql", "containerPort": 3306}],
+                                "readinessProbe": {
+                                    "tcpSocket": {"port": "mysql"},
+                                    "periodSeconds": 2,
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/mysql"}],
+                            }
+                        ],
+                        "volumes": [{"name": "data", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "items-db", "namespace": DB_NAMESPACE, "labels": labels},
+            "spec": {"selector": labels, "ports": [{"name": "mysql", "port": 3306}]},
+        },
+    ]
+
+
+def _operator_pods() -> list[dict[str, Any]]:
+    out = _kubectl(
+        "-n", OPERATOR_NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/name=items-operator",
+        "-o", "json",
+    )
+    pods: list[dict[str, Any]] = json.loads(out)["items"]
+    return pods
+
+
+@pytest.fixture(scope="session")
+def e2e() -> Iterator[E2E]:
+    """The operator running in the cluster, the shared database, and the test images."""
+    _require_cluster()
+    started = time.monotonic()
+    _install_crds()
+    password = secrets.token_hex(12)
+    _apply(
+        *(_restricted_namespace(n) for n in (OPERATOR_NAMESPACE, DB_NAMESPACE, *E2E_NAMESPACES)),
+    )
+    _apply(*_database_manifests(password))
+    # Built and loaded while the database starts.
+    images = TestImages.build_and_load(base=SERVICE_IMAGE, folder=Path(__file__).parent / "images")
+    _apply(
+        *_rbac_manifests(),
+        *(_workloads_binding(n) for n in E2E_NAMESPACES),
+        yaml.safe_load((DEPLOY / "peering.yaml").read_text()),
+    )
+    _apply(_operator_deployment())
+    database = Database(DB_NAMESPACE, password)
+    database.wait_ready(timeout=180)
+
+    def operator_running() -> bool:
+        return any(
+            all(s.get("ready") for s in p.get("status", {}).get("containerStatuses") or [{}])
+            and p["status"].get("phase") == "Running"
+            for p in _operator_pods()
+        )
+
+    wait_until("the operator pod to run", operator_running, 120, _operator_diagnostics)
+    print(f"\ne2e setup (images, database, operator) took {time.monotonic() - started:.0f}s")
+    env = E2E(images=images, database=database, operator_pods=_operator_pods)
+    try:
+        yield env
+    finally:
+        # ItemServices first, while the operator can still remove its finalizer.
+        for namespace in E2E_NAMESPACES:
+            subprocess.run(
+                [KUBECTL, "-n", namespace, "delete", "itemservices", "--all", "--timeout=60s"],
+                capture_output=True,
+                timeout=90,
+                check=False,
+            )
+        for namespace in (*E2E_NAMESPACES, DB_NAMESPACE, OPERATOR_NAMESPACE):
+            subprocess.run(
+                [KUBECTL, "delete", "namespace", namespace, "--wait=false"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+
+
+def _operator_diagnostics() -> str:
+    result = subprocess.run(
+        [KUBECTL, "-n", OPERATOR_NAMESPACE, "get", "pods,deployments,events", "-o", "wide"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    logs = subprocess.run(
+        [KUBECTL, "-n", OPERATOR_NAMESPACE, "logs", "deployment/items-operator", "--tail=40"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result.stdout + result.stderr + logs.stdout + logs.stderr

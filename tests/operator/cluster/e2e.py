@@ -1,0 +1,282 @@
+"""Helpers for the operator's end-to-end tests: test images, the shared database, ItemServices,
+and reading what the cluster shows (status, Jobs, ReplicaSets, pods, events)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from items_operator.specs.common import migration_job_name
+
+from tests.cluster.kube_support import KUBECTL, REPO_ROOT, Kubectl, wait_until
+
+OPERATOR_NAMESPACE = "items-system"
+DB_NAMESPACE = "items-e2e-db"
+# The operator is started with --namespace for each of these (Kopf needs no namespace watch then).
+ROLLOUT_NAMESPACE = "items-e2e-rollout"
+LIFECYCLE_NAMESPACE = "items-e2e-lifecycle"
+E2E_NAMESPACES = (ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE)
+
+V1 = os.environ.get("ITEMS_SMOKE_IMAGE", "items-service:dev")
+MISSING_IMAGE = "items-service:does-not-exist"
+READINESS_TIMEOUT = 15
+API_VERSION = "items.platform.dev/v1alpha1"
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class TestImages:
+    """References of the test-only images (tests/operator/cluster/images), built and loaded."""
+
+    v2: str
+    migration_fails: str
+    never_ready: str
+    crashloop: str
+    slow_migration: str
+
+    @classmethod
+    def build_and_load(cls, *, base: str, folder: Path) -> TestImages:
+        repo = base.rsplit(":", 1)[0]
+        images = cls(
+            v2=f"{repo}:e2e-v2",
+            migration_fails=f"{repo}:e2e-migration-fails",
+            never_ready=f"{repo}:e2e-never-ready",
+            crashloop=f"{repo}:e2e-crashloop",
+            slow_migration=f"{repo}:e2e-slow-migration",
+        )
+        docker = os.environ.get("DOCKER", "/usr/bin/docker")
+        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+        versions = subprocess.run(
+            [
+                docker, "run", "--rm", "--network", "none", "--entrypoint", "python3", base, "-c",
+                "import migrations, pathlib; "
+                "print(pathlib.Path(migrations.__file__).parent / 'versions')",
+            ],
+            capture_output=True, text=True, timeout=120, check=True, env=env,
+        ).stdout.strip()
+        builds = [
+            ("v2", images.v2, base),
+            ("migration-fails", images.migration_fails, images.v2),
+            ("never-ready", images.never_ready, images.v2),
+            ("crashloop", images.crashloop, images.v2),
+            ("slow-migration", images.slow_migration, base),
+        ]
+        for name, tag, parent in builds:
+            result = subprocess.run(
+                [
+                    docker, "build", "--network", "host", "-q",
+                    "--build-arg", f"BASE={parent}",
+                    "--build-arg", f"VERSIONS_DIR={versions}",
+                    "-f", str(folder / f"Dockerfile.{name}"), "-t", tag, str(folder),
+                ],
+                capture_output=True, text=True, timeout=300, check=False, env=env,
+            )
+            assert result.returncode == 0, f"docker build {tag}:\n{result.stdout}{result.stderr}"
+        result = subprocess.run(
+            [str(REPO_ROOT / "hack/local-cluster"), "load", *(tag for _, tag, _ in builds)],
+            capture_output=True, text=True, timeout=600, check=False, env=env,
+        )
+        assert result.returncode == 0, f"hack/local-cluster load:\n{result.stdout}{result.stderr}"
+        return images
+
+
+class Database:
+    """The shared MariaDB (one Deployment in DB_NAMESPACE); one database per ItemService."""
+
+    def __init__(self, namespace: str, password: str) -> None:
+        self.kube = Kubectl(namespace)
+        self.password = password
+        self.host = f"items-db.{namespace}.svc.cluster.local"
+
+    def sql(self, statement: str, database: str = "") -> str:
+        result = self.kube.run(
+            "exec", "deployment/items-db", "--", "mariadb", "-uroot", f"-p{self.password}",
+            "-N", "-B", *([database] if database else []), "-e", statement,
+        )
+        return result.stdout.strip()
+
+    def wait_ready(self, timeout: float) -> None:
+        wait_until(
+            "the database to take logins",
+            lambda: self.sql("SELECT 1") == "1",
+            timeout,
+            lambda: self.kube.run("get", "pods,events", check=False).stdout,
+        )
+
+    def create(self, name: str) -> str:
+        """A fresh database; returns the URL the service reaches it with."""
+        self.sql(f"CREATE DATABASE `{name}`")
+        return f"mysql+pymysql://root:{self.password}@{self.host}:3306/{name}"
+
+
+@dataclass
+class E2E:
+    images: TestImages
+    database: Database
+    operator_pods: Callable[[], list[dict[str, Any]]]
+
+
+def secret(name: str, url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": {"url": url},
+    }
+
+
+def item_service(name: str, image: str, secret_name: str, **spec: Any) -> dict[str, Any]:
+    """A small, fast ItemService: one replica, one worker, 2 s readiness probes, a 15 s
+    readiness window, and no retries of a failed migration pod."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ItemService",
+        "metadata": {"name": name},
+        "spec": {
+            "image": image,
+            "replicas": 1,
+            "database": {"secretRef": {"name": secret_name}},
+            "env": [{"name": "ITEMS_WORKERS", "value": "1"}],
+            "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
+            "probes": {"readiness": {"periodSeconds": 2, "failureThreshold": 1}},
+            "migration": {"backoffLimit": 0, "activeDeadlineSeconds": 180},
+            "rollout": {"readinessTimeoutSeconds": READINESS_TIMEOUT},
+            **spec,
+        },
+    }
+
+
+class Cluster:
+    """Reads and waits about ItemServices and their children in one namespace."""
+
+    def __init__(self, kube: Kubectl) -> None:
+        self.kube = kube
+
+    def set_image(self, name: str, image: str) -> None:
+        self.kube.run(
+            "patch", "itemservice", name, "--type=merge", "-p",
+            json.dumps({"spec": {"image": image}}),
+        )
+
+    def status(self, name: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.kube.get("itemservice", name).get("status") or {}
+        return status
+
+    def condition(self, name: str, type_: str) -> dict[str, Any]:
+        return next(
+            (c for c in self.status(name).get("conditions") or [] if c["type"] == type_), {}
+        )
+
+    def items(self, kind: str, selector: str = "") -> list[dict[str, Any]]:
+        args = ["get", kind, "-o", "json"] + (["-l", selector] if selector else [])
+        items: list[dict[str, Any]] = json.loads(self.kube.run(*args).stdout)["items"]
+        return items
+
+    def jobs(self, name: str) -> list[dict[str, Any]]:
+        return self.items("jobs", f"app.kubernetes.io/instance={name}")
+
+    def job(self, name: str, image: str) -> dict[str, Any] | None:
+        wanted = migration_job_name(name, image)
+        return next((j for j in self.jobs(name) if j["metadata"]["name"] == wanted), None)
+
+    def server_pods(self, name: str) -> list[dict[str, Any]]:
+        return self.items(
+            "pods", f"app.kubernetes.io/instance={name},app.kubernetes.io/component=server"
+        )
+
+    def replica_sets(self, name: str) -> list[dict[str, Any]]:
+        return self.items(
+            "replicasets", f"app.kubernetes.io/instance={name},app.kubernetes.io/component=server"
+        )
+
+    def deployment_image(self, name: str) -> str:
+        dep = self.kube.get("deployment", name)
+        return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.items("events")
+            if e["involvedObject"].get("kind") == "ItemService"
+            and e["involvedObject"].get("name") == name
+        ]
+
+    def wait_phase(
+        self,
+        name: str,
+        phase: str,
+        timeout: float,
+        *,
+        image: str | None = None,
+        also: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Wait until status.phase is `phase` for the current generation (and, when given,
+        status.targetImage is `image`); `also` runs on every poll (e.g. to sample Jobs)."""
+
+        def reached() -> dict[str, Any] | None:
+            if also is not None:
+                also()
+            body = self.kube.get("itemservice", name)
+            status = body.get("status") or {}
+            if status.get("observedGeneration") != body["metadata"]["generation"]:
+                return None
+            if image is not None and status.get("targetImage") != image:
+                return None
+            return status if status.get("phase") == phase else None
+
+        return wait_until(f"ItemService {name} phase {phase}", reached, timeout,
+                          lambda: self.describe(name))
+
+    def describe(self, name: str) -> str:
+        out = self.kube.run(
+            "get", f"itemservice/{name}", "-o", "jsonpath={.status}", check=False
+        ).stdout
+        more = self.kube.run(
+            "get", "pods,replicasets,deployments,jobs,events", "-o", "wide", check=False
+        ).stdout
+        logs = subprocess.run(
+            [KUBECTL, "-n", OPERATOR_NAMESPACE, "logs", "deployment/items-operator", "--tail=30"],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout
+        return f"status: {out}\n{more}\noperator log:\n{logs}"
+
+    def active_jobs(self, name: str) -> list[str]:
+        return [
+            j["metadata"]["name"]
+            for j in self.jobs(name)
+            if not any(
+                c["type"] in ("Complete", "Failed") and c["status"] == "True"
+                for c in j.get("status", {}).get("conditions") or []
+            )
+        ]
+
+    def hold(self, seconds: float, check: Callable[[], None]) -> None:
+        """Assert `check` keeps holding for `seconds` (a bounded negative check)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            check()
+            time.sleep(1)
+
+
+def job_finished_at(job: dict[str, Any]) -> datetime:
+    status = job.get("status") or {}
+    if status.get("completionTime"):
+        return parse_time(status["completionTime"])
+    terminal = next(
+        c for c in status.get("conditions") or [] if c["type"] in ("Complete", "Failed")
+    )
+    return parse_time(terminal["lastTransitionTime"])
+
+
+def image_of(obj: dict[str, Any]) -> str:
+    return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])

@@ -1,0 +1,238 @@
+"""The operator in the cluster, one ItemService through its life: v1 → v2 (migration first), then
+images that cannot serve (never ready, crash loop, not pullable, failing migration), each leaving
+v2 serving, and finally deletion (children garbage-collected, the database untouched).
+
+The tests run in file order and share the ItemService `shop`; each starts from "v2 serves".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.cluster.kube_support import Kubectl, wait_until
+from tests.operator.cluster.e2e import (
+    MISSING_IMAGE,
+    READINESS_TIMEOUT,
+    ROLLOUT_NAMESPACE,
+    V1,
+    E2E,
+    Cluster,
+    image_of,
+    item_service,
+    job_finished_at,
+    parse_time,
+    secret,
+)
+
+pytestmark = pytest.mark.cluster
+
+NAME = "shop"
+DATABASE = "e2e_shop"
+
+
+@pytest.fixture(scope="module")
+def shop(e2e: E2E) -> Iterator[Cluster]:
+    """ItemService `shop` at v1, Available, with its own database."""
+    kube = Kubectl(ROLLOUT_NAMESPACE)
+    cluster = Cluster(kube)
+    kube.apply(secret("shop-db", e2e.database.create(DATABASE)))
+    kube.apply(item_service(NAME, V1, "shop-db"))
+    cluster.wait_phase(NAME, "Available", 150, image=V1)
+    yield cluster
+    kube.run("delete", "itemservice", NAME, "--ignore-not-found", "--timeout=60s", check=False)
+
+
+def _events(cluster: Cluster) -> dict[str, list[str]]:
+    by_reason: dict[str, list[str]] = {}
+    for event in cluster.events(NAME):
+        by_reason.setdefault(event["reason"], []).append(event["message"])
+    return by_reason
+
+
+def test_first_image_is_migrated_then_serves(shop: Cluster, e2e: E2E) -> None:
+    status = shop.status(NAME)
+    assert status["currentImage"] == status["lastGoodImage"] == V1
+    assert status["readyReplicas"] == 1
+    assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "0002"
+
+
+def test_v2_migrates_before_any_v2_pod_exists(shop: Cluster, e2e: E2E) -> None:
+    v2 = e2e.images.v2
+    seen_v2_pods_while_migrating: list[str] = []
+
+    def sample() -> None:
+        job = shop.job(NAME, v2)
+        done = job is not None and job.get("status", {}).get("completionTime")
+        if not done:
+            seen_v2_pods_while_migrating.extend(
+                p["metadata"]["name"]
+                for p in shop.server_pods(NAME)
+                if p["spec"]["containers"][0]["image"] == v2
+            )
+
+    shop.set_image(NAME, v2)
+    status = shop.wait_phase(NAME, "Available", 150, image=v2, also=sample)
+
+    assert not seen_v2_pods_while_migrating
+    job = shop.job(NAME, v2)
+    assert job is not None
+    migrated = job_finished_at(job)
+    v2_sets = [rs for rs in shop.replica_sets(NAME) if image_of(rs) == v2]
+    v2_pods = [p for p in shop.server_pods(NAME) if p["spec"]["containers"][0]["image"] == v2]
+    assert v2_sets
+    assert v2_pods
+    # Server timestamps (second precision): the Job completed before the first v2 object.
+    for obj in (*v2_sets, *v2_pods):
+        assert parse_time(obj["metadata"]["creationTimestamp"]) >= migrated, obj["metadata"]
+    assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
+
+    assert status["currentImage"] == status["lastGoodImage"] == status["targetImage"] == v2
+    assert status["migrationJob"] == job["metadata"]["name"]
+    assert "failedImage" not in status
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions == {
+        "MigrationSucceeded": ("True", "Migrated"),
+        "Progressing": ("False", "RolloutComplete"),
+        "Ready": ("True", "AllReplicasReady"),
+        "RolledBack": ("False", "NotRolledBack"),
+    }
+    history = [(h["image"], h.get("outcome")) for h in status["history"]]
+    assert history[-2:] == [(V1, "Available"), (v2, "Available")]
+    newest = status["history"][-1]
+    assert newest["migrationJob"] == job["metadata"]["name"]
+    assert parse_time(newest["migratedAt"]) <= parse_time(newest["rolledOutAt"])
+    assert {"MigrationStarted", "RolloutStarted", "RolloutComplete"} <= set(_events(shop))
+
+
+def test_never_ready_image_is_rolled_back_within_the_window(shop: Cluster, e2e: E2E) -> None:
+    v2, bad = e2e.images.v2, e2e.images.never_ready
+    shop.set_image(NAME, bad)
+
+    def bad_pod_created() -> datetime | None:
+        pods = [p for p in shop.server_pods(NAME) if p["spec"]["containers"][0]["image"] == bad]
+        return parse_time(pods[0]["metadata"]["creationTimestamp"]) if pods else None
+
+    created = wait_until("a pod of the never-ready image", bad_pod_created, 90,
+                         lambda: shop.describe(NAME))
+    wait_until(
+        "the Deployment back on v2",
+        lambda: shop.deployment_image(NAME) == v2,
+        READINESS_TIMEOUT + 30,
+        lambda: shop.describe(NAME),
+    )
+    latency = (datetime.now(UTC) - created).total_seconds()
+    print(f"\nrollback of a never-ready pod: {latency:.1f}s after its creation "
+          f"(readinessTimeoutSeconds {READINESS_TIMEOUT})")
+    # Not before the window (the pod was never ready), and at most a few seconds after it.
+    assert READINESS_TIMEOUT - 1 <= latency <= READINESS_TIMEOUT + 8
+
+    status = shop.wait_phase(NAME, "RolledBack", 30, image=bad)
+    assert status["currentImage"] == status["lastGoodImage"] == v2
+    assert status["failedImage"] == bad
+    rolled_back = shop.condition(NAME, "RolledBack")
+    assert (rolled_back["status"], rolled_back["reason"]) == ("True", "ReadinessTimeout")
+    assert bad in rolled_back["message"]
+    assert f"not ready after {READINESS_TIMEOUT}s" in rolled_back["message"]
+    assert bad in status["message"]
+    assert "not retried" in status["message"]
+    assert status["history"][-1]["image"] == bad
+    assert status["history"][-1]["outcome"] == "RolledBack"
+    events = _events(shop)
+    assert any(bad in m for m in events.get("RolledBack", [])), events
+
+    # Not retried while spec.image still names it: the Deployment stays on v2.
+    def still_on_v2() -> None:
+        assert shop.deployment_image(NAME) == v2
+        assert shop.status(NAME)["phase"] == "RolledBack"
+
+    shop.kube.run("annotate", "itemservice", NAME, f"e2e/poke={time.time()}", "--overwrite")
+    shop.hold(6, still_on_v2)
+    wait_until(
+        "the never-ready pods to be gone",
+        lambda: not [
+            p for p in shop.server_pods(NAME) if p["spec"]["containers"][0]["image"] == bad
+        ],
+        60,
+        lambda: shop.describe(NAME),
+    )
+    assert shop.status(NAME)["readyReplicas"] == 1
+
+
+def test_crashlooping_image_is_rolled_back(shop: Cluster, e2e: E2E) -> None:
+    v2, bad = e2e.images.v2, e2e.images.crashloop
+    started = time.monotonic()
+    shop.set_image(NAME, bad)
+    status = shop.wait_phase(NAME, "RolledBack", 120, image=bad)
+    print(f"\ncrash-looping image rolled back {time.monotonic() - started:.1f}s after the spec "
+          "change (migration included)")
+    assert shop.deployment_image(NAME) == v2
+    assert status["currentImage"] == v2
+    assert status["failedImage"] == bad
+    assert shop.condition(NAME, "RolledBack")["reason"] == "CrashLoopBackOff"
+    # The migration itself succeeded: only serving failed.
+    assert shop.job(NAME, bad) is not None
+    assert any(bad in m for m in _events(shop).get("RolledBack", []))
+
+
+def test_missing_image_is_never_rolled_out(shop: Cluster, e2e: E2E) -> None:
+    v2 = e2e.images.v2
+    shop.set_image(NAME, MISSING_IMAGE)
+    status = shop.wait_phase(NAME, "Failed", 90, image=MISSING_IMAGE)
+    assert shop.deployment_image(NAME) == v2
+    assert status["currentImage"] == status["lastGoodImage"] == v2
+    assert status["readyReplicas"] == 1
+    assert not [rs for rs in shop.replica_sets(NAME) if image_of(rs) == MISSING_IMAGE]
+    message = status["message"]
+    assert MISSING_IMAGE in message
+    assert "ImagePullFailed" in message
+    assert f"{v2} keeps serving" in message
+    assert status["migrationJob"] in message
+    assert shop.condition(NAME, "MigrationSucceeded")["reason"] == "MigrationFailed"
+
+
+def test_failed_migration_changes_nothing(shop: Cluster, e2e: E2E) -> None:
+    v2, bad = e2e.images.v2, e2e.images.migration_fails
+    shop.set_image(NAME, bad)
+    status = shop.wait_phase(NAME, "Failed", 120, image=bad)
+    job = shop.job(NAME, bad)
+    assert job is not None
+    name = job["metadata"]["name"]
+    assert status["migrationJob"] == name
+    assert name in status["message"]
+    assert f"kubectl logs job/{name}" in status["message"]
+    condition = shop.condition(NAME, "MigrationSucceeded")
+    assert (condition["status"], condition["reason"]) == ("False", "MigrationFailed")
+    assert name in condition["message"]
+    assert any(name in m for m in _events(shop).get("MigrationFailed", []))
+    # No rollout: v2 keeps serving, the schema did not move.
+    assert shop.deployment_image(NAME) == v2
+    assert not [rs for rs in shop.replica_sets(NAME) if image_of(rs) == bad]
+    assert status["currentImage"] == v2
+    assert status["readyReplicas"] == 1
+    assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
+    logs = shop.kube.run("logs", f"job/{name}", check=False).stdout
+    assert "fails on purpose" in logs
+
+
+def test_deletion_collects_children_and_keeps_the_database(shop: Cluster, e2e: E2E) -> None:
+    tables = e2e.database.sql("SHOW TABLES", DATABASE)
+    assert "items" in tables.split()
+    shop.kube.run("delete", "itemservice", NAME, "--timeout=60s")
+
+    def children_gone() -> bool:
+        selector = f"app.kubernetes.io/instance={NAME}"
+        out = shop.kube.run(
+            "get", "deployments,replicasets,pods,jobs,services,serviceaccounts,poddisruptionbudgets",
+            "-l", selector, "-o", "name",
+        ).stdout
+        return out.strip() == ""
+
+    wait_until("the garbage collector to remove every child", children_gone, 90,
+               lambda: shop.describe(NAME))
+    assert e2e.database.sql("SHOW TABLES", DATABASE) == tables
+    assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
+    assert shop.kube.run("get", "secret", "shop-db", check=False).returncode == 0
