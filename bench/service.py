@@ -52,6 +52,8 @@ ENDPOINTS = (
     Endpoint("list", "GET /items/?limit=20", "list.lua"),
     Endpoint("post", "POST /items/", "post.lua"),
     Endpoint("patch", "PATCH /items/{id}", "patch.lua"),
+    # Not in the default set: a new connection per request, to see the cost of accepting.
+    Endpoint("getclose", "GET /items/{id}, Connection: close", "get_close.lua"),
 )
 
 
@@ -76,6 +78,7 @@ class Result:
     cpu: list[float]
     db_cpu: float
     db_connects: int
+    splits: list[str] = field(default_factory=list)  # conns/worker of every round
 
 
 @dataclass
@@ -297,6 +300,7 @@ def render(targets: list[Target], results: list[Result], rss: dict[str, list[flo
         f"niceness {args.nice}, median of {args.rounds} interleaved round(s).",
         "",
         "| endpoint | target | req/s | p50 ms | p99 ms | x seed | non-2xx/sock err | conns/worker "
+        "(each round) "
         "| CPU%/worker | DB CPU% | DB connects |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |",
     ]
@@ -309,7 +313,7 @@ def render(targets: list[Target], results: list[Result], rss: dict[str, list[flo
             ratio = f"{r.rps / seed.rps:.1f}" if seed and seed.rps else "-"
             lines.append(
                 f"| {endpoint.label} | {target.label} | {r.rps:,.0f} | {r.p50_ms:.1f} "
-                f"| {r.p99_ms:.1f} | {ratio} | {r.errors} | {'/'.join(map(str, r.conns))} "
+                f"| {r.p99_ms:.1f} | {ratio} | {r.errors} | {', '.join(r.splits)} "
                 f"| {'/'.join(f'{c:.0f}' for c in r.cpu)} | {r.db_cpu:.0f} | {r.db_connects} |")
     lines += ["", "RSS per worker after the load (MiB, from /proc/PID/status VmRSS):", "",
               "| target | " + " | ".join(f"worker {i + 1}" for i in range(WORKERS)) + " |",
@@ -328,12 +332,14 @@ def render(targets: list[Target], results: list[Result], rss: dict[str, list[flo
 
 
 def run_all(targets: list[Target], endpoints: list[Endpoint], server: MariaDB, logdir: Path,
-            args: argparse.Namespace) -> tuple[list[Result], dict[str, list[float]]]:
+            args: argparse.Namespace
+            ) -> tuple[list[Result], dict[str, list[float]], dict[str, list[list[int]]]]:
     """All targets up at once (idle ones cost nothing), measured interleaved: endpoint by
     endpoint, round by round, target by target, so a change in the machine's background load
     falls on every target alike. With several rounds, the median by req/s is kept."""
     running: dict[str, Running] = {}
     samples: dict[tuple[str, str], list[Result]] = {}
+    splits: dict[str, list[list[int]]] = {}
     try:
         for target in targets:
             print(f"{target.label}: starting", file=sys.stderr)
@@ -349,11 +355,31 @@ def run_all(targets: list[Target], endpoints: list[Endpoint], server: MariaDB, l
                           f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, conns "
                           f"{result.conns}, errors {result.errors}", file=sys.stderr)
         rss = {key: [rss_mib(pid) for pid in r.workers] for key, r in running.items()}
+        for _ in range(args.split_trials):
+            for target in targets:
+                splits.setdefault(target.key, []).append(burst_split(running[target.key], args))
     finally:
         for r in running.values():
             stop(r)
-    results = [sorted(runs, key=lambda r: r.rps)[len(runs) // 2] for runs in samples.values()]
-    return results, rss
+    results = []
+    for runs in samples.values():
+        median = sorted(runs, key=lambda r: r.rps)[len(runs) // 2]
+        median.splits = ["/".join(map(str, r.conns)) for r in runs]
+        results.append(median)
+    return results, rss, splits
+
+
+def burst_split(running: Running, args: argparse.Namespace) -> list[int]:
+    """How one fresh burst of wrk's connections lands on the workers (a 1 s GET run)."""
+    load = subprocess.Popen(
+        ["wrk", "-t1", f"-c{args.connections}", "-d1s", "-s", str(LUA / "get.lua"),
+         f"http://127.0.0.1:{running.port}/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "BENCH_ROWS": str(args.rows)})
+    time.sleep(0.5)
+    conns = connections_per_worker(running.port, running.workers)
+    load.wait(timeout=30)
+    return conns
 
 
 # main --------------------------------------------------------------------------------------
@@ -424,6 +450,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="runs per target and endpoint; the median is reported (1)")
     parser.add_argument("--endpoints", default="get,list,post,patch")
+    parser.add_argument("--split-trials", type=int, default=10, metavar="N",
+                        help="fresh connection bursts per target to measure the split (10)")
     parser.add_argument("--no-aiomysql", action="store_true")
     parser.add_argument("--nice", type=int, default=0, metavar="N",
                         help="run everything at this niceness, e.g. -10 (root) on a busy box")
@@ -449,7 +477,7 @@ def main() -> int:
         seed_rows(server, "items_bench", args.rows)
         with baseline_tree(args.baseline) as baseline:
             targets = build_targets(args, url, baseline)
-            results, rss = run_all(targets, endpoints, server, logdir, args)
+            results, rss, splits = run_all(targets, endpoints, server, logdir, args)
     finally:
         cleanup_private_server(server)
         if args.keep_logs:
@@ -458,6 +486,16 @@ def main() -> int:
             shutil.rmtree(logdir, ignore_errors=True)
     load_after = Path("/proc/loadavg").read_text().split()[0]
     table = render(targets, results, rss, args, "ours")
+    if splits:
+        table += (f"\nConnections per worker, {args.split_trials} fresh bursts of "
+                  f"{args.connections} (1 s GET runs), busiest worker's share:\n\n"
+                  "| target | splits | busiest share, median / worst |\n| --- | --- | --- |\n")
+        for target in targets:
+            runs = splits.get(target.key, [])
+            shares = sorted(max(r) / max(1, sum(r)) for r in runs)
+            if shares:
+                table += (f"| {target.label} | {' '.join('/'.join(map(str, r)) for r in runs)} "
+                          f"| {shares[len(shares) // 2]:.0%} / {shares[-1]:.0%} |\n")
     table += (f"\nLoad average (1 min) before/after the run: {load_before}/{load_after} "
               f"on {os.cpu_count()} cores.\n")
     print(table)

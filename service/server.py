@@ -36,8 +36,9 @@ class ConnectionCounts:
     slightly stale count only makes one accept decision a little less fair.
     """
 
-    SLOTS = 1024
+    SLOTS = 256  # live workers at once, restarts included; beyond that a worker just races
     FREE = -1
+    CLOSED = 2**62  # a draining worker: never defer to it
 
     def __init__(self) -> None:
         self._memory = mmap.mmap(-1, self.SLOTS * 8)  # anonymous and shared across fork
@@ -45,8 +46,11 @@ class ConnectionCounts:
         for slot in range(self.SLOTS):
             self._counts[slot] = self.FREE
 
-    def claim(self, used: set[int]) -> int:
-        slot = min(set(range(self.SLOTS)) - used)
+    def claim(self, used: set[object]) -> int | None:
+        free = set(range(self.SLOTS)) - used
+        if not free:
+            return None
+        slot = min(free)
         self._counts[slot] = 0
         return slot
 
@@ -57,7 +61,9 @@ class ConnectionCounts:
         self._counts[slot] = count
 
     def fewest_elsewhere(self, slot: int) -> int | None:
-        others = [c for i, c in enumerate(self._counts) if c != self.FREE and i != slot]
+        counts = self._counts.tolist()
+        counts[slot] = self.FREE
+        others = [count for count in counts if count != self.FREE]
         return min(others) if others else None
 
 
@@ -167,6 +173,8 @@ class FairAcceptServer(Server):
         for sock in self._accepting:
             loop.remove_reader(sock.fileno())  # stop accepting before the sockets close
         self._accepting = []
+        if self._counts is not None and self._slot is not None:
+            self._counts.publish(self._slot, ConnectionCounts.CLOSED)
         await super().shutdown(sockets)
 
 
@@ -186,10 +194,20 @@ class ItemsWorker(UvicornWorker):  # type: ignore[misc]
         # uvicorn_worker's own _serve, with FairAcceptServer in place of uvicorn's Server.
         self.config.app = self.wsgi
         server = FairAcceptServer(self.config, _COUNTS, getattr(self, "items_slot", None))
+        self._items_server = server
         self._install_sigquit_handler()
         await server.serve(sockets=self.sockets)
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    async def callback_notify(self) -> None:
+        # Uvicorn calls this every `timeout` seconds. Gunicorn's own workers leave when their
+        # master is gone; Uvicorn's never look, so a master killed outright (SIGKILL, the OOM
+        # killer) left orphan workers serving and holding the port: drain and exit instead.
+        if os.getppid() != self.ppid:
+            self.log.warning("master %s is gone: worker %s exits", self.ppid, self.pid)
+            self._items_server.should_exit = True
+        self.notify()
 
 
 class LoguruGunicornLogger(GunicornLogger):  # type: ignore[misc]
@@ -206,13 +224,13 @@ class LoguruGunicornLogger(GunicornLogger):  # type: ignore[misc]
 def _pre_fork(server: Arbiter, worker: Worker) -> None:
     if _COUNTS is not None:  # a connection-count slot the new worker keeps for its life
         worker.items_slot = _COUNTS.claim(
-            {getattr(w, "items_slot", -1) for w in server.WORKERS.values()})
+            {getattr(w, "items_slot", None) for w in server.WORKERS.values()})
 
 
 def _child_exit(server: Arbiter, worker: Worker) -> None:
     from prometheus_client import multiprocess
 
-    if _COUNTS is not None and hasattr(worker, "items_slot"):
+    if _COUNTS is not None and getattr(worker, "items_slot", None) is not None:
         _COUNTS.release(worker.items_slot)
 
     # Forget the exited worker's live gauges (in-flight, pool) in the shared metrics folder.

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +54,22 @@ def apply_settings(settings: kopf.OperatorSettings) -> None:
     settings.peering.clusterwide = True
     # Only the events we post explicitly; log lines stay in the logs.
     settings.posting.loggers = False
+
+
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -> None:
+    """Serving named namespaces needs no namespace listing: say so to Kopf.
+
+    Kopf lists and watches Namespaces whenever it serves a namespace list, to resolve globs;
+    our ClusterRole does not grant that, and the 403 is retried for about a minute before Kopf
+    falls back, so an operator started with `--namespace items` would sit idle that long.
+    With plain names only, scanning is switched off (the CRD is then read once at start, not
+    watched); globs keep it on and need `list`/`watch` on namespaces granted separately.
+    """
+    if namespaces and all(_NAMESPACE_NAME.fullmatch(n) for n in namespaces):
+        settings.scanning.disabled = True
 
 
 @kopf.on.startup()

@@ -62,7 +62,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(args.log_level, json_lines=not args.plain_logs)
     start_http_server(args.metrics_port)
 
-    from items_operator import handlers  # noqa: F401 - registers the handlers with Kopf
+    from items_operator import handlers  # registers the handlers with Kopf
+
+    settings = kopf.OperatorSettings()
+    handlers.apply_scanning(settings, args.namespace)
 
     # Kopf peering is priority-based, not a lease: replicas with equal priority all pause.
     # A random 31-bit priority makes a tie practically impossible; the highest one works.
@@ -74,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         standalone=args.standalone,
         peering_name=None if args.standalone else args.peering,
         priority=priority,
+        settings=settings,
     )
 
 

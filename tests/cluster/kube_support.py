@@ -118,3 +118,16 @@ def service_container(*, args: list[str] | None = None) -> dict[str, Any]:
 
 
 VOLUMES = [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+
+
+def load_images(*images: str) -> None:
+    """Make locally built images available to the cluster's nodes: the one image-loading hook.
+
+    ITEMS_IMAGE_LOADER is the command, with the image references appended: by default our
+    local cluster's loader; on GitHub Actions, for example, ``kind load docker-image``.
+    """
+    loader = os.environ.get("ITEMS_IMAGE_LOADER") or str(REPO_ROOT / "hack/local-cluster") + " load"
+    result = subprocess.run([*loader.split(), *images], capture_output=True, text=True,
+                            timeout=600)
+    if result.returncode != 0:
+        raise AssertionError(f"loading {images} with {loader!r} failed:\n{result.stderr}")

@@ -29,11 +29,11 @@ import yaml
 from tests.cluster.kube_support import KUBECTL, Kubectl, wait_until
 from tests.operator.cluster.e2e import (
     DB_NAMESPACE,
+    E2E,
     E2E_NAMESPACES,
     OPERATOR_NAMESPACE,
-    E2E,
     Database,
-    TestImages,
+    ImageSet,
 )
 
 REPO = Path(__file__).resolve().parents[3]
@@ -229,7 +229,7 @@ def e2e() -> Iterator[E2E]:
     )
     _apply(*_database_manifests(password))
     # Built and loaded while the database starts.
-    images = TestImages.build_and_load(base=SERVICE_IMAGE, folder=Path(__file__).parent / "images")
+    images = ImageSet.build_and_load(base=SERVICE_IMAGE, folder=Path(__file__).parent / "images")
     _apply(
         *_rbac_manifests(),
         *(_workloads_binding(n) for n in E2E_NAMESPACES),

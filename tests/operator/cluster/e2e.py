@@ -3,16 +3,20 @@ and reading what the cluster shows (status, Jobs, ReplicaSets, pods, events)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import select
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from items_operator.specs.common import migration_job_name
 
 from tests.cluster.kube_support import KUBECTL, REPO_ROOT, Kubectl, wait_until
@@ -35,7 +39,7 @@ def parse_time(value: str) -> datetime:
 
 
 @dataclass(frozen=True)
-class TestImages:
+class ImageSet:
     """References of the test-only images (tests/operator/cluster/images), built and loaded."""
 
     v2: str
@@ -45,7 +49,7 @@ class TestImages:
     slow_migration: str
 
     @classmethod
-    def build_and_load(cls, *, base: str, folder: Path) -> TestImages:
+    def build_and_load(cls, *, base: str, folder: Path) -> ImageSet:
         repo = base.rsplit(":", 1)[0]
         images = cls(
             v2=f"{repo}:e2e-v2",
@@ -121,7 +125,7 @@ class Database:
 
 @dataclass
 class E2E:
-    images: TestImages
+    images: ImageSet
     database: Database
     operator_pods: Callable[[], list[dict[str, Any]]]
 
@@ -249,6 +253,44 @@ class Cluster:
             capture_output=True, text=True, timeout=30, check=False,
         ).stdout
         return f"status: {out}\n{more}\noperator log:\n{logs}"
+
+    @contextlib.contextmanager
+    def http(self, name: str, timeout: float = 30) -> Iterator[httpx.Client]:
+        """An HTTP client reaching the ItemService's Service (kubectl port-forward on
+        127.0.0.1, which picks one ready pod behind it)."""
+        proc = subprocess.Popen(
+            self.kube.args("port-forward", "--address", "127.0.0.1", f"service/{name}", ":80"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            # "Forwarding from 127.0.0.1:PORT -> 8000" once it listens; bounded wait for it.
+            ready, _, _ = select.select([proc.stdout], [], [], timeout)
+            line = proc.stdout.readline() if ready else ""
+            match = re.search(r"127\.0\.0\.1:(\d+)", line)
+            assert match, f"kubectl port-forward service/{name} printed {line!r}"
+            with httpx.Client(base_url=f"http://127.0.0.1:{match.group(1)}", timeout=10) as client:
+                yield client
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def serves(self, name: str) -> dict[str, Any]:
+        """Prove the ItemService answers through its Service: ready, and an item round trip.
+        Returns the created item."""
+        with self.http(name) as client:
+            assert client.get("/readyz").status_code == 200
+            created = client.post("/items/", json={"name": f"e2e {time.time()}", "price": 1.5})
+            assert created.status_code == 201, created.text
+            item: dict[str, Any] = created.json()
+            assert client.get(f"/items/{item['id']}").status_code == 200
+            return item
 
     def active_jobs(self, name: str) -> list[str]:
         return [

@@ -7,6 +7,7 @@ The tests run in file order and share the ItemService `shop`; each starts from "
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,11 +16,12 @@ import pytest
 
 from tests.cluster.kube_support import Kubectl, wait_until
 from tests.operator.cluster.e2e import (
+    E2E,
     MISSING_IMAGE,
+    OPERATOR_NAMESPACE,
     READINESS_TIMEOUT,
     ROLLOUT_NAMESPACE,
     V1,
-    E2E,
     Cluster,
     image_of,
     item_service,
@@ -89,6 +91,7 @@ def test_v2_migrates_before_any_v2_pod_exists(shop: Cluster, e2e: E2E) -> None:
     for obj in (*v2_sets, *v2_pods):
         assert parse_time(obj["metadata"]["creationTimestamp"]) >= migrated, obj["metadata"]
     assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
+    shop.serves(NAME)
 
     assert status["currentImage"] == status["lastGoodImage"] == status["targetImage"] == v2
     assert status["migrationJob"] == job["metadata"]["name"]
@@ -160,6 +163,7 @@ def test_never_ready_image_is_rolled_back_within_the_window(shop: Cluster, e2e: 
         lambda: shop.describe(NAME),
     )
     assert shop.status(NAME)["readyReplicas"] == 1
+    shop.serves(NAME)
 
 
 def test_crashlooping_image_is_rolled_back(shop: Cluster, e2e: E2E) -> None:
@@ -176,6 +180,7 @@ def test_crashlooping_image_is_rolled_back(shop: Cluster, e2e: E2E) -> None:
     # The migration itself succeeded: only serving failed.
     assert shop.job(NAME, bad) is not None
     assert any(bad in m for m in _events(shop).get("RolledBack", []))
+    shop.serves(NAME)
 
 
 def test_missing_image_is_never_rolled_out(shop: Cluster, e2e: E2E) -> None:
@@ -192,6 +197,7 @@ def test_missing_image_is_never_rolled_out(shop: Cluster, e2e: E2E) -> None:
     assert f"{v2} keeps serving" in message
     assert status["migrationJob"] in message
     assert shop.condition(NAME, "MigrationSucceeded")["reason"] == "MigrationFailed"
+    shop.serves(NAME)
 
 
 def test_failed_migration_changes_nothing(shop: Cluster, e2e: E2E) -> None:
@@ -216,17 +222,22 @@ def test_failed_migration_changes_nothing(shop: Cluster, e2e: E2E) -> None:
     assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
     logs = shop.kube.run("logs", f"job/{name}", check=False).stdout
     assert "fails on purpose" in logs
+    shop.serves(NAME)
 
 
 def test_deletion_collects_children_and_keeps_the_database(shop: Cluster, e2e: E2E) -> None:
+    item = shop.serves(NAME)
     tables = e2e.database.sql("SHOW TABLES", DATABASE)
     assert "items" in tables.split()
+    rows = e2e.database.sql("SELECT id, name FROM items ORDER BY id", DATABASE)
+    assert f"{item['id']}\t{item['name']}" in rows
     shop.kube.run("delete", "itemservice", NAME, "--timeout=60s")
 
     def children_gone() -> bool:
         selector = f"app.kubernetes.io/instance={NAME}"
         out = shop.kube.run(
-            "get", "deployments,replicasets,pods,jobs,services,serviceaccounts,poddisruptionbudgets",
+            "get",
+            "deployments,replicasets,pods,jobs,services,serviceaccounts,poddisruptionbudgets",
             "-l", selector, "-o", "name",
         ).stdout
         return out.strip() == ""
@@ -234,5 +245,22 @@ def test_deletion_collects_children_and_keeps_the_database(shop: Cluster, e2e: E
     wait_until("the garbage collector to remove every child", children_gone, 90,
                lambda: shop.describe(NAME))
     assert e2e.database.sql("SHOW TABLES", DATABASE) == tables
+    assert e2e.database.sql("SELECT id, name FROM items ORDER BY id", DATABASE) == rows
     assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
     assert shop.kube.run("get", "secret", "shop-db", check=False).returncode == 0
+
+
+def test_operator_logged_no_errors(e2e: E2E) -> None:
+    """Everything above ran without a failed request or an exception in the operator."""
+    pods = [p for p in e2e.operator_pods() if "deletionTimestamp" not in p["metadata"]]
+    assert len(pods) == 1
+    logs = Kubectl(OPERATOR_NAMESPACE).run("logs", pods[0]["metadata"]["name"]).stdout
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert lines
+    bad = [
+        line for line in lines
+        if line.get("level") in ("ERROR", "CRITICAL")
+        or "API error" in line.get("message", "")
+        or "Traceback" in line.get("message", "")
+    ]
+    assert not bad, json.dumps(bad, indent=1)[:4000]

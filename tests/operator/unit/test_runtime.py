@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import kopf
 import pytest
-from items_operator.handlers import apply_settings
+from items_operator.handlers import apply_scanning, apply_settings
 from items_operator.logs import configure_logging
 from items_operator.main import parse_args
 from loguru import logger
@@ -42,6 +42,23 @@ def test_kopf_settings_keep_status_clean_and_watches_alive() -> None:
     assert settings.watching.client_timeout is not None
     assert settings.watching.client_timeout > settings.watching.server_timeout
     assert settings.peering.clusterwide
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "disabled"),
+    [
+        ([], False),  # cluster-wide: Kopf lists no namespaces anyway
+        (["items", "shop-2"], True),  # plain names: no namespace list/watch needed
+        (["items-*"], False),  # a glob needs the namespace watch
+        (["!kube-system"], False),
+    ],
+)
+def test_scanning_is_off_only_for_plain_namespace_names(
+    namespaces: list[str], disabled: bool
+) -> None:
+    settings = kopf.OperatorSettings()
+    apply_scanning(settings, namespaces)
+    assert settings.scanning.disabled is disabled
 
 
 @pytest.fixture
