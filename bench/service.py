@@ -285,7 +285,7 @@ def measure(target: Target, running: Running, endpoint: Endpoint, server: MariaD
            for pid, before in zip(running.workers, cpu_before, strict=True)]
     return Result(target.key, endpoint.key, rps, p50, p99, errors, conns, cpu,
                   (cpu_seconds(db_pid) - db_before) / elapsed * 100,
-                  db_connections(server) - connects - 2)  # less our two admin connections
+                  db_connections(server) - connects - 1)  # less our own admin connection
 
 
 # report ------------------------------------------------------------------------------------

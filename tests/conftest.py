@@ -3,6 +3,7 @@ service as a real Gunicorn process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -125,6 +126,7 @@ def start_live_server(env_overrides: dict[str, str], log_path: Path, *, workers:
         [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers)],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd or log_path.parent,
+        start_new_session=True,  # its own process group: teardown reaps the workers too
     )
     server = LiveServer(base_url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
 
@@ -149,9 +151,20 @@ def live_server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 
     yield factory
     for server in servers:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=30)
+        stop_process_group(server.process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's whole group (master and workers), SIGKILL what is left after 30 s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
 
 
 @pytest.fixture

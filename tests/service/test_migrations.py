@@ -193,13 +193,14 @@ def test_readiness_by_schema_revision(
 def test_serve_never_migrates_a_server_database(fresh_db: str, tmp_path: Path) -> None:
     import httpx
 
+    from tests.conftest import stop_process_group
     from tests.mariadb import free_port, wait_until
 
     port = free_port()
     env = {**os.environ, "DATABASE_URL": fresh_db}
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=60,
@@ -208,6 +209,5 @@ def test_serve_never_migrates_a_server_database(fresh_db: str, tmp_path: Path) -
         assert readiness.status_code == 503
         assert "unmigrated" in readiness.json()["checks"]["schema"]
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        stop_process_group(process)
     assert _revision(fresh_db) is None
