@@ -6,7 +6,8 @@ Two kinds of tests live here:
   items-operator:dev under the RBAC from operator/rbac, serving a fixed set of namespaces with the
   restricted Pod Security level; one MariaDB (images/mariadb) serves every test, each
   ItemService with its own database; test images are built FROM items-service:dev
-  (tests/operator/cluster/images) and loaded with hack/local-cluster load.
+  (tests/operator/cluster/images) and loaded through kube_support.load_images.
+  ITEMS_E2E_SERVICE_IMAGE / ITEMS_E2E_OPERATOR_IMAGE / ITEMS_E2E_DB_IMAGE pick other images.
 
 Every wait has a deadline; teardown deletes the ItemServices while the operator still runs (its
 finalizer must be removed), then the namespaces.
@@ -31,7 +32,9 @@ from tests.operator.cluster.e2e import (
     DB_NAMESPACE,
     E2E,
     E2E_NAMESPACES,
+    OPERATOR_IMAGE,
     OPERATOR_NAMESPACE,
+    V1,
     Database,
     ImageSet,
 )
@@ -41,8 +44,6 @@ CRD = REPO / "crds" / "itemservice.yaml"
 PEERING_CRD = REPO / "crds" / "kopf-peering.yaml"
 RBAC = REPO / "operator" / "rbac"
 DEPLOY = REPO / "operator" / "deploy"
-OPERATOR_IMAGE = os.environ.get("ITEMS_OPERATOR_IMAGE_REF", "items-operator:dev")
-SERVICE_IMAGE = os.environ.get("ITEMS_SMOKE_IMAGE", "items-service:dev")
 DB_IMAGE = os.environ.get("ITEMS_E2E_DB_IMAGE", "items-platform/mariadb:10.11-local")
 
 
@@ -224,12 +225,20 @@ def e2e() -> Iterator[E2E]:
     started = time.monotonic()
     _install_crds()
     password = secrets.token_hex(12)
-    _apply(
-        *(_restricted_namespace(n) for n in (OPERATOR_NAMESPACE, DB_NAMESPACE, *E2E_NAMESPACES)),
-    )
+    ours = (OPERATOR_NAMESPACE, DB_NAMESPACE, *E2E_NAMESPACES)
+
+    def none_terminating() -> bool:  # left by an earlier run on a kept cluster
+        out = _kubectl(
+            "get", "namespaces", "-o",
+            'jsonpath={range .items[?(@.status.phase=="Terminating")]}{.metadata.name} {end}',
+        )
+        return not set(out.split()) & set(ours)
+
+    wait_until("namespaces of an earlier run to be gone", none_terminating, 180)
+    _apply(*(_restricted_namespace(n) for n in ours))
     _apply(*_database_manifests(password))
     # Built and loaded while the database starts.
-    images = ImageSet.build_and_load(base=SERVICE_IMAGE, folder=Path(__file__).parent / "images")
+    images = ImageSet.build_and_load(base=V1, folder=Path(__file__).parent / "images")
     _apply(
         *_rbac_manifests(),
         *(_workloads_binding(n) for n in E2E_NAMESPACES),

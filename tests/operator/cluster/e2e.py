@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from items_operator.specs.common import migration_job_name
 
-from tests.cluster.kube_support import KUBECTL, REPO_ROOT, Kubectl, wait_until
+from tests.cluster.kube_support import KUBECTL, Kubectl, load_images, wait_until
 
 OPERATOR_NAMESPACE = "items-system"
 DB_NAMESPACE = "items-e2e-db"
@@ -28,7 +28,11 @@ ROLLOUT_NAMESPACE = "items-e2e-rollout"
 LIFECYCLE_NAMESPACE = "items-e2e-lifecycle"
 E2E_NAMESPACES = (ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE)
 
-V1 = os.environ.get("ITEMS_SMOKE_IMAGE", "items-service:dev")
+# The image under test (ci-smoke exports ITEMS_SMOKE_IMAGE) and the operator image.
+V1 = os.environ.get("ITEMS_E2E_SERVICE_IMAGE") or os.environ.get(
+    "ITEMS_SMOKE_IMAGE", "items-service:dev"
+)
+OPERATOR_IMAGE = os.environ.get("ITEMS_E2E_OPERATOR_IMAGE", "items-operator:dev")
 MISSING_IMAGE = "items-service:does-not-exist"
 READINESS_TIMEOUT = 15
 API_VERSION = "items.platform.dev/v1alpha1"
@@ -86,11 +90,7 @@ class ImageSet:
                 capture_output=True, text=True, timeout=300, check=False, env=env,
             )
             assert result.returncode == 0, f"docker build {tag}:\n{result.stdout}{result.stderr}"
-        result = subprocess.run(
-            [str(REPO_ROOT / "hack/local-cluster"), "load", *(tag for _, tag, _ in builds)],
-            capture_output=True, text=True, timeout=600, check=False, env=env,
-        )
-        assert result.returncode == 0, f"hack/local-cluster load:\n{result.stdout}{result.stderr}"
+        load_images(*(tag for _, tag, _ in builds))
         return images
 
 
@@ -104,7 +104,8 @@ class Database:
 
     def sql(self, statement: str, database: str = "") -> str:
         result = self.kube.run(
-            "exec", "deployment/items-db", "--", "mariadb", "-uroot", f"-p{self.password}",
+            # `mysql`: in the MariaDB image (a link to mariadb) and in the official MySQL image.
+            "exec", "deployment/items-db", "--", "mysql", "-uroot", f"-p{self.password}",
             "-N", "-B", *([database] if database else []), "-e", statement,
         )
         return result.stdout.strip()
@@ -255,31 +256,10 @@ class Cluster:
         return f"status: {out}\n{more}\noperator log:\n{logs}"
 
     @contextlib.contextmanager
-    def http(self, name: str, timeout: float = 30) -> Iterator[httpx.Client]:
-        """An HTTP client reaching the ItemService's Service (kubectl port-forward on
-        127.0.0.1, which picks one ready pod behind it)."""
-        proc = subprocess.Popen(
-            self.kube.args("port-forward", "--address", "127.0.0.1", f"service/{name}", ":80"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert proc.stdout is not None
-            # "Forwarding from 127.0.0.1:PORT -> 8000" once it listens; bounded wait for it.
-            ready, _, _ = select.select([proc.stdout], [], [], timeout)
-            line = proc.stdout.readline() if ready else ""
-            match = re.search(r"127\.0\.0\.1:(\d+)", line)
-            assert match, f"kubectl port-forward service/{name} printed {line!r}"
-            with httpx.Client(base_url=f"http://127.0.0.1:{match.group(1)}", timeout=10) as client:
-                yield client
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    def http(self, name: str) -> Iterator[httpx.Client]:
+        """An HTTP client reaching the ItemService's Service (port-forward picks a ready pod)."""
+        with port_forward(self.kube, f"service/{name}", 80) as client:
+            yield client
 
     def serves(self, name: str) -> dict[str, Any]:
         """Prove the ItemService answers through its Service: ready, and an item round trip.
@@ -322,3 +302,42 @@ def job_finished_at(job: dict[str, Any]) -> datetime:
 
 def image_of(obj: dict[str, Any]) -> str:
     return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+@contextlib.contextmanager
+def port_forward(
+    kube: Kubectl, target: str, port: int, timeout: float = 30
+) -> Iterator[httpx.Client]:
+    """An HTTP client for `target` (e.g. service/shop) through kubectl port-forward on
+    127.0.0.1; the forward is stopped afterwards."""
+    proc = subprocess.Popen(
+        kube.args("port-forward", "--address", "127.0.0.1", target, f":{port}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        # "Forwarding from 127.0.0.1:PORT -> ..." once it listens; bounded wait for it.
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        line = proc.stdout.readline() if ready else ""
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match, f"kubectl port-forward {target} printed {line!r}"
+        with httpx.Client(base_url=f"http://127.0.0.1:{match.group(1)}", timeout=10) as client:
+            yield client
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def metric_total(text: str, name: str) -> float:
+    """Sum of every sample of the Prometheus counter `name` in an exposition `text`."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((f"{name}{{", f"{name} "))
+    )

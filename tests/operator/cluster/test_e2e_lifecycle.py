@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -88,23 +89,12 @@ def test_spec_change_mid_migration_latest_wins_one_job_at_a_time(
     assert outcomes[v2] == "Available"
 
 
-def test_operator_restart_mid_migration_resumes_without_a_second_job(
-    cluster: Cluster, e2e: E2E
-) -> None:
-    slow = e2e.images.slow_migration
-    cluster.kube.apply(secret("billing-db", e2e.database.create("e2e_billing")))
-    cluster.kube.apply(item_service("billing", slow, "billing-db"))
-
-    def migration_running() -> dict[str, object] | None:
-        job = cluster.job("billing", slow)
-        return job if job and job.get("status", {}).get("ready") else None
-
-    job = wait_until("billing's migration pod to run", migration_running, 60,
-                     lambda: cluster.describe("billing"))
-    uid = job["metadata"]["uid"]  # type: ignore[index]
+def _restart_operator(cluster: Cluster, e2e: E2E, name: str) -> None:
+    """Delete the operator's pod (SIGTERM) and wait until its replacement runs."""
     old_pods = {p["metadata"]["name"] for p in e2e.operator_pods()}
-    operator = Kubectl(OPERATOR_NAMESPACE)
-    operator.run("delete", "pod", "-l", "app.kubernetes.io/name=items-operator", "--wait=false")
+    Kubectl(OPERATOR_NAMESPACE).run(
+        "delete", "pod", "-l", "app.kubernetes.io/name=items-operator", "--wait=false"
+    )
 
     def new_operator_running() -> bool:
         return any(
@@ -114,17 +104,44 @@ def test_operator_restart_mid_migration_resumes_without_a_second_job(
             for p in e2e.operator_pods()
         )
 
-    wait_until("a new operator pod", new_operator_running, 90, lambda: cluster.describe("billing"))
-    print(f"\nnew operator running; billing's migration still active: "
-          f"{cluster.active_jobs('billing') != []}")
+    wait_until("a new operator pod", new_operator_running, 90, lambda: cluster.describe(name))
 
-    status = cluster.wait_phase("billing", "Available", 150, image=slow)
+
+def test_operator_restarts_mid_migration_and_mid_rollout_resume_without_duplicates(
+    cluster: Cluster, e2e: E2E
+) -> None:
+    slow = e2e.images.slow_migration
+    cluster.kube.apply(secret("billing-db", e2e.database.create("e2e_billing")))
+    # The first readiness probe only after 12 s: a rollout window long enough to restart in.
+    manifest = item_service("billing", slow, "billing-db")
+    manifest["spec"]["probes"]["readiness"]["initialDelaySeconds"] = 12
+    manifest["spec"]["rollout"]["readinessTimeoutSeconds"] = 60
+    cluster.kube.apply(manifest)
+
+    def migration_running() -> dict[str, Any] | None:
+        job = cluster.job("billing", slow)
+        return job if job and job.get("status", {}).get("ready") else None
+
+    job = wait_until("billing's migration pod to run", migration_running, 60,
+                     lambda: cluster.describe("billing"))
+    _restart_operator(cluster, e2e, "billing")
+    assert cluster.active_jobs("billing") == [job["metadata"]["name"]], "restarted too late"
+
+    cluster.wait_phase("billing", "RollingOut", 90, image=slow)
+    _restart_operator(cluster, e2e, "billing")
+    assert not cluster.kube.get("deployment", "billing")["status"].get("readyReplicas")
+
+    status = cluster.wait_phase("billing", "Available", 120, image=slow)
     jobs = cluster.jobs("billing")
-    assert [j["metadata"]["uid"] for j in jobs] == [uid], json.dumps(
+    assert [j["metadata"]["uid"] for j in jobs] == [job["metadata"]["uid"]], json.dumps(
         [j["metadata"] for j in jobs]
     )
-    assert status["currentImage"] == slow
-    assert [h["image"] for h in status["history"]] == [slow]
+    assert [image_of(rs) for rs in cluster.replica_sets("billing")] == [slow]
+    assert status["currentImage"] == status["lastGoodImage"] == slow
+    assert [(h["image"], h["outcome"]) for h in status["history"]] == [(slow, "Available")]
+    reasons = [e["reason"] for e in cluster.events("billing")]
+    assert reasons.count("MigrationStarted") == 1, reasons
+    assert reasons.count("RolloutStarted") == 1, reasons
 
 
 def test_invalid_item_service_is_refused_with_the_cel_message(cluster: Cluster) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -26,7 +26,9 @@ from tests.operator.cluster.e2e import (
     image_of,
     item_service,
     job_finished_at,
+    metric_total,
     parse_time,
+    port_forward,
     secret,
 )
 
@@ -111,6 +113,47 @@ def test_v2_migrates_before_any_v2_pod_exists(shop: Cluster, e2e: E2E) -> None:
     assert {"MigrationStarted", "RolloutStarted", "RolloutComplete"} <= set(_events(shop))
 
 
+def test_steady_state_makes_no_writes(shop: Cluster, e2e: E2E) -> None:
+    """Woken on a settled ItemService, the operator reads and decides, and writes nothing."""
+    pod = next(p for p in e2e.operator_pods() if "deletionTimestamp" not in p["metadata"])
+    children = "deployment,service,serviceaccount"
+
+    def versions() -> str:
+        return shop.kube.run(
+            "get", children, "-l", f"app.kubernetes.io/instance={NAME}",
+            "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.resourceVersion} {end}",
+        ).stdout
+
+    def settled() -> bool:  # the old pod gone too, so nothing the status shows can still move
+        pods = shop.server_pods(NAME)
+        return len(pods) == 1 and all(
+            c.get("ready") for c in pods[0].get("status", {}).get("containerStatuses") or [{}]
+        )
+
+    wait_until("only the v2 pod left", settled, 90, lambda: shop.describe(NAME))
+    operator = Kubectl(OPERATOR_NAMESPACE)
+    with port_forward(operator, f"pod/{pod['metadata']['name']}", 9090) as metrics:
+
+        def totals() -> tuple[float, float]:
+            text = metrics.get("/metrics").text
+            return (
+                metric_total(text, "items_operator_reconciles_total"),
+                metric_total(text, "items_operator_writes_total"),
+            )
+
+        before_status, before_children = shop.status(NAME), versions()
+        reconciles, writes = totals()
+        def woken(passes: float) -> Callable[[], bool]:
+            return lambda: totals()[0] >= passes
+
+        for poke in range(1, 4):
+            shop.kube.run("annotate", "itemservice", NAME, f"e2e/poke={poke}", "--overwrite")
+            wait_until(f"reconcile pass {poke} after a poke", woken(reconciles + poke), 15)
+        assert totals()[1] == writes
+    assert shop.status(NAME) == before_status
+    assert versions() == before_children
+
+
 def test_never_ready_image_is_rolled_back_within_the_window(shop: Cluster, e2e: E2E) -> None:
     v2, bad = e2e.images.v2, e2e.images.never_ready
     shop.set_image(NAME, bad)
@@ -144,8 +187,12 @@ def test_never_ready_image_is_rolled_back_within_the_window(shop: Cluster, e2e: 
     assert "not retried" in status["message"]
     assert status["history"][-1]["image"] == bad
     assert status["history"][-1]["outcome"] == "RolledBack"
-    events = _events(shop)
-    assert any(bad in m for m in events.get("RolledBack", [])), events
+    # Posted once, on the transition (not on every pass since).
+    rollbacks = [
+        e for e in shop.events(NAME) if e["reason"] == "RolledBack" and bad in e["message"]
+    ]
+    assert sum(e.get("count") or 1 for e in rollbacks) == 1, rollbacks
+    assert rollbacks[0]["type"] == "Warning"
 
     # Not retried while spec.image still names it: the Deployment stays on v2.
     def still_on_v2() -> None:
@@ -181,6 +228,18 @@ def test_crashlooping_image_is_rolled_back(shop: Cluster, e2e: E2E) -> None:
     assert shop.job(NAME, bad) is not None
     assert any(bad in m for m in _events(shop).get("RolledBack", []))
     shop.serves(NAME)
+
+
+def test_naming_the_good_image_again_clears_the_rollback(shop: Cluster, e2e: E2E) -> None:
+    v2 = e2e.images.v2
+    jobs_before = {j["metadata"]["uid"] for j in shop.jobs(NAME)}
+    shop.set_image(NAME, v2)
+    status = shop.wait_phase(NAME, "Available", 30, image=v2)
+    assert "failedImage" not in status
+    assert shop.condition(NAME, "RolledBack")["status"] == "False"
+    # v2 already serves: nothing to migrate or roll out again.
+    assert {j["metadata"]["uid"] for j in shop.jobs(NAME)} <= jobs_before
+    assert shop.deployment_image(NAME) == v2
 
 
 def test_missing_image_is_never_rolled_out(shop: Cluster, e2e: E2E) -> None:
@@ -222,6 +281,12 @@ def test_failed_migration_changes_nothing(shop: Cluster, e2e: E2E) -> None:
     assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
     logs = shop.kube.run("logs", f"job/{name}", check=False).stdout
     assert "fails on purpose" in logs
+    # Six images so far: finished Jobs are pruned to migration.historyLimit, the target's kept.
+    def jobs() -> list[str]:
+        return [j["metadata"]["name"] for j in shop.jobs(NAME)]
+
+    wait_until("finished Jobs pruned to 3", lambda: len(jobs()) == 3, 20, lambda: str(jobs()))
+    assert name in jobs()
     shop.serves(NAME)
 
 
@@ -264,3 +329,5 @@ def test_operator_logged_no_errors(e2e: E2E) -> None:
         or "Traceback" in line.get("message", "")
     ]
     assert not bad, json.dumps(bad, indent=1)[:4000]
+    warnings = sorted({line["message"][:160] for line in lines if line.get("level") == "WARNING"})
+    print(f"\noperator warnings ({len(warnings)} distinct):", *warnings, sep="\n  ")
