@@ -114,7 +114,7 @@ def test_sigterm_drains_without_failing_in_flight_requests(
     """Like a pod behind a Service: readiness turns false first, the load balancer (simulated
     by a readiness poller) stops routing, and nothing sent before that fails."""
     server = live_server_factory({"DATABASE_URL": mysql_url,
-                                  "ITEMS_SHUTDOWN_DELAY_SECONDS": "2"})
+                                  "ITEMS_SHUTDOWN_DELAY_SECONDS": "3"})
     base = server.base_url
     item = httpx.post(f"{base}/items/", json={"name": "drain", "price": 1}).json()
     routed = threading.Event()

@@ -15,6 +15,11 @@ from items_operator.specs.serviceaccount import service_account_name
 
 # Matches the service's drain: readiness flips false on SIGTERM, in-flight requests finish.
 TERMINATION_GRACE_SECONDS = 30
+# After SIGTERM the service keeps serving this long (readiness already false) before it closes its
+# listener, so the endpoints and kube-proxy stop sending it traffic first; without it a rollout
+# drops requests ("connection refused", measured by tests/e2e). Set in spec.env to override.
+SHUTDOWN_DELAY_ENV = "ITEMS_SHUTDOWN_DELAY_SECONDS"
+SHUTDOWN_DELAY_SECONDS = 5
 
 
 def deployment_name(owner: Owner) -> str:
@@ -50,8 +55,14 @@ def build_deployment(
             ANNOTATION_ROLLED_BACK_IMAGE: rolled_back_image,
             ANNOTATION_ROLLED_BACK_GENERATION: str(rolled_back_generation),
         }
+    container = base_container(spec, image)
+    if not any(e.get("name") == SHUTDOWN_DELAY_ENV for e in spec.env):
+        container["env"] = [
+            *container["env"],
+            {"name": SHUTDOWN_DELAY_ENV, "value": str(SHUTDOWN_DELAY_SECONDS)},
+        ]
     container = {
-        **base_container(spec, image),
+        **container,
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "livenessProbe": _probe("/healthz", spec.probes.liveness),
         "readinessProbe": _probe("/readyz", spec.probes.readiness),

@@ -117,7 +117,22 @@ def test_database_url_as_a_mounted_file() -> None:
 def test_extra_env_follows_the_database_env() -> None:
     dep = build_deployment(OWNER, spec(V1, env=[{"name": "LOG_LEVEL", "value": "debug"}]), image=V1)
     names = [e["name"] for e in _pod_spec(dep)["containers"][0]["env"]]
-    assert names == ["DATABASE_URL", "LOG_LEVEL"]
+    assert names == ["DATABASE_URL", "LOG_LEVEL", "ITEMS_SHUTDOWN_DELAY_SECONDS"]
+
+
+def test_server_pods_keep_serving_briefly_after_sigterm() -> None:
+    """Endpoints and kube-proxy need a moment to drop a terminating pod (tests/e2e measured
+    refused connections in every rollout without it); the migration Job does not serve."""
+    env = _pod_spec(build_deployment(OWNER, spec(V1), image=V1))["containers"][0]["env"]
+    delay = next(e for e in env if e["name"] == "ITEMS_SHUTDOWN_DELAY_SECONDS")
+    assert 0 < int(delay["value"]) < _pod_spec(build_deployment(OWNER, spec(V1), image=V1))[
+        "terminationGracePeriodSeconds"
+    ]
+    job_env = _pod_spec(build_migration_job(OWNER, spec(V1), image=V1))["containers"][0]["env"]
+    assert not any(e["name"] == "ITEMS_SHUTDOWN_DELAY_SECONDS" for e in job_env)
+    own = [{"name": "ITEMS_SHUTDOWN_DELAY_SECONDS", "value": "12"}]
+    env = _pod_spec(build_deployment(OWNER, spec(V1, env=own), image=V1))["containers"][0]["env"]
+    assert [e for e in env if e["name"] == "ITEMS_SHUTDOWN_DELAY_SECONDS"] == own
 
 
 def test_selector_does_not_depend_on_image_or_spec() -> None:
