@@ -3,12 +3,14 @@ service image's container spec."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import select
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,3 +133,48 @@ def load_images(*images: str) -> None:
                             timeout=600)
     if result.returncode != 0:
         raise AssertionError(f"loading {images} with {loader!r} failed:\n{result.stderr}")
+
+
+def restricted_namespace(name: str) -> dict[str, Any]:
+    """A Namespace that enforces (and warns on) the "restricted" Pod Security level."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/warn": "restricted",
+            },
+        },
+    }
+
+
+@contextlib.contextmanager
+def port_forward(
+    kube: Kubectl, target: str, port: int, timeout: float = 30
+) -> Iterator[httpx.Client]:
+    """An HTTP client for `target` (e.g. service/shop) through kubectl port-forward on
+    127.0.0.1; the forward is stopped afterwards."""
+    proc = subprocess.Popen(
+        kube.args("port-forward", "--address", "127.0.0.1", target, f":{port}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        # "Forwarding from 127.0.0.1:PORT -> ..." once it listens; bounded wait for it.
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        line = proc.stdout.readline() if ready else ""
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        assert match, f"kubectl port-forward {target} printed {line!r}"
+        with httpx.Client(base_url=f"http://127.0.0.1:{match.group(1)}", timeout=10) as client:
+            yield client
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -11,16 +11,14 @@ the cluster up first (hack/cluster/ci-smoke). Every wait has a deadline; nothing
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 
-import httpx
 import pytest
 
 from tests.cluster.kube_support import (
     VOLUMES,
     Kubectl,
     describe,
+    port_forward,
     service_container,
     wait_until,
 )
@@ -186,28 +184,9 @@ def test_logs_and_exec(kube: Kubectl, service: str) -> None:
 
 
 def test_port_forward_to_loopback(kube: Kubectl, service: str) -> None:
-    proc = subprocess.Popen(
-        kube.args("port-forward", "--address", "127.0.0.1", f"service/{APP}", f":{PORT}"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        # kubectl prints "Forwarding from 127.0.0.1:PORT -> 8000" once it listens.
-        line = proc.stdout.readline()
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        assert match, f"unexpected port-forward output: {line!r}"
-        url = f"http://127.0.0.1:{match.group(1)}/healthz"
-
-        def healthy() -> bool:
-            return httpx.get(url, timeout=3).status_code == 200
-
-        wait_until(f"GET {url} through port-forward", healthy, timeout=30)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    with port_forward(kube, f"service/{APP}", PORT) as client:
+        wait_until(
+            "GET /healthz through port-forward",
+            lambda: client.get("/healthz", timeout=3).status_code == 200,
+            timeout=30,
+        )

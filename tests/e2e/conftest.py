@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.kube_support import Kubectl, wait_until
+from tests.cluster.kube_support import Kubectl, restricted_namespace, wait_until
 from tests.e2e.platform import (
     CHART,
     Images,
@@ -27,7 +27,6 @@ from tests.e2e.platform import (
     database_manifests,
     delete_namespace,
     helm,
-    restricted_namespace,
     split_image,
 )
 from tests.operator.cluster.e2e import OPERATOR_IMAGE, V1, Database

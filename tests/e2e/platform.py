@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.kube_support import KUBECTL, Kubectl, load_images, wait_until
-from tests.operator.cluster.e2e import Cluster
+from tests.cluster.kube_support import KUBECTL, Kubectl, wait_until
+from tests.operator.cluster.e2e import Cluster, build_test_images
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "items"
@@ -118,52 +118,12 @@ class Images:
         repo = v1.rsplit(":", 1)[0]
         images = cls(v1=v1, v2=f"{repo}:e2e-v2", never_ready=f"{repo}:e2e-never-ready",
                      migration_fails=f"{repo}:e2e-migration-fails")
-        docker = os.environ.get("DOCKER", "/usr/bin/docker")
-        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-        versions = subprocess.run(
-            [
-                docker, "run", "--rm", "--network", "none", "--entrypoint", "python3", v1, "-c",
-                "import migrations, pathlib; "
-                "print(pathlib.Path(migrations.__file__).parent / 'versions')",
-            ],
-            capture_output=True, text=True, timeout=120, check=True, env=env,
-        ).stdout.strip()
-        builds = [
+        build_test_images(base=v1, folder=IMAGES_DIR, builds=[
             ("v2", images.v2, v1),
             ("never-ready", images.never_ready, images.v2),
             ("migration-fails", images.migration_fails, images.v2),
-        ]
-        for name, tag, parent in builds:
-            result = subprocess.run(
-                [
-                    docker, "build", "--network", "host", "-q",
-                    "--build-arg", f"BASE={parent}", "--build-arg", f"VERSIONS_DIR={versions}",
-                    "-f", str(IMAGES_DIR / f"Dockerfile.{name}"), "-t", tag, str(IMAGES_DIR),
-                ],
-                capture_output=True, text=True, timeout=300, check=False, env=env,
-            )
-            assert result.returncode == 0, f"docker build {tag}:\n{result.stdout}{result.stderr}"
-        if not os.environ.get("ITEMS_IMAGE_LOADER") and os.environ.get("GITHUB_ACTIONS") == "true":
-            # e2e.yml runs on kind (cluster name in $CLUSTER): load the test images there.
-            os.environ["ITEMS_IMAGE_LOADER"] = (
-                f"kind load docker-image --name {os.environ.get('CLUSTER', 'items-e2e')}"
-            )
-        load_images(*(tag for _, tag, _ in builds))
+        ])
         return images
-
-
-def restricted_namespace(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/warn": "restricted",
-            },
-        },
-    }
 
 
 def database_manifests(password: str) -> list[dict[str, Any]]:

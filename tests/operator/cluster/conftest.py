@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.kube_support import KUBECTL, Kubectl, wait_until
+from tests.cluster.kube_support import KUBECTL, Kubectl, restricted_namespace, wait_until
 from tests.operator.cluster.e2e import (
     DB_NAMESPACE,
     E2E,
@@ -100,20 +100,6 @@ def kube() -> Iterator[Kubectl]:
             timeout=60,
             check=False,
         )
-
-
-def _restricted_namespace(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/warn": "restricted",
-            },
-        },
-    }
 
 
 def _apply(*manifests: dict[str, Any]) -> None:
@@ -235,7 +221,7 @@ def e2e() -> Iterator[E2E]:
         return not set(out.split()) & set(ours)
 
     wait_until("namespaces of an earlier run to be gone", none_terminating, 180)
-    _apply(*(_restricted_namespace(n) for n in ours))
+    _apply(*(restricted_namespace(n) for n in ours))
     _apply(*_database_manifests(password))
     # Built and loaded while the database starts.
     images = ImageSet.build_and_load(base=V1, folder=Path(__file__).parent / "images")

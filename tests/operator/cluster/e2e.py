@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import select
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +17,7 @@ from typing import Any
 import httpx
 from items_operator.specs.common import migration_job_name
 
-from tests.cluster.kube_support import KUBECTL, Kubectl, load_images, wait_until
+from tests.cluster.kube_support import KUBECTL, Kubectl, load_images, port_forward, wait_until
 
 OPERATOR_NAMESPACE = "items-system"
 DB_NAMESPACE = "items-e2e-db"
@@ -62,36 +60,50 @@ class ImageSet:
             crashloop=f"{repo}:e2e-crashloop",
             slow_migration=f"{repo}:e2e-slow-migration",
         )
-        docker = os.environ.get("DOCKER", "/usr/bin/docker")
-        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-        versions = subprocess.run(
-            [
-                docker, "run", "--rm", "--network", "none", "--entrypoint", "python3", base, "-c",
-                "import migrations, pathlib; "
-                "print(pathlib.Path(migrations.__file__).parent / 'versions')",
-            ],
-            capture_output=True, text=True, timeout=120, check=True, env=env,
-        ).stdout.strip()
-        builds = [
+        build_test_images(base=base, folder=folder, builds=[
             ("v2", images.v2, base),
             ("migration-fails", images.migration_fails, images.v2),
             ("never-ready", images.never_ready, images.v2),
             ("crashloop", images.crashloop, images.v2),
             ("slow-migration", images.slow_migration, base),
-        ]
-        for name, tag, parent in builds:
-            result = subprocess.run(
-                [
-                    docker, "build", "--network", "host", "-q",
-                    "--build-arg", f"BASE={parent}",
-                    "--build-arg", f"VERSIONS_DIR={versions}",
-                    "-f", str(folder / f"Dockerfile.{name}"), "-t", tag, str(folder),
-                ],
-                capture_output=True, text=True, timeout=300, check=False, env=env,
-            )
-            assert result.returncode == 0, f"docker build {tag}:\n{result.stdout}{result.stderr}"
-        load_images(*(tag for _, tag, _ in builds))
+        ])
         return images
+
+
+# Tags built and loaded in this pytest session: the end-to-end stories reuse the operator
+# suite's test images instead of building and loading them again.
+_BUILT: set[str] = set()
+
+
+def build_test_images(*, base: str, folder: Path, builds: list[tuple[str, str, str]]) -> None:
+    """Build each (Dockerfile suffix, tag, parent image) from `folder`, then load them into the
+    cluster; tags already built in this session are skipped."""
+    builds = [build for build in builds if build[1] not in _BUILT]
+    if not builds:
+        return
+    docker = os.environ.get("DOCKER", "/usr/bin/docker")
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+    versions = subprocess.run(
+        [
+            docker, "run", "--rm", "--network", "none", "--entrypoint", "python3", base, "-c",
+            "import migrations, pathlib; "
+            "print(pathlib.Path(migrations.__file__).parent / 'versions')",
+        ],
+        capture_output=True, text=True, timeout=120, check=True, env=env,
+    ).stdout.strip()
+    for name, tag, parent in builds:
+        result = subprocess.run(
+            [
+                docker, "build", "--network", "host", "-q",
+                "--build-arg", f"BASE={parent}",
+                "--build-arg", f"VERSIONS_DIR={versions}",
+                "-f", str(folder / f"Dockerfile.{name}"), "-t", tag, str(folder),
+            ],
+            capture_output=True, text=True, timeout=300, check=False, env=env,
+        )
+        assert result.returncode == 0, f"docker build {tag}:\n{result.stdout}{result.stderr}"
+    load_images(*(tag for _, tag, _ in builds))
+    _BUILT.update(tag for _, tag, _ in builds)
 
 
 class Database:
@@ -302,36 +314,6 @@ def job_finished_at(job: dict[str, Any]) -> datetime:
 
 def image_of(obj: dict[str, Any]) -> str:
     return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
-
-
-@contextlib.contextmanager
-def port_forward(
-    kube: Kubectl, target: str, port: int, timeout: float = 30
-) -> Iterator[httpx.Client]:
-    """An HTTP client for `target` (e.g. service/shop) through kubectl port-forward on
-    127.0.0.1; the forward is stopped afterwards."""
-    proc = subprocess.Popen(
-        kube.args("port-forward", "--address", "127.0.0.1", target, f":{port}"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        # "Forwarding from 127.0.0.1:PORT -> ..." once it listens; bounded wait for it.
-        ready, _, _ = select.select([proc.stdout], [], [], timeout)
-        line = proc.stdout.readline() if ready else ""
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        assert match, f"kubectl port-forward {target} printed {line!r}"
-        with httpx.Client(base_url=f"http://127.0.0.1:{match.group(1)}", timeout=10) as client:
-            yield client
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def metric_total(text: str, name: str) -> float:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.cluster.kube_support import Kubectl, wait_until
+from tests.cluster.kube_support import Kubectl, port_forward, wait_until
 from tests.operator.cluster.e2e import (
     E2E,
     MISSING_IMAGE,
@@ -28,7 +28,6 @@ from tests.operator.cluster.e2e import (
     job_finished_at,
     metric_total,
     parse_time,
-    port_forward,
     secret,
 )
 
