@@ -5,7 +5,6 @@ Pure ASGI rather than BaseHTTPMiddleware: no extra task per request, and streami
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -14,6 +13,7 @@ from loguru import logger
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.problems import problem_response
 from service.core import metrics
 
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
@@ -67,11 +67,15 @@ class RequestContextMiddleware:
                             duration_ms=round(duration * 1000, 3)).info("request")
 
 
+def _too_large_detail(limit: int) -> str:
+    return f"request body exceeds {limit} bytes (ITEMS_MAX_BODY_BYTES)"
+
+
 class _BodyTooLargeError(HTTPException):
     """An HTTPException, so FastAPI's body reader lets it through to the problem handler."""
 
-    def __init__(self) -> None:
-        super().__init__(413)
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large_detail(limit))
 
 
 class BodyLimitMiddleware:
@@ -81,16 +85,10 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_body_bytes = max_body_bytes
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        body = json.dumps({
-            "type": "about:blank", "title": "Content Too Large", "status": 413,
-            "detail": f"request body exceeds {self.max_body_bytes} bytes (ITEMS_MAX_BODY_BYTES)",
-            "instance": scope["path"],
-        }).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", b"application/problem+json"),
-            (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(413, _too_large_detail(self.max_body_bytes),
+                                    instance=scope["path"], headers={"Connection": "close"})
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,7 +98,7 @@ class BodyLimitMiddleware:
             if name == b"content-length" and (
                 not value.isdigit() or int(value) > self.max_body_bytes
             ):
-                await self._reject(scope, send)
+                await self._reject(scope, receive, send)
                 return
         received = 0
         started = False
@@ -111,7 +109,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLargeError()
+                    raise _BodyTooLargeError(self.max_body_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -123,4 +121,4 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLargeError:
             if not started:
-                await self._reject(scope, send)
+                await self._reject(scope, receive, send)

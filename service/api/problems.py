@@ -127,8 +127,6 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
-        detail = "request body exceeds the configured limit (ITEMS_MAX_BODY_BYTES)"
     headers = dict(exc.headers) if exc.headers else None
     return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
 

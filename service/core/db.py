@@ -82,9 +82,11 @@ def create_engines(settings: Settings) -> Engines:
             event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys_and_wal)
         return Engines(read=read, write=write)
 
-    connect_args: dict[str, object] = {"connect_timeout": settings.db_connect_timeout_seconds}
+    # asyncmy takes whole seconds; aiomysql takes a float.
+    timeout: float = settings.db_connect_timeout_seconds
     if settings.db_async_driver == "asyncmy":
-        connect_args["connect_timeout"] = int(max(1, settings.db_connect_timeout_seconds))
+        timeout = int(max(1, timeout))
+    connect_args: dict[str, object] = {"connect_timeout": timeout}
     pool: dict[str, object] = {
         # A database restart must not surface as errors: test each connection on checkout.
         "pool_pre_ping": True,

@@ -43,11 +43,6 @@ def _revision(url: str) -> str | None:
     return revision
 
 
-def _config(url: str) -> object:
-    os.environ["DATABASE_URL"] = url
-    return schema.alembic_config()
-
-
 @pytest.fixture
 def database_url_env() -> Iterator[None]:
     saved = os.environ.get("DATABASE_URL")
