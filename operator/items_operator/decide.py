@@ -299,7 +299,9 @@ def _fail_stuck_jobs(p: _Pass, observed: Observed) -> None:
         if job.state is not JobState.ACTIVE:
             continue
         pods = (pod for pod in observed.job_pods if pod.job_name == job.name)
-        failure = next((f for pod in pods if (f := classify_waiting(pod)) is not None), None)
+        failure = next(
+            (f for pod in pods if (f := classify_waiting(pod, now=p.now)) is not None), None
+        )
         if failure is not None:
             note = failure.describe(job.image)
             p.actions.append(FailJob(job.name, note))

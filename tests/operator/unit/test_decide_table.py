@@ -312,7 +312,10 @@ def _cases() -> list[Case]:
         rollback("ImagePullFailed", pods=(pod(V2, waiting=("ErrImagePull",)),)),
         rollback("ImagePullFailed", pods=(pod(V2, waiting=("ImagePullBackOff",)),)),
         rollback("ImagePullFailed", pods=(pod(V2, waiting=("InvalidImageName",)),)),
-        rollback("ContainerConfigError", pods=(pod(V2, waiting=("CreateContainerConfigError",)),)),
+        rollback(
+            "ContainerConfigError",
+            pods=(pod(V2, age=45, waiting=("CreateContainerConfigError",)),),
+        ),
         rollback("ReadinessTimeout", pods=(pod(V2, age=121),)),
         rollback(
             "ProgressDeadlineExceeded",
@@ -375,6 +378,32 @@ def _cases() -> list[Case]:
                 "job_pods": (pod(V2, waiting=("ContainerCreating",), job=job_name(V2)),),
             },
             phase="Migrating",
+        ),
+        _case(
+            "migration pod briefly cannot read its Secret on a busy node: keep waiting",
+            new,
+            {
+                "deployment": deployment(new, V1),
+                "jobs": (job(V2, JobState.ACTIVE),),
+                "job_pods": (
+                    pod(V2, age=10, waiting=("CreateContainerConfigError",), job=job_name(V2)),
+                ),
+            },
+            phase="Migrating",
+        ),
+        _case(
+            "migration pod's config error persists past the grace: end the Job",
+            new,
+            {
+                "deployment": deployment(new, V1),
+                "jobs": (job(V2, JobState.ACTIVE),),
+                "job_pods": (
+                    pod(V2, age=40, waiting=("CreateContainerConfigError",), job=job_name(V2)),
+                ),
+            },
+            phase="Migrating",
+            actions=[f"fail Job/{job_name(V2)}"],
+            events=["MigrationPodFailed"],
         ),
         _case(
             "migration ended early by the operator: Failed, with the pod's reason",
