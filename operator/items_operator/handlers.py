@@ -3,8 +3,9 @@
 Why a daemon and not change handlers: the decision depends on Jobs, Pods and the Deployment as
 much as on the spec, and a broken rollout must be noticed within seconds. The daemon re-runs the
 pure decide() on an adaptive interval (Plan.requeue_after: 2 s while rolling out, 60 s idle) and
-is woken at once by any ItemService event. All reads and writes for owned objects happen in the
-CR's namespace, so the workload permissions can stay namespaced (see operator/rbac/).
+is woken at once by any event of the ItemService or of the Jobs, Deployment and pods it owns.
+All reads and writes for owned objects happen in the CR's namespace, so the workload permissions
+can stay namespaced (see operator/rbac/).
 """
 
 from __future__ import annotations
@@ -22,19 +23,33 @@ import kopf
 from lightkube import ApiError, AsyncClient
 
 from items_operator import kube, metrics
-from items_operator.constants import FIELD_MANAGER, GROUP, PLURAL, VERSION
+from items_operator.constants import (
+    FIELD_MANAGER,
+    GROUP,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    PLURAL,
+    VERSION,
+)
 from items_operator.decide import Action, Apply, CreateJob, Delete, FailJob, Plan, decide
 from items_operator.model import ItemService
 from items_operator.observe import JobState
 from items_operator.status import merge_patch
 
-# Kopf logs every event handler's success at INFO; for this per-event wake-up that is just noise.
+# Kopf logs every event handler's success at INFO; for these per-event wake-ups that is noise.
 logging.getLogger("kopf.objects").addFilter(
-    lambda record: "'wake_reconciler'" not in record.getMessage()
+    lambda record: not any(f"'{name}'" in record.getMessage()
+                           for name in ("wake_reconciler", "wake_owner"))
 )
 
-# Woken by ItemService watch events so spec changes are acted on at once, not at the next poll.
+# Woken by watch events of the ItemService (spec changes) and of its Jobs, Deployment and pods
+# (a finished migration, a pod that turned ready or crashed), so each is acted on within a watch
+# round-trip instead of at the next poll; the polls stay as the safety net.
 _WAKEUPS: dict[str, asyncio.Event] = {}
+_UIDS: dict[tuple[str, str], str] = {}  # (namespace, ItemService name) -> uid
+# A wake-up waits this long before the pass starts, so a burst of events (a rollout step moves
+# the Deployment, a ReplicaSet and pods together) costs one pass, not one per event.
+COALESCE_SECONDS = 0.1
 MAX_ERROR_BACKOFF = 60.0
 
 
@@ -90,6 +105,28 @@ def wake_reconciler(uid: str | None, **_: Any) -> None:
         wakeup.set()
 
 
+_OWNED = {LABEL_MANAGED_BY: FIELD_MANAGER}
+OWNED_KINDS = (("batch", "v1", "jobs"), ("apps", "v1", "deployments"), ("", "v1", "pods"))
+
+
+def wake_owner(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    uid = _UIDS.get((namespace or "", labels.get(LABEL_INSTANCE, "")))
+    if uid is not None and (wakeup := _WAKEUPS.get(uid)) is not None:
+        wakeup.set()
+
+
+def watch_owned_objects() -> None:
+    """Wake each ItemService's loop on events of its Jobs, Deployment and pods.
+
+    Needs list/watch on those kinds wherever the operator serves: given with --namespace (each
+    served namespace has the workload RoleBinding) or with the workload role bound cluster-wide.
+    A cluster-wide operator with per-namespace RoleBindings would have these watches refused,
+    so there it is off and the polls alone pace the rollouts (see main.py, --watch-owned).
+    """
+    for group, version, plural in OWNED_KINDS:
+        kopf.on.event(group, version, plural, labels=_OWNED)(wake_owner)
+
+
 # On CR deletion or operator exit the loop is woken (event) or, at worst, cancelled after 5+5 s;
 # every step is idempotent, so a cancelled pass is simply redone by the next owner.
 @kopf.daemon(
@@ -113,6 +150,7 @@ async def reconcile_loop(
         raise kopf.PermanentError("ItemService without name, namespace or uid")
     client: AsyncClient = memo.client
     wakeup = _WAKEUPS.setdefault(uid, asyncio.Event())
+    _UIDS[(namespace, name)] = uid
     error_backoff = 1.0
     try:
         while not stopped:
@@ -136,8 +174,11 @@ async def reconcile_loop(
                 metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=delay)
+                await asyncio.sleep(COALESCE_SECONDS)
     finally:
         _WAKEUPS.pop(uid, None)
+        if _UIDS.get((namespace, name)) == uid:
+            del _UIDS[(namespace, name)]
 
 
 async def _report_rejection(

@@ -12,6 +12,7 @@ from lightkube.resources.core_v1 import Pod, Secret, Service, ServiceAccount
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import CascadeType, PatchType
 
+from items_operator import metrics
 from items_operator.constants import (
     ANNOTATION_DESIRED_HASH,
     ANNOTATION_FAILURE,
@@ -55,6 +56,7 @@ def is_not_found(error: ApiError) -> bool:
 
 
 async def _get(client: AsyncClient, kind: Any, name: str, namespace: str) -> dict[str, Any] | None:
+    metrics.READS.labels("get", kind.__name__).inc()
     try:
         obj = await client.get(kind, name, namespace=namespace)
     except ApiError as error:
@@ -62,6 +64,14 @@ async def _get(client: AsyncClient, kind: Any, name: str, namespace: str) -> dic
             return None
         raise
     return dict(obj.to_dict())
+
+
+async def _list(
+    client: AsyncClient, kind: Any, namespace: str, labels: dict[str, Any]
+) -> list[dict[str, Any]]:
+    metrics.READS.labels("list", kind.__name__).inc()
+    return [dict(obj.to_dict()) async for obj in client.list(kind, namespace=namespace,
+                                                              labels=labels)]
 
 
 async def read_item_service(
@@ -98,26 +108,20 @@ async def observe(client: AsyncClient, cr: ItemService) -> Observed:
             conflicts.append(f"Deployment/{owner.name}")
 
     jobs = [
-        observe_job(job.to_dict())
-        async for job in client.list(
-            Job, namespace=ns, labels=_label_filter(owner, COMPONENT_MIGRATION)
-        )
-        if controlled_by(job.to_dict(), owner.uid)
+        observe_job(job)
+        for job in await _list(client, Job, ns, _label_filter(owner, COMPONENT_MIGRATION))
+        if controlled_by(job, owner.uid)
     ]
     pods = [
-        observe_pod(pod.to_dict())
-        async for pod in client.list(
-            Pod, namespace=ns, labels=_label_filter(owner, COMPONENT_SERVER)
-        )
+        observe_pod(pod)
+        for pod in await _list(client, Pod, ns, _label_filter(owner, COMPONENT_SERVER))
     ]
     # Pods of running migrations only matter while a Job is active; skip the list otherwise.
     job_pods = []
     if any(not job.finished for job in jobs):
         job_pods = [
-            observe_pod(pod.to_dict())
-            async for pod in client.list(
-                Pod, namespace=ns, labels=_label_filter(owner, COMPONENT_MIGRATION)
-            )
+            observe_pod(pod)
+            for pod in await _list(client, Pod, ns, _label_filter(owner, COMPONENT_MIGRATION))
         ]
     return Observed(
         secret=secret_state(secret, cr.spec.database.secret_ref.key),

@@ -17,6 +17,11 @@ WRITES = Counter(
     "Writes to the API server, by action and kind (0 in steady state).",
     ["action", "kind"],
 )
+READS = Counter(
+    "items_operator_reads_total",
+    "Reads from the API server (get, list), by verb and kind: the cost of each reconcile pass.",
+    ["verb", "kind"],
+)
 MIGRATIONS = Counter(
     "items_operator_migrations_total",
     "Finished migration Jobs, by outcome.",

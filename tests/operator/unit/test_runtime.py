@@ -11,7 +11,7 @@ import kopf
 import pytest
 from items_operator.handlers import apply_scanning, apply_settings
 from items_operator.logs import configure_logging
-from items_operator.main import parse_args
+from items_operator.main import parse_args, watches_owned_objects
 from loguru import logger
 
 
@@ -23,6 +23,14 @@ def test_cli_defaults_serve_all_namespaces_with_peering() -> None:
     assert args.peering == "items-operator"
     assert not args.standalone
     assert args.priority is None
+    # Cluster-wide with per-namespace RoleBindings: watches of owned kinds would be refused.
+    assert not watches_owned_objects(args)
+
+
+def test_owned_objects_are_watched_where_the_rbac_allows_it() -> None:
+    assert watches_owned_objects(parse_args(["--namespace", "a"]))
+    assert watches_owned_objects(parse_args(["--watch-owned", "on"]))
+    assert not watches_owned_objects(parse_args(["--namespace", "a", "--watch-owned", "off"]))
 
 
 def test_cli_namespaces_and_standalone() -> None:
