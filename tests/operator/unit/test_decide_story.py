@@ -93,3 +93,31 @@ def test_lifecycle() -> None:
     assert outcomes == [(V1, "Available"), (V2, "Available"), (V3, "RolledBack")]
     # Finished Jobs beyond migration.historyLimit (3) would be pruned; here exactly 3 remain.
     assert len(jobs) == 3
+
+
+def test_scaled_to_zero_still_migrates_each_image_and_is_available() -> None:
+    """replicas: 0 (a service switched off): no pod ever serves, yet a new image is migrated
+    before its (empty) Deployment is applied, and 0/0 ready counts as Available."""
+    def cr(image: str, status: dict[str, Any], generation: int) -> ItemService:
+        return item_service(image, status=status, generation=generation, replicas=0)
+
+    first = cr(V1, {}, 1)
+    plan = decide(first, observed(first, owned_hashes={}), NOW)
+    assert (plan.status["phase"], summarize(plan)[-1]) == ("Migrating", f"create Job {V1}")
+    assert "PodDisruptionBudget" not in " ".join(summarize(plan))
+
+    migrated = (job(V1, JobState.SUCCEEDED),)
+    plan = decide(cr(V1, plan.status, 1), observed(first, jobs=migrated), NOW)
+    assert (plan.status["phase"], summarize(plan)) == ("RollingOut", [f"apply Deployment {V1}"])
+
+    serving = cr(V1, plan.status, 1)
+    seen = observed(serving, deployment=deployment(serving, V1), jobs=migrated)
+    plan = decide(serving, seen, NOW)
+    assert (plan.status["phase"], plan.status["readyReplicas"]) == ("Available", 0)
+    steady = decide(cr(V1, plan.status, 1), seen, NOW + timedelta(minutes=5))
+    assert (steady.actions, steady.status) == ((), plan.status)
+
+    upgraded = cr(V2, plan.status, 2)
+    plan = decide(upgraded, observed(upgraded, deployment=deployment(upgraded, V1),
+                                     jobs=migrated), NOW)
+    assert (plan.status["phase"], summarize(plan)) == ("Migrating", [f"create Job {V2}"])
