@@ -21,6 +21,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 IMAGE = os.environ.get("ITEMS_SMOKE_IMAGE", "items-service:dev")
+# The in-cluster database: images/mariadb (Debian's mariadb-server) by default; GitHub Actions
+# may set the official mysql:8.4 instead. Both read the MYSQL_* variables.
+DB_IMAGE = os.environ.get("ITEMS_E2E_DB_IMAGE", "items-platform/mariadb:10.11-local")
+DB_NAME = "items-db"
 
 
 def _pinned_kubectl() -> str:
@@ -178,3 +182,66 @@ def port_forward(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def database_manifests(
+    root_password: str, *, namespace: str | None = None,
+    app_account: tuple[str, str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One MariaDB/MySQL (DB_IMAGE) Deployment and its Service, both named DB_NAME, at the
+    restricted Pod Security level; ready once it accepts TCP on 3306 (logins may take a moment
+    longer). `app_account` (database, user, password) is created at first start."""
+    labels = {"app": DB_NAME}
+    meta: dict[str, Any] = {"name": DB_NAME, "labels": labels}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    env = [{"name": "MYSQL_ROOT_PASSWORD", "value": root_password}]
+    if app_account is not None:
+        database, user, password = app_account
+        env += [
+            {"name": "MYSQL_DATABASE", "value": database},
+            {"name": "MYSQL_USER", "value": user},
+            {"name": "MYSQL_PASSWORD", "value": password},
+        ]
+    container = {
+        "name": "db",
+        "image": DB_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "env": env,
+        "ports": [{"name": "mysql", "containerPort": 3306}],
+        "readinessProbe": {"tcpSocket": {"port": "mysql"}, "periodSeconds": 2},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/mysql"}],
+    }
+    pod_security = {
+        "runAsNonRoot": True,
+        "runAsUser": 999,
+        "runAsGroup": 999,
+        "fsGroup": 999,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "securityContext": pod_security,
+                        "containers": [container],
+                        "volumes": [{"name": "data", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": dict(meta),
+            "spec": {"selector": labels, "ports": [{"name": "mysql", "port": 3306}]},
+        },
+    ]

@@ -8,16 +8,20 @@ Both read the same MYSQL_* variables.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.cluster.kube_support import IMAGE, Kubectl, describe, service_container, wait_until
+from tests.cluster.kube_support import (
+    DB_NAME,
+    IMAGE,
+    Kubectl,
+    database_manifests,
+    describe,
+    service_container,
+    wait_until,
+)
 
 pytestmark = pytest.mark.cluster
 
-DB_IMAGE = os.environ.get("ITEMS_E2E_DB_IMAGE", "items-platform/mariadb:10.11-local")
-DB = "items-db"
 DB_PASSWORD = "items-e2e-password"
 
 
@@ -25,57 +29,16 @@ DB_PASSWORD = "items-e2e-password"
 def database(kube: Kubectl) -> str:
     """The database as a one-replica Deployment behind a Service, once it accepts TCP on 3306.
     Returns a SQLAlchemy URL that reaches it by the Service's DNS name."""
-    labels = {"app": DB}
-    kube.apply(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": DB, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "db",
-                                "image": DB_IMAGE,
-                                "imagePullPolicy": "IfNotPresent",
-                                "env": [
-                                    {"name": "MYSQL_ROOT_PASSWORD", "value": DB_PASSWORD},
-                                    {"name": "MYSQL_DATABASE", "value": "items"},
-                                    {"name": "MYSQL_USER", "value": "items"},
-                                    {"name": "MYSQL_PASSWORD", "value": DB_PASSWORD},
-                                ],
-                                "ports": [{"name": "mysql", "containerPort": 3306}],
-                                "readinessProbe": {
-                                    "tcpSocket": {"port": "mysql"},
-                                    "periodSeconds": 2,
-                                },
-                                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/mysql"}],
-                            }
-                        ],
-                        "volumes": [{"name": "data", "emptyDir": {}}],
-                    },
-                },
-            },
-        }
-    )
-    kube.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": DB, "labels": labels},
-            "spec": {"selector": labels, "ports": [{"name": "mysql", "port": 3306}]},
-        }
-    )
+    for manifest in database_manifests(
+        DB_PASSWORD, app_account=("items", "items", DB_PASSWORD)
+    ):
+        kube.apply(manifest)
 
     def ready() -> bool:
-        return bool(kube.get("deployment", DB).get("status", {}).get("readyReplicas") == 1)
+        return bool(kube.get("deployment", DB_NAME).get("status", {}).get("readyReplicas") == 1)
 
     wait_until("the database to accept connections", ready, 180, lambda: describe(kube))
-    host = f"{DB}.{kube.namespace}.svc.cluster.local"
+    host = f"{DB_NAME}.{kube.namespace}.svc.cluster.local"
     return f"mysql+pymysql://items:{DB_PASSWORD}@{host}:3306/items"
 
 

@@ -19,12 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.kube_support import Kubectl, restricted_namespace, wait_until
+from tests.cluster.kube_support import (
+    Kubectl,
+    database_manifests,
+    restricted_namespace,
+    wait_until,
+)
 from tests.e2e.platform import (
     CHART,
     Images,
     ReleaseCluster,
-    database_manifests,
     delete_namespace,
     helm,
     split_image,

@@ -21,7 +21,6 @@ from tests.operator.cluster.e2e import Cluster, build_test_images
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "items"
 IMAGES_DIR = REPO / "tests" / "operator" / "cluster" / "images"
-DB_IMAGE = os.environ.get("ITEMS_E2E_DB_IMAGE", "items-platform/mariadb:10.11-local")
 SERVICE_PORT = 80
 
 # The client loop, run by python3 in a pod of the service image: GETs of one item (and every
@@ -124,54 +123,6 @@ class Images:
             ("migration-fails", images.migration_fails, images.v2),
         ])
         return images
-
-
-def database_manifests(password: str) -> list[dict[str, Any]]:
-    """One MariaDB/MySQL (DB_IMAGE) at the restricted level, as in the operator's cluster tests
-    (tests/operator/cluster/conftest.py), in the current namespace."""
-    labels = {"app": "items-db"}
-    container = {
-        "name": "db",
-        "image": DB_IMAGE,
-        "imagePullPolicy": "IfNotPresent",
-        "env": [{"name": "MYSQL_ROOT_PASSWORD", "value": password}],
-        "ports": [{"name": "mysql", "containerPort": 3306}],
-        "readinessProbe": {"tcpSocket": {"port": "mysql"}, "periodSeconds": 2},
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/mysql"}],
-    }
-    pod_security = {
-        "runAsNonRoot": True,
-        "runAsUser": 999,
-        "runAsGroup": 999,
-        "fsGroup": 999,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "items-db", "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "securityContext": pod_security,
-                        "containers": [container],
-                        "volumes": [{"name": "data", "emptyDir": {}}],
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "items-db", "labels": labels},
-            "spec": {"selector": labels, "ports": [{"name": "mysql", "port": 3306}]},
-        },
-    ]
 
 
 class ReleaseCluster(Cluster):

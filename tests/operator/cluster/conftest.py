@@ -27,7 +27,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.kube_support import KUBECTL, Kubectl, restricted_namespace, wait_until
+from tests.cluster.kube_support import (
+    KUBECTL,
+    Kubectl,
+    database_manifests,
+    restricted_namespace,
+    wait_until,
+)
 from tests.operator.cluster.e2e import (
     DB_NAMESPACE,
     E2E,
@@ -44,7 +50,6 @@ CRD = REPO / "crds" / "itemservice.yaml"
 PEERING_CRD = REPO / "crds" / "kopf-peering.yaml"
 RBAC = REPO / "operator" / "rbac"
 DEPLOY = REPO / "operator" / "deploy"
-DB_IMAGE = os.environ.get("ITEMS_E2E_DB_IMAGE", "items-platform/mariadb:10.11-local")
 
 
 def _require_cluster() -> None:
@@ -143,58 +148,6 @@ def _operator_deployment() -> dict[str, Any]:
     return deployment
 
 
-def _database_manifests(password: str) -> list[dict[str, Any]]:
-    labels = {"app": "items-db"}
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "items-db", "namespace": DB_NAMESPACE, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 999,
-                            "runAsGroup": 999,
-                            "fsGroup": 999,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [
-                            {
-                                "name": "db",
-                                "image": DB_IMAGE,
-                                "imagePullPolicy": "IfNotPresent",
-                                "env": [{"name": "MYSQL_ROOT_PASSWORD", "value": password}],
-                                "ports": [{"name": "mysql", "containerPort": 3306}],
-                                "readinessProbe": {
-                                    "tcpSocket": {"port": "mysql"},
-                                    "periodSeconds": 2,
-                                },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/mysql"}],
-                            }
-                        ],
-                        "volumes": [{"name": "data", "emptyDir": {}}],
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "items-db", "namespace": DB_NAMESPACE, "labels": labels},
-            "spec": {"selector": labels, "ports": [{"name": "mysql", "port": 3306}]},
-        },
-    ]
-
-
 def _operator_pods() -> list[dict[str, Any]]:
     out = _kubectl(
         "-n", OPERATOR_NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/name=items-operator",
@@ -222,7 +175,7 @@ def e2e() -> Iterator[E2E]:
 
     wait_until("namespaces of an earlier run to be gone", none_terminating, 180)
     _apply(*(restricted_namespace(n) for n in ours))
-    _apply(*_database_manifests(password))
+    _apply(*database_manifests(password, namespace=DB_NAMESPACE))
     # Built and loaded while the database starts.
     images = ImageSet.build_and_load(base=V1, folder=Path(__file__).parent / "images")
     _apply(
