@@ -57,14 +57,14 @@ WORKDIR /src
 
 # Dependencies first, from the lock only: rebuilt only when pyproject.toml or uv.lock change.
 COPY pyproject.toml uv.lock ./
-RUN with-extra-ca /opt/uv/bin/uv sync --no-dev --no-install-project
+RUN with-extra-ca /opt/uv/bin/uv sync --no-default-groups --no-install-project
 
 # Then the project itself, as a regular (non-editable) install, bytecode compiled.
 COPY README.md ./
 COPY service ./service
 COPY migrations ./migrations
 COPY operator ./operator
-RUN with-extra-ca /opt/uv/bin/uv sync --no-dev --no-editable \
+RUN with-extra-ca /opt/uv/bin/uv sync --no-default-groups --no-editable \
  && /opt/venv/bin/python -c 'import service, migrations, items_operator'
 
 # Smaller image: drop debug symbols from the compiled extensions (about 45 MB) and the C/Cython
