@@ -7,16 +7,17 @@ map, no implicit flushes; the SQLModel classes still define every table and colu
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum, auto
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from service import pagination
 from service.models import IdempotencyRecord, Item, ItemCreate, ItemUpdate
@@ -27,6 +28,26 @@ keys_table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 ITEM_COLUMNS = [items_table.c[name] for name in (
     "id", "name", "description", "price", "in_stock", "sku", "created_at", "updated_at", "version"
 )]
+
+
+T = TypeVar("T")
+
+
+async def read_retrying(engine: AsyncEngine, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run an idempotent read; once more on a new connection if the first one turned out dead.
+
+    Connections are not pinged while in busy use (service.core.db): after a database restart
+    the first statement on each old connection fails, SQLAlchemy invalidates the pool, and a
+    read can simply be repeated. A second failure is real (the database is down): it is raised.
+    """
+    try:
+        async with engine.connect() as conn:
+            return await read(conn)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+    async with engine.connect() as conn:
+        return await read(conn)
 
 
 def utcnow() -> datetime:

@@ -126,8 +126,9 @@ async def create_item(
                            problem="bad-idempotency-key")
     fingerprint = crud.request_fingerprint(item_in.model_dump_json().encode())
     if idempotency_key is not None:
-        async with engines.read.connect() as conn:
-            stored = await crud.find_idempotent_response(conn=conn, key=idempotency_key)
+        stored = await crud.read_retrying(
+            engines.read,
+            lambda conn: crud.find_idempotent_response(conn=conn, key=idempotency_key))
         if stored is not None:
             return _replay(stored, fingerprint)
     try:
@@ -142,8 +143,9 @@ async def create_item(
     except (IntegrityError, crud.SkuConflictError):
         # A concurrent request with the same key may have won; its answer is ours.
         if idempotency_key is not None:
-            async with engines.read.connect() as conn:
-                stored = await crud.find_idempotent_response(conn=conn, key=idempotency_key)
+            stored = await crud.read_retrying(
+                engines.read,
+                lambda conn: crud.find_idempotent_response(conn=conn, key=idempotency_key))
             if stored is not None:
                 return _replay(stored, fingerprint)
         raise _sku_conflict() from None
@@ -177,9 +179,8 @@ async def list_items(
         raise ProblemError(400, str(exc), problem="bad-cursor") from None
     filters = crud.ListFilters(in_stock=in_stock, name_contains=q, min_price=min_price,
                                max_price=max_price)
-    async with engines.read.connect() as conn:
-        rows, next_cursor = await crud.list_items(conn=conn, filters=filters, sort=sort,
-                                                  cursor=after, limit=page_size)
+    rows, next_cursor = await crud.read_retrying(engines.read, lambda conn: crud.list_items(
+        conn=conn, filters=filters, sort=sort, cursor=after, limit=page_size))
     page = ItemsPublic.model_construct(
         data=[to_public(row._mapping) for row in rows], count=len(rows),
         next_cursor=next_cursor.encode() if next_cursor else None,
@@ -198,8 +199,8 @@ async def read_item(
     engines: EnginesDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    async with engines.read.connect() as conn:
-        row = await crud.get_item(conn=conn, item_id=item_id)
+    row = await crud.read_retrying(engines.read,
+                                   lambda conn: crud.get_item(conn=conn, item_id=item_id))
     if row is None:
         raise _not_found(item_id)
     item = to_public(row._mapping)
