@@ -57,6 +57,23 @@ SCHEMA_INFO = Gauge(
 )
 BUILD_INFO.labels(version=__version__, python=platform.python_version()).set(1)
 
+# labels() takes a lock and builds its key on every call, which costs more than the update:
+# the children of the request metrics are looked up once per label combination.
+_request_counts: dict[tuple[str, str, int], Counter] = {}
+_request_latencies: dict[tuple[str, str], Histogram] = {}
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    count = _request_counts.get((route, method, status))
+    if count is None:
+        count = REQUESTS.labels(route=route, method=method, status=str(status))
+        _request_counts[route, method, status] = count
+    count.inc()
+    latency = _request_latencies.get((route, method))
+    if latency is None:
+        latency = _request_latencies[route, method] = LATENCY.labels(route=route, method=method)
+    latency.observe(seconds)
+
 
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
