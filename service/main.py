@@ -14,7 +14,7 @@ from loguru import logger
 
 from service import __version__, crud
 from service.api import problems
-from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from service.api.middleware import RequestMiddleware
 from service.api.routes import health, items
 from service.core.config import Settings, get_settings
 from service.core.db import create_engines, is_embedded
@@ -79,8 +79,7 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
     problems.install(app)
     app.include_router(items.router)
     app.include_router(health.router)
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.stop_tracing = setup_tracing(app, settings)
     _document_problems(app)
     return app

@@ -1,6 +1,8 @@
-"""One pure-ASGI middleware for request id, access log and request metrics.
+"""One pure-ASGI middleware for request id, body limit, access log and request metrics.
 
 Pure ASGI rather than BaseHTTPMiddleware: no extra task per request, and streaming is untouched.
+One layer rather than one per concern: every layer is another coroutine call and another
+wrapped ``send`` on each request, and this service answers small requests where that shows.
 """
 
 from __future__ import annotations
@@ -14,57 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import problem_response
-from service.core import metrics
+from service.core import logging, metrics
 
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
-
-
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id" and _VALID_REQUEST_ID.fullmatch(value):
-            return str(value.decode())
-    return uuid.uuid4().hex
-
-
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
-        self.app = app
-        self.access_log = access_log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
-        status = 500
-        header_value = request_id.encode()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", header_value)]
-            await send(message)
-
-        started = time.perf_counter()
-        metrics.IN_FLIGHT.inc()
-        try:
-            with logger.contextualize(request_id=request_id):
-                await self.app(scope, receive, send_with_id)
-        finally:
-            metrics.IN_FLIGHT.dec()
-            duration = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED_ROUTE
-            method = scope["method"]
-            metrics.REQUESTS.labels(route=template, method=method, status=str(status)).inc()
-            metrics.LATENCY.labels(route=template, method=method).observe(duration)
-            if self.access_log:
-                logger.bind(request_id=request_id, method=method, route=template,
-                            path=scope["path"], status=status,
-                            duration_ms=round(duration * 1000, 3)).info("request")
 
 
 def _too_large_detail(limit: int) -> str:
@@ -78,47 +33,86 @@ class _BodyTooLargeError(HTTPException):
         super().__init__(413, _too_large_detail(limit))
 
 
-class BodyLimitMiddleware:
-    """413 as a problem document once a body passes the limit, declared or streamed."""
+class RequestMiddleware:
+    """Per HTTP request: an id (X-Request-ID, echoed), a 413 problem once the body passes
+    ``max_body_bytes`` (declared or streamed), the request metrics and one access log line."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, access_log: bool = True) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(413, _too_large_detail(self.max_body_bytes),
-                                    instance=scope["path"], headers={"Connection": "close"})
-        await response(scope, receive, send)
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        request_id: str | None = None
+        has_body = too_large = False
         for name, value in scope["headers"]:
-            if name == b"content-length" and (
-                not value.isdigit() or int(value) > self.max_body_bytes
-            ):
-                await self._reject(scope, receive, send)
-                return
+            if name == b"x-request-id":
+                if request_id is None and _VALID_REQUEST_ID.fullmatch(value):
+                    request_id = value.decode()
+            elif name == b"content-length":
+                has_body = True
+                too_large = too_large or not value.isdigit() or int(value) > self.max_body_bytes
+            elif name == b"transfer-encoding":
+                has_body = True
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 0  # set when the response starts
+        id_header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        if has_body:  # HTTP/1.1: without either header the body is empty, nothing to count
+            receive = self._counting(receive)
+        metrics.IN_FLIGHT.inc()
+        try:
+            with logger.contextualize(request_id=request_id):
+                if too_large:
+                    await self._reject(scope, receive, send_with_id)
+                    return
+                try:
+                    await self.app(scope, receive, send_with_id)
+                except _BodyTooLargeError:
+                    if not status:  # else the response is under way: too late for a 413
+                        await self._reject(scope, receive, send_with_id)
+        finally:
+            metrics.IN_FLIGHT.dec()
+            duration = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            method: str = scope["method"]
+            status = status or 500
+            metrics.observe_request(template, method, status, duration)
+            if self.access_log:
+                logging.access_line(request_id=request_id, method=method, route=template,
+                                    path=scope["path"], status=status,
+                                    duration_ms=round(duration * 1000, 3))
+
+    def _counting(self, receive: Receive) -> Receive:
         received = 0
-        started = False
+        limit = self.max_body_bytes
 
         async def counting_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _BodyTooLargeError(self.max_body_bytes)
+                if received > limit:
+                    raise _BodyTooLargeError(limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        return counting_receive
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLargeError:
-            if not started:
-                await self._reject(scope, receive, send)
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(413, _too_large_detail(self.max_body_bytes),
+                                    instance=scope["path"], headers={"Connection": "close"})
+        await response(scope, receive, send)
