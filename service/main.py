@@ -14,6 +14,7 @@ from loguru import logger
 
 from service import __version__, crud
 from service.api import problems
+from service.api.deps import TokenDep
 from service.api.middleware import RequestMiddleware
 from service.api.routes import health, items
 from service.core.config import Settings, get_settings
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
     app.state.settings = settings
     app.state.tokens = settings.tokens()
     problems.install(app)
-    app.include_router(items.router)
+    app.include_router(items.router, dependencies=[TokenDep] if app.state.tokens else [])
     app.include_router(health.router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.stop_tracing = setup_tracing(app, settings)

@@ -1,7 +1,9 @@
-"""Request dependencies as Annotated aliases.
+"""Request dependencies, and the app state the item routes read directly.
 
-All are ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency in its
-thread pool, a hand-off that costs more than the work these do.
+The dependencies are ``async def`` although none awaits: FastAPI runs a plain ``def``
+dependency in its thread pool, a hand-off that costs more than the work these do. The item
+routes skip even those for the engines and settings (``engines_of``, ``settings_of``): each
+dependency is a call and a cache entry in FastAPI's resolver on every request.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ async def get_engines(request: Request) -> Engines:
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 EnginesDep = Annotated[Engines, Depends(get_engines)]
 
+
+def engines_of(request: Request) -> Engines:
+    engines: Engines = request.app.state.engines
+    return engines
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 _BEARER = re.compile(r"Bearer[ ]+([\x21-\x7e]+)[ ]*", re.IGNORECASE)
 
 
@@ -54,18 +67,16 @@ def _check_token(request: Request, authorization: str | None) -> None:
         raise ProblemError(403, "the bearer token is not accepted", problem="forbidden")
 
 
-async def require_writer(
+async def require_token(
     request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
 ) -> None:
-    _check_token(request, authorization)
+    """Writes need a bearer token; reads (GET) too with ITEMS_PROTECT_READS.
 
-
-async def require_reader(
-    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
-) -> None:
-    if request.app.state.settings.protect_reads:
+    create_app adds it to the item routes only when tokens are configured: without tokens
+    every request is allowed, and the dependency would be work for nothing.
+    """
+    if request.method != "GET" or request.app.state.settings.protect_reads:
         _check_token(request, authorization)
 
 
-WriterDep = Depends(require_writer)
-ReaderDep = Depends(require_reader)
+TokenDep = Depends(require_token)

@@ -15,9 +15,10 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from service import crud, pagination
-from service.api.deps import EnginesDep, ReaderDep, SettingsDep, WriterDep
+from service.api.deps import engines_of, settings_of
 from service.api.etags import Precondition, etag_for, none_match, parse_if_match
 from service.api.problems import ProblemError, problem_responses
+from service.core.db import Engines
 from service.models import (
     PRICE_DIGITS,
     PRICE_MAX,
@@ -111,11 +112,11 @@ def _replay(stored: crud.StoredResponse, fingerprint: str) -> Response:
     })
 
 
-@router.post("/", status_code=201, response_model=ItemPublic, dependencies=[WriterDep],
+@router.post("/", status_code=201, response_model=ItemPublic,
              responses=CREATE_RESPONSES)
 async def create_item(
+    request: Request,
     item_in: ItemCreate,
-    engines: EnginesDep,
     idempotency_key: Annotated[str | None, Header(
         min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
         description="Makes retries safe: a repeat with the same key and body returns the "
@@ -124,6 +125,7 @@ async def create_item(
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise ProblemError(400, "Idempotency-Key must be 1..255 visible ASCII characters",
                            problem="bad-idempotency-key")
+    engines = engines_of(request)
     fingerprint = crud.request_fingerprint(item_in.model_dump_json().encode())
     if idempotency_key is not None:
         stored = await crud.read_retrying(
@@ -152,11 +154,9 @@ async def create_item(
     return item_response(item, 201, {"Location": f"/items/{item.id}"})
 
 
-@router.get("/", response_model=ItemsPublic, dependencies=[ReaderDep], responses=LIST_RESPONSES)
+@router.get("/", response_model=ItemsPublic, responses=LIST_RESPONSES)
 async def list_items(
     request: Request,
-    engines: EnginesDep,
-    settings: SettingsDep,
     limit: Annotated[int | None, Query(
         ge=1, le=1000,
         description="Page size: default ITEMS_PAGE_SIZE_DEFAULT (50); values above "
@@ -172,6 +172,7 @@ async def list_items(
     min_price: Annotated[QueryPrice | None, Query(description="Lowest price, inclusive.")] = None,
     max_price: Annotated[QueryPrice | None, Query(description="Highest price, inclusive.")] = None,
 ) -> Response:
+    engines, settings = engines_of(request), settings_of(request)
     page_size = min(limit or settings.page_size_default, settings.page_size_max)
     try:
         after = pagination.Cursor.decode(cursor, sort) if cursor else None
@@ -192,14 +193,14 @@ async def list_items(
     return Response(page.model_dump_json(), media_type=JSON, headers=headers)
 
 
-@router.get("/{item_id}", response_model=ItemPublic, dependencies=[ReaderDep],
+@router.get("/{item_id}", response_model=ItemPublic,
             responses=READ_RESPONSES)
 async def read_item(
+    request: Request,
     item_id: ItemId,
-    engines: EnginesDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
-    row = await crud.read_retrying(engines.read,
+    row = await crud.read_retrying(engines_of(request).read,
                                    lambda conn: crud.get_item(conn=conn, item_id=item_id))
     if row is None:
         raise _not_found(item_id)
@@ -210,7 +211,7 @@ async def read_item(
 
 
 async def _write(
-    engines: EnginesDep, item_id: int, changes: dict[str, Any], precondition: Precondition | None
+    engines: Engines, item_id: int, changes: dict[str, Any], precondition: Precondition | None
 ) -> Response:
     try:
         async with engines.write.begin() as conn:
@@ -234,33 +235,31 @@ async def _write(
     return item_response(to_public(result.row._mapping))
 
 
-@router.put("/{item_id}", response_model=ItemPublic, dependencies=[WriterDep],
+@router.put("/{item_id}", response_model=ItemPublic,
             responses=WRITE_RESPONSES)
 async def replace_item(
-    item_id: ItemId, item_in: ItemReplace, engines: EnginesDep, settings: SettingsDep,
-    if_match: IfMatch = None,
+    request: Request, item_id: ItemId, item_in: ItemReplace, if_match: IfMatch = None,
 ) -> Response:
-    precondition = _precondition(if_match, settings.require_if_match)
-    return await _write(engines, item_id, item_in.model_dump(), precondition)
+    precondition = _precondition(if_match, settings_of(request).require_if_match)
+    return await _write(engines_of(request), item_id, item_in.model_dump(), precondition)
 
 
-@router.patch("/{item_id}", response_model=ItemPublic, dependencies=[WriterDep],
+@router.patch("/{item_id}", response_model=ItemPublic,
               responses=WRITE_RESPONSES)
 async def update_item(
-    item_id: ItemId, item_in: ItemUpdate, engines: EnginesDep, settings: SettingsDep,
-    if_match: IfMatch = None,
+    request: Request, item_id: ItemId, item_in: ItemUpdate, if_match: IfMatch = None,
 ) -> Response:
-    precondition = _precondition(if_match, settings.require_if_match)
-    return await _write(engines, item_id, crud.patch_changes(item_in), precondition)
+    precondition = _precondition(if_match, settings_of(request).require_if_match)
+    return await _write(engines_of(request), item_id, crud.patch_changes(item_in), precondition)
 
 
-@router.delete("/{item_id}", status_code=204, dependencies=[WriterDep],
+@router.delete("/{item_id}", status_code=204,
                responses=DELETE_RESPONSES)
 async def delete_item(
-    item_id: ItemId, engines: EnginesDep, settings: SettingsDep, if_match: IfMatch = None
+    request: Request, item_id: ItemId, if_match: IfMatch = None
 ) -> Response:
-    precondition = _precondition(if_match, settings.require_if_match)
-    async with engines.write.begin() as conn:
+    precondition = _precondition(if_match, settings_of(request).require_if_match)
+    async with engines_of(request).write.begin() as conn:
         result = await crud.delete_item(conn=conn, item_id=item_id,
                                         expected_versions=_expected(precondition))
     if result.outcome is crud.WriteOutcome.NOT_FOUND:
