@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.telemetry import TelemetryConfig
 from loguru import logger
 
 from service import __version__, crud
@@ -24,6 +25,7 @@ from service.core.pool_metrics import track_pool
 from service.core.tracing import setup_tracing
 
 PURGE_INTERVAL_SECONDS = 600
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 async def _purge_idempotency_keys(app: FastAPI, settings: Settings) -> None:
@@ -69,6 +71,9 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
             logger.info("service stopped")
 
     app = FastAPI(
+        # FastAPI's own OpenTelemetry support checks the global providers on every request;
+        # tracing here is opt-in (setup_tracing), so without an endpoint it is switched off.
+        telemetry=None if settings.otlp_endpoint else NO_TELEMETRY,
         title="Items API",
         version=__version__,
         description="Items with exact prices, optimistic concurrency (ETag/If-Match), "
