@@ -20,7 +20,7 @@ from service.api.middleware import RequestMiddleware
 from service.api.routes import health, items
 from service.core.config import Settings, get_settings
 from service.core.db import create_engines, is_embedded
-from service.core.lifecycle import install_shutdown_hook
+from service.core.lifecycle import install_shutdown_hook, tune_gc
 from service.core.pool_metrics import track_pool
 from service.core.tracing import setup_tracing
 
@@ -55,9 +55,10 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
         track_pool(engines.read, "read", capacity)
         track_pool(engines.write, "write", capacity)
         app.state.engines = engines
-        if install_signal_hooks:
-            install_shutdown_hook(settings.shutdown_delay_seconds)
         purge = asyncio.create_task(_purge_idempotency_keys(app, settings))
+        if install_signal_hooks:  # the app owns its process (the server), not embedded (tests)
+            install_shutdown_hook(settings.shutdown_delay_seconds)
+            tune_gc()
         logger.info("service started", version=__version__,
                     database="embedded sqlite" if is_embedded(settings) else
                     engines.write.url.render_as_string(hide_password=True))

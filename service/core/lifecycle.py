@@ -9,6 +9,7 @@ before the listener closes. In-flight requests then drain as usual.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from types import FrameType
 from typing import Any
@@ -45,3 +46,23 @@ def install_shutdown_hook(delay_seconds: float) -> None:
             previous(signum, frame)
 
         signal.signal(sig, on_signal)
+
+
+# Young-generation collections every 10,000 net allocations instead of 700.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Call once the app is built and started, in the worker (after the fork).
+
+    A request allocates a few hundred objects, nearly all freed by reference counting, yet
+    with the default threshold (700) the collector ran every few requests and, every so often,
+    walked every long-lived object of the app (modules, models, routes, compiled SQL). That
+    was most of GET's p99 (~80 ms against an 8 ms median). Frozen, those objects are left out
+    of every collection; the higher threshold makes young collections rarer. Cycles are still
+    collected, only later.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
