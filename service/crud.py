@@ -7,7 +7,7 @@ map, no implicit flushes; the SQLModel classes still define every table and colu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,9 +15,10 @@ from enum import Enum, auto
 from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from service import pagination
 from service.models import IdempotencyRecord, Item, ItemCreate, ItemUpdate
@@ -33,21 +34,29 @@ ITEM_COLUMNS = [items_table.c[name] for name in (
 T = TypeVar("T")
 
 
-async def read_retrying(engine: AsyncEngine, read: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+def _on_pooled_connection(engine: Engine, read: Callable[[Connection], T]) -> T:
+    with engine.connect() as conn:
+        return read(conn)
+
+
+async def read_retrying(engine: AsyncEngine, read: Callable[[Connection], T]) -> T:
     """Run an idempotent read; once more on a new connection if the first one turned out dead.
 
     Connections are not pinged while in busy use (service.core.db): after a database restart
     the first statement on each old connection fails, SQLAlchemy invalidates the pool, and a
     read can simply be repeated. A second failure is real (the database is down): it is raised.
+
+    ``read`` gets a plain Core Connection: checkout, statements and checkin run in one
+    greenlet, the way AsyncConnection.run_sync runs its function. An AsyncConnection spends a
+    greenlet on each of connect, execute and close, ~40 µs per read (a tenth of a GET by id).
+    Exceptions are the same either way: SQLAlchemy's, raised by the same Core code.
     """
     try:
-        async with engine.connect() as conn:
-            return await read(conn)
+        return await greenlet_spawn(_on_pooled_connection, engine.sync_engine, read)
     except DBAPIError as error:
         if not error.connection_invalidated:
             raise
-    async with engine.connect() as conn:
-        return await read(conn)
+    return await greenlet_spawn(_on_pooled_connection, engine.sync_engine, read)
 
 
 def utcnow() -> datetime:
@@ -84,7 +93,13 @@ class ListFilters:
 _GET_ITEM = select(*ITEM_COLUMNS).where(items_table.c.id == bindparam("item_id"))
 
 
+def find_item(conn: Connection, item_id: int) -> Row[Any] | None:
+    """The read path's lookup, for read_retrying."""
+    return conn.execute(_GET_ITEM, {"item_id": item_id}).first()
+
+
 async def get_item(*, conn: AsyncConnection, item_id: int) -> Row[Any] | None:
+    """The same lookup inside a write transaction."""
     result = await conn.execute(_GET_ITEM, {"item_id": item_id})
     return result.first()
 
@@ -93,9 +108,9 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def list_items(
+def list_items(
+    conn: Connection,
     *,
-    conn: AsyncConnection,
     filters: ListFilters,
     sort: pagination.SortOrder,
     cursor: pagination.Cursor | None,
@@ -116,7 +131,7 @@ async def list_items(
         query = query.where(pagination.after(cursor))
     # One extra row tells whether a next page exists without a COUNT.
     query = query.order_by(*pagination.order_by(sort)).limit(limit + 1)
-    rows = list((await conn.execute(query)).all())
+    rows = list(conn.execute(query).all())
     if len(rows) <= limit:
         return rows, None
     page = rows[:limit]
@@ -135,8 +150,8 @@ class StoredResponse:
     request_hash: str
 
 
-async def find_idempotent_response(*, conn: AsyncConnection, key: str) -> StoredResponse | None:
-    result = await conn.execute(
+def find_idempotent_response(conn: Connection, key: str) -> StoredResponse | None:
+    result = conn.execute(
         select(keys_table.c.status_code, keys_table.c.item_id, keys_table.c.response_body,
                keys_table.c.request_hash).where(keys_table.c.key == key)
     )

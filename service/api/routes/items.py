@@ -129,8 +129,7 @@ async def create_item(
     fingerprint = crud.request_fingerprint(item_in.model_dump_json().encode())
     if idempotency_key is not None:
         stored = await crud.read_retrying(
-            engines.read,
-            lambda conn: crud.find_idempotent_response(conn=conn, key=idempotency_key))
+            engines.read, lambda conn: crud.find_idempotent_response(conn, idempotency_key))
         if stored is not None:
             return _replay(stored, fingerprint)
     try:
@@ -146,8 +145,7 @@ async def create_item(
         # A concurrent request with the same key may have won; its answer is ours.
         if idempotency_key is not None:
             stored = await crud.read_retrying(
-                engines.read,
-                lambda conn: crud.find_idempotent_response(conn=conn, key=idempotency_key))
+                engines.read, lambda conn: crud.find_idempotent_response(conn, idempotency_key))
             if stored is not None:
                 return _replay(stored, fingerprint)
         raise _sku_conflict() from None
@@ -181,7 +179,7 @@ async def list_items(
     filters = crud.ListFilters(in_stock=in_stock, name_contains=q, min_price=min_price,
                                max_price=max_price)
     rows, next_cursor = await crud.read_retrying(engines.read, lambda conn: crud.list_items(
-        conn=conn, filters=filters, sort=sort, cursor=after, limit=page_size))
+        conn, filters=filters, sort=sort, cursor=after, limit=page_size))
     page = ItemsPublic.model_construct(
         data=[to_public(row._mapping) for row in rows], count=len(rows),
         next_cursor=next_cursor.encode() if next_cursor else None,
@@ -201,7 +199,7 @@ async def read_item(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     row = await crud.read_retrying(engines_of(request).read,
-                                   lambda conn: crud.get_item(conn=conn, item_id=item_id))
+                                   lambda conn: crud.find_item(conn, item_id))
     if row is None:
         raise _not_found(item_id)
     item = to_public(row._mapping)
