@@ -1,0 +1,116 @@
+"""Pure reading of recorded watch events: when did each step of an episode happen.
+
+Every function takes the observations of one run and returns times (time.time() seconds) or
+None when the step never happened; episodes turn them into durations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.cluster.recorder import Observation
+
+Predicate = Callable[[Observation], bool]
+
+
+@dataclass(frozen=True)
+class Workload:
+    namespace: str
+    name: str  # Deployment name = app.kubernetes.io/instance of its pods and Jobs
+
+
+def first(observations: Iterable[Observation], when: Predicate, after: float) -> float | None:
+    return next((o.at for o in observations if o.at >= after and when(o)), None)
+
+
+def _of(w: Workload, kind: str) -> Predicate:
+    def matches(o: Observation) -> bool:
+        if o.kind != kind or o.namespace != w.namespace:
+            return False
+        if kind in ("Deployment", "ItemService"):
+            return o.name == w.name
+        return bool(o.fields.get("instance") == w.name)
+
+    return matches
+
+
+def job_created(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
+    job = _of(w, "Job")
+    return first(obs, lambda o: job(o) and o.fields["image"] == image, after)
+
+
+def job_succeeded(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
+    job = _of(w, "Job")
+    return first(obs, lambda o: job(o) and o.fields["image"] == image and o.fields["succeeded"],
+                 after)
+
+
+def deployment_on(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
+    """First time the Deployment's pod template names `image`."""
+    dep = _of(w, "Deployment")
+    return first(obs, lambda o: dep(o) and o.fields["image"] == image, after)
+
+
+def first_pod(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
+    pod = _of(w, "Pod")
+    return first(
+        obs, lambda o: pod(o) and o.fields["component"] == "server" and o.fields["image"] == image,
+        after,
+    )
+
+
+def progress_deadline_exceeded(obs: list[Observation], w: Workload, after: float) -> float | None:
+    dep = _of(w, "Deployment")
+    return first(obs, lambda o: dep(o) and o.fields["progressing"] == "ProgressDeadlineExceeded",
+                 after)
+
+
+def pod_counts(
+    obs: list[Observation], w: Workload, start: float, end: float
+) -> list[tuple[float, dict[str, tuple[int, int]]]]:
+    """(time, {image: (server pods present, of them ready)}) after every pod event of the
+    workload from `start` to `end`: a step series for the timeline plots."""
+    pod = _of(w, "Pod")
+    state: dict[str, tuple[str, bool]] = {}
+    series: list[tuple[float, dict[str, tuple[int, int]]]] = []
+    for o in obs:
+        if not pod(o) or o.fields["component"] != "server" or o.at > end:
+            continue
+        if o.event == "DELETED":
+            state.pop(o.name, None)
+        else:
+            state[o.name] = (o.fields["image"], o.fields["ready"] and not o.fields["deleting"])
+        if o.at >= start:
+            counts: dict[str, tuple[int, int]] = {}
+            for image, ready in state.values():
+                present, ready_count = counts.get(image, (0, 0))
+                counts[image] = (present + 1, ready_count + int(ready))
+            series.append((o.at, counts))
+    return series
+
+
+def settled_on(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
+    """First time, after `after`, that every replica runs `image`, ready and available, and no
+    server pod of any other image is left (deleted, not just terminating)."""
+    dep_of, pod_of = _of(w, "Deployment"), _of(w, "Pod")
+    deployment: dict[str, Any] | None = None
+    others: set[str] = set()
+    for o in obs:
+        if dep_of(o):
+            deployment = o.fields
+        elif pod_of(o) and o.fields["component"] == "server":
+            if o.event == "DELETED" or o.fields["image"] == image:
+                others.discard(o.name)
+            else:
+                others.add(o.name)
+        else:
+            continue
+        if o.at < after or deployment is None or others:
+            continue
+        d = deployment
+        if (d["image"] == image and d["current"]
+                and d["updated"] == d["ready"] == d["available"] == d["total"] == d["replicas"]):
+            return o.at
+    return None

@@ -1,0 +1,301 @@
+"""The episodes: the same v1 -> v2 upgrade and the same broken image, delivered by the operator,
+by Helm, and by a plain Deployment, with an in-cluster client counting failed requests.
+
+Upgrades run one at a time, ours and Helm's alternating, so they do not share the CPU. The
+broken-image episodes all start together: the baselines wait out Helm's and Kubernetes' default
+timeouts (5 and 10 minutes), which would otherwise make the run an hour long; the operator's
+reaction is measured against its own readiness window, which CPU contention does not move.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.cluster import analysis
+from bench.cluster.analysis import Workload
+from bench.cluster.client import client, failures_between
+from bench.cluster.platform import HELM, OURS, PLAIN, Platform
+from bench.cluster.recorder import Observation, Recorder
+from bench.cluster.workloads import item_service, plain_objects, service_spec, write_hook_chart
+from tests.cluster.kube_support import Kubectl
+from tests.e2e.platform import ClientLoop, helm_binary
+from tests.operator.cluster.e2e import secret
+
+REPLICAS = 2
+SETTLE_TIMEOUT = 300.0
+# Helm's --timeout default is 5m and a Deployment's progressDeadlineSeconds 600 s; the broken
+# episodes end when every baseline has given up (or rolled back), with this much to spare.
+BROKEN_PHASE_TIMEOUT = 900.0
+CLIENT_DEADLINE = 3600.0
+# --quick (a check of the pipeline, not a result): every baseline gives up after this long.
+QUICK_DEADLINE = 60
+
+
+@dataclass
+class Episode:
+    mechanism: str  # ours, helm, plain
+    kind: str  # upgrade, broken
+    workload: Workload
+    old: str
+    new: str
+    started: float
+    ended: float | None = None
+    command_seconds: float | None = None
+    command_exit: int | None = None
+    steps: dict[str, float | None] = field(default_factory=dict)
+    failed_requests: int = 0
+    requests: int = 0
+
+    def since_start(self, step: str) -> float | None:
+        at = self.steps.get(step)
+        return None if at is None else round(at - self.started, 2)
+
+    def between(self, first: str, second: str) -> float | None:
+        a, b = self.steps.get(first), self.steps.get(second)
+        return None if a is None or b is None else round(b - a, 2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Episode:
+        fields = dict(data)
+        namespace, name = fields.pop("workload").split("/")
+        return cls(workload=Workload(namespace, name), **fields)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["workload"] = f"{self.workload.namespace}/{self.workload.name}"
+        return data
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.25)
+    raise TimeoutError(f"{what}: not reached within {timeout:.0f} s")
+
+
+@dataclass
+class Fleet:
+    """reps workloads per mechanism, each with its own database and client."""
+
+    platform: Platform
+    workdir: Path
+    reps: int
+    quick: bool
+    workloads: dict[str, list[Workload]] = field(default_factory=dict)
+    clients: dict[str, ClientLoop] = field(default_factory=dict)
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def names(self, mechanism: str) -> list[str]:
+        return [f"{mechanism}-{i + 1}" for i in range(self.reps)]
+
+    def deploy(self) -> None:
+        """v1 for ours and Helm (each through its own migration path); v2 for the plain
+        Deployment, whose Job the benchmark runs by hand once."""
+        images, db = self.platform.images, self.platform.database
+        every = [(m, ns, n) for m, ns in (("ours", OURS), ("helm", HELM), ("plain", PLAIN))
+                 for n in self.names(m)]
+        db.sql("; ".join(f"CREATE DATABASE `{n.replace('-', '_')}`" for _, _, n in every))
+        installs: list[subprocess.Popen[str]] = []
+        for mechanism, namespace, name in every:
+            kube = Kubectl(namespace)
+            url = f"mysql+pymysql://root:{db.password}@{db.host}:3306/{name.replace('-', '_')}"
+            kube.apply(secret(f"{name}-db", url))
+            self.workloads.setdefault(mechanism, []).append(Workload(namespace, name))
+            first = images.v2 if mechanism == "plain" else images.v1
+            spec = service_spec(first, f"{name}-db", replicas=REPLICAS, quick=self.quick)
+            self.specs[name] = spec
+            if mechanism == "ours":
+                kube.apply(item_service(name, spec))
+            elif mechanism == "helm":
+                chart = write_hook_chart(self.workdir, name, namespace, spec)
+                installs.append(subprocess.Popen(
+                    [helm_binary(), "install", name, str(chart), "--namespace", namespace,
+                     "--set", f"image={first}", "--wait", "--timeout", "10m"],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                ))
+            else:
+                objects = plain_objects(name, namespace, spec, first)
+                for kind in ("ServiceAccount", "Service", "PodDisruptionBudget", "Job"):
+                    if kind in objects:
+                        kube.apply(objects[kind])
+        for mechanism, namespace, name in every:
+            kube = Kubectl(namespace)
+            if mechanism == "plain":
+                objects = plain_objects(name, namespace, self.specs[name], images.v2)
+                job = objects["Job"]["metadata"]["name"]
+                kube.run("wait", "--for=condition=complete", f"job/{job}", "--timeout=300s",
+                         timeout=320)
+                kube.apply(objects["Deployment"])
+        for install in installs:
+            output, _ = install.communicate(timeout=700)
+            if install.returncode != 0:
+                raise RuntimeError(f"helm install failed:\n{output}")
+        for mechanism, namespace, name in every:
+            kube = Kubectl(namespace)
+            if mechanism == "ours":
+                kube.run("wait", "--for=jsonpath={.status.phase}=Available",
+                         f"itemservice/{name}", "--timeout=300s", timeout=320)
+            kube.run("rollout", "status", f"deployment/{name}", "--timeout=300s", timeout=320)
+
+    def start_clients(self, mechanisms: tuple[str, ...]) -> None:
+        image = self.platform.images.v1
+        for mechanism in mechanisms:
+            for w in self.workloads[mechanism]:
+                if w.name not in self.clients:
+                    loop = client(Kubectl(w.namespace), w.name, image, CLIENT_DEADLINE)
+                    loop.start(timeout=120)
+                    self.clients[w.name] = loop
+
+    def stop_clients(self) -> dict[str, dict[str, Any]]:
+        results = {name: loop.stop(timeout=120) for name, loop in self.clients.items()}
+        self.clients.clear()
+        return results
+
+
+def _set_image_ours(w: Workload, image: str) -> None:
+    Kubectl(w.namespace).run("patch", "itemservice", w.name, "--type=merge", "-p",
+                             json.dumps({"spec": {"image": image}}))
+
+
+def _helm_upgrade(fleet: Fleet, w: Workload, image: str, *extra: str) -> subprocess.Popen[str]:
+    chart = fleet.workdir / f"chart-{w.name}"
+    return subprocess.Popen(
+        [helm_binary(), "upgrade", w.name, str(chart), "--namespace", w.namespace,
+         "--set", f"image={image}", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def _wait_settled(recorder: Recorder, w: Workload, image: str, after: float) -> float:
+    def settled() -> float | None:
+        return analysis.settled_on(recorder.snapshot(), w, image, after)
+
+    at: float = wait_for(f"{w.name} settled on {image}", settled, SETTLE_TIMEOUT)
+    return at
+
+
+def upgrades(fleet: Fleet, recorder: Recorder) -> list[Episode]:
+    """v1 -> v2, one workload at a time, ours and Helm's (`helm upgrade --wait`) alternating."""
+    v1, v2 = fleet.platform.images.v1, fleet.platform.images.v2
+    episodes: list[Episode] = []
+    for ours, theirs in zip(fleet.workloads["ours"], fleet.workloads["helm"], strict=True):
+        episode = Episode("ours", "upgrade", ours, v1, v2, time.time())
+        _set_image_ours(ours, v2)
+        episode.ended = _wait_settled(recorder, ours, v2, episode.started)
+        episodes.append(episode)
+
+        episode = Episode("helm", "upgrade", theirs, v1, v2, time.time())
+        command = _helm_upgrade(fleet, theirs, v2, "--wait")
+        output, _ = command.communicate(timeout=SETTLE_TIMEOUT + 60)
+        episode.command_seconds = round(time.time() - episode.started, 2)
+        episode.command_exit = command.returncode
+        if command.returncode != 0:
+            raise RuntimeError(f"helm upgrade {theirs.name} failed:\n{output}")
+        episode.ended = _wait_settled(recorder, theirs, v2, episode.started)
+        episodes.append(episode)
+    observations = recorder.snapshot()
+    for episode in episodes:
+        _upgrade_steps(episode, observations)
+    return episodes
+
+
+def _upgrade_steps(episode: Episode, obs: list[Observation]) -> None:
+    w, new, t0 = episode.workload, episode.new, episode.started
+    episode.steps = {
+        "job_created": analysis.job_created(obs, w, new, t0),
+        "job_succeeded": analysis.job_succeeded(obs, w, new, t0),
+        "deployment_updated": analysis.deployment_on(obs, w, new, t0),
+        "first_new_pod": analysis.first_pod(obs, w, new, t0),
+        "settled": episode.ended,
+    }
+
+
+def broken(fleet: Fleet, recorder: Recorder) -> list[Episode]:
+    """Every workload gets the never-ready image at (almost) the same moment: ours through the
+    ItemService, Helm's through `helm upgrade --atomic` at its default timeout, the plain
+    Deployment re-applied with its default progress deadline."""
+    v2, bad = fleet.platform.images.v2, fleet.platform.images.never_ready
+    episodes: list[Episode] = []
+    commands: dict[str, subprocess.Popen[str]] = {}
+    for mechanism in ("ours", "helm", "plain"):
+        for w in fleet.workloads[mechanism]:
+            episode = Episode(mechanism, "broken", w, v2, bad, time.time())
+            if mechanism == "ours":
+                _set_image_ours(w, bad)
+            elif mechanism == "helm":
+                quick = ("--timeout", f"{QUICK_DEADLINE}s") if fleet.quick else ()
+                commands[w.name] = _helm_upgrade(fleet, w, bad, "--atomic", *quick)
+            else:
+                objects = plain_objects(w.name, w.namespace, fleet.specs[w.name], bad)
+                if fleet.quick:
+                    objects["Deployment"]["spec"]["progressDeadlineSeconds"] = QUICK_DEADLINE
+                Kubectl(w.namespace).apply(objects["Deployment"])
+            episodes.append(episode)
+
+    def finished(episode: Episode) -> bool:
+        obs = recorder.snapshot()
+        w, t0 = episode.workload, episode.started
+        if episode.mechanism == "helm":
+            command = commands[w.name]
+            if command.poll() is None:
+                return False
+            if episode.command_seconds is None:
+                episode.command_seconds = round(time.time() - t0, 2)
+                episode.command_exit = command.returncode
+        if episode.mechanism == "plain":
+            return analysis.progress_deadline_exceeded(obs, w, t0) is not None
+        updated = analysis.deployment_on(obs, w, episode.new, t0)
+        back = updated and analysis.deployment_on(obs, w, v2, updated)
+        return bool(back and analysis.settled_on(obs, w, v2, back))
+
+    deadline = time.monotonic() + BROKEN_PHASE_TIMEOUT
+    pending = list(episodes)
+    while pending and time.monotonic() < deadline:
+        pending = [e for e in pending if not finished(e)]
+        for e in episodes:
+            if e not in pending and e.ended is None:
+                e.ended = time.time()
+        time.sleep(0.5)
+    for command in commands.values():
+        if command.poll() is None:
+            command.kill()
+    observations = recorder.snapshot()
+    for episode in episodes:
+        _broken_steps(episode, observations)
+    if pending:
+        names = ", ".join(e.workload.name for e in pending)
+        raise TimeoutError(f"broken-image episodes not over after {BROKEN_PHASE_TIMEOUT} s: "
+                           f"{names}")
+    return episodes
+
+
+def _broken_steps(episode: Episode, obs: list[Observation]) -> None:
+    w, t0 = episode.workload, episode.started
+    updated = analysis.deployment_on(obs, w, episode.new, t0)
+    rollback = analysis.deployment_on(obs, w, episode.old, updated) if updated else None
+    episode.steps = {
+        "job_created": analysis.job_created(obs, w, episode.new, t0),
+        "job_succeeded": analysis.job_succeeded(obs, w, episode.new, t0),
+        "deployment_updated": updated,
+        "first_new_pod": analysis.first_pod(obs, w, episode.new, t0),
+        "rollback_started": rollback,
+        "back_on_old": analysis.settled_on(obs, w, episode.old, rollback) if rollback else None,
+        "progress_deadline_exceeded": analysis.progress_deadline_exceeded(obs, w, t0),
+    }
+
+
+def count_failures(episodes: list[Episode], results: dict[str, dict[str, Any]]) -> None:
+    for episode in episodes:
+        result = results.get(episode.workload.name) or {}
+        end = episode.ended or time.time()
+        episode.failed_requests, episode.requests = failures_between(
+            result, episode.started, end + 1
+        )

@@ -1,0 +1,172 @@
+"""Watch streams that timestamp what happens to Pods, Jobs, Deployments and ItemServices.
+
+Kubernetes object timestamps have one-second resolution, too coarse for reaction times of a
+second or two, so the benchmark records the local time at which each watch event arrives.
+Only the fields the analysis reads are kept (see the `summarize_*` functions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from items_operator.kube import ItemServiceResource
+from lightkube import AsyncClient
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Pod
+
+# A watch is re-opened at least this often, so leaving the context takes about this long.
+WATCH_WINDOW_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Observation:
+    at: float  # time.time() when the event arrived
+    kind: str
+    event: str  # ADDED, MODIFIED, DELETED
+    namespace: str
+    name: str
+    fields: dict[str, Any]
+
+
+def _first_image(body: dict[str, Any], path: tuple[str, ...]) -> str:
+    node: Any = body
+    for key in path:
+        node = (node or {}).get(key)
+    containers = (node or {}).get("containers") or [{}]
+    return str(containers[0].get("image", ""))
+
+
+def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {
+        c["type"]: (c.get("status", ""), c.get("reason", ""))
+        for c in status.get("conditions") or []
+    }
+
+
+def summarize_pod(body: dict[str, Any]) -> dict[str, Any]:
+    status = body.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    return {
+        "instance": (body["metadata"].get("labels") or {}).get("app.kubernetes.io/instance"),
+        "component": (body["metadata"].get("labels") or {}).get("app.kubernetes.io/component"),
+        "image": _first_image(body, ("spec",)),
+        "phase": status.get("phase"),
+        "ready": bool(statuses) and all(s.get("ready") for s in statuses),
+        "deleting": "deletionTimestamp" in body["metadata"],
+    }
+
+
+def summarize_job(body: dict[str, Any]) -> dict[str, Any]:
+    status = body.get("status") or {}
+    conditions = _conditions(status)
+    return {
+        "instance": (body["metadata"].get("labels") or {}).get("app.kubernetes.io/instance"),
+        "image": _first_image(body, ("spec", "template", "spec")),
+        "succeeded": (status.get("succeeded") or 0) > 0 or conditions.get("Complete", ("",))[0]
+        == "True",
+        "failed": conditions.get("Failed", ("",))[0] == "True",
+    }
+
+
+def summarize_deployment(body: dict[str, Any]) -> dict[str, Any]:
+    status = body.get("status") or {}
+    spec = body.get("spec") or {}
+    return {
+        "image": _first_image(body, ("spec", "template", "spec")),
+        "replicas": spec.get("replicas", 1),
+        "updated": status.get("updatedReplicas", 0),
+        "ready": status.get("readyReplicas", 0),
+        "available": status.get("availableReplicas", 0),
+        "total": status.get("replicas", 0),
+        "progressing": _conditions(status).get("Progressing", ("", ""))[1],
+        "current": body["metadata"].get("generation") == status.get("observedGeneration"),
+    }
+
+
+def summarize_item_service(body: dict[str, Any]) -> dict[str, Any]:
+    status = body.get("status") or {}
+    return {
+        "phase": status.get("phase"),
+        "target": status.get("targetImage"),
+        "current": body["metadata"].get("generation") == status.get("observedGeneration"),
+    }
+
+
+_WATCHED: tuple[tuple[str, Any, Callable[[dict[str, Any]], dict[str, Any]]], ...] = (
+    ("Pod", Pod, summarize_pod),
+    ("Job", Job, summarize_job),
+    ("Deployment", Deployment, summarize_deployment),
+    ("ItemService", ItemServiceResource, summarize_item_service),
+)
+
+
+class Recorder:
+    """Watches every (namespace, kind) from one asyncio loop in a background thread (the client
+    decodes objects in that thread only; concurrent decoding in several threads crashed it);
+    `observations` grows until the context exits."""
+
+    def __init__(self, namespaces: list[str]) -> None:
+        self.namespaces = namespaces
+        self.observations: list[Observation] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._watch_all()),
+                                        name="recorder", daemon=True)
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=WATCH_WINDOW_SECONDS * 3)
+
+    def snapshot(self) -> list[Observation]:
+        with self._lock:
+            return list(self.observations)
+
+    async def _watch_all(self) -> None:
+        client = AsyncClient()
+        try:
+            await asyncio.gather(*(
+                self._watch(client, namespace, kind, resource, summarize)
+                for namespace in self.namespaces
+                for kind, resource, summarize in _WATCHED
+            ))
+        finally:
+            await client.close()
+
+    async def _watch(
+        self, client: AsyncClient, namespace: str, kind: str, resource: Any,
+        summarize: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        version: str | None = None
+        while not self._stop.is_set():
+            try:
+                # Without a resourceVersion the server first sends every existing object as
+                # ADDED; the analysis treats an event as "the state at that time" either way.
+                async for event, obj in client.watch(
+                    resource, namespace=namespace, server_timeout=WATCH_WINDOW_SECONDS,
+                    resource_version=version,
+                ):
+                    body = obj.to_dict()
+                    version = body["metadata"].get("resourceVersion") or version
+                    observation = Observation(
+                        time.time(), kind, event, namespace, body["metadata"]["name"],
+                        summarize(body),
+                    )
+                    with self._lock:
+                        self.observations.append(observation)
+                    if self._stop.is_set():
+                        return
+            except Exception as error:  # a dropped watch is re-opened from scratch
+                self.errors.append(f"{kind} in {namespace}: {error}")
+                version = None
+                await asyncio.sleep(0.5)
