@@ -8,16 +8,16 @@ import secrets
 import subprocess
 import time
 from dataclasses import dataclass
-from functools import partial
 
 from tests.cluster.kube_support import (
     DB_IMAGE,
     KUBECTL,
     Kubectl,
     database_manifests,
+    delete_namespace,
     load_images,
     restricted_namespace,
-    wait_until,
+    wait_for_default_service_account,
 )
 from tests.e2e.platform import CHART, Images, helm, split_image
 from tests.operator.cluster.e2e import OPERATOR_IMAGE, V1, Database
@@ -48,8 +48,7 @@ def up() -> Platform:
     for namespace in ALL_NAMESPACES:
         Kubectl(namespace).apply(restricted_namespace(namespace))
     for namespace in ALL_NAMESPACES:
-        wait_until(f"the default ServiceAccount of {namespace}",
-                   partial(_has_default_account, Kubectl(namespace)), 60)
+        wait_for_default_service_account(Kubectl(namespace))
     password = secrets.token_hex(12)
     db = Kubectl(DB_NAMESPACE)
     for manifest in database_manifests(password):
@@ -70,10 +69,6 @@ def up() -> Platform:
     database = Database(DB_NAMESPACE, password)
     database.wait_ready(timeout=60)
     return Platform(database, images)
-
-
-def _has_default_account(kube: Kubectl) -> bool:
-    return kube.run("get", "serviceaccount", "default", check=False).returncode == 0
 
 
 def down() -> None:
@@ -107,8 +102,7 @@ def down() -> None:
         for release in releases:
             helm("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "120s",
                  timeout=150, check=False)
-    subprocess.run([KUBECTL, "delete", "namespace", *present, "--wait=false"],
-                   capture_output=True, timeout=60, check=False)
+    delete_namespace(*present)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         left = subprocess.run(

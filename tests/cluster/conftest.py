@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.kube_support import KUBECTL, Kubectl, wait_until
+from tests.cluster.kube_support import Kubectl, delete_namespace, wait_for_default_service_account
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +22,7 @@ def kube() -> Iterator[Kubectl]:
     kube = Kubectl(namespace)
     kube.run("create", "namespace", namespace)
     try:
-        wait_until(
-            "the namespace's default ServiceAccount",
-            lambda: kube.run("get", "serviceaccount", "default", check=False).returncode == 0,
-            timeout=60,
-        )
+        wait_for_default_service_account(kube)
         yield kube
     finally:
-        subprocess.run(
-            [KUBECTL, "delete", "namespace", namespace, "--wait=false"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        delete_namespace(namespace)

@@ -126,6 +126,21 @@ def service_container(*, args: list[str] | None = None) -> dict[str, Any]:
 VOLUMES = [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
 
 
+def delete_namespace(*names: str) -> None:
+    """Delete namespaces without waiting: their objects go in the background."""
+    subprocess.run([KUBECTL, "delete", "namespace", *names, "--wait=false"],
+                   capture_output=True, timeout=60, check=False)
+
+
+def wait_for_default_service_account(kube: Kubectl, timeout: float = 60) -> None:
+    """A new namespace takes pods only once its default ServiceAccount exists."""
+    wait_until(
+        f"the default ServiceAccount of {kube.namespace}",
+        lambda: kube.run("get", "serviceaccount", "default", check=False).returncode == 0,
+        timeout,
+    )
+
+
 def load_images(*images: str) -> None:
     """Make locally built images available to the cluster's nodes: the one image-loading hook.
 

@@ -22,14 +22,15 @@ import pytest
 from tests.cluster.kube_support import (
     Kubectl,
     database_manifests,
+    delete_namespace,
     restricted_namespace,
+    wait_for_default_service_account,
     wait_until,
 )
 from tests.e2e.platform import (
     CHART,
     Images,
     ReleaseCluster,
-    delete_namespace,
     helm,
     split_image,
 )
@@ -65,9 +66,7 @@ def platform() -> Iterator[Platform]:
     installed = False
     cluster = ReleaseCluster(kube, release)
     try:
-        wait_until("the namespace's default ServiceAccount",
-                   lambda: kube.run("get", "serviceaccount", "default", check=False).returncode
-                   == 0, 60)
+        wait_for_default_service_account(kube)
         password = secrets.token_hex(12)
         for manifest in database_manifests(password):
             kube.apply(manifest)

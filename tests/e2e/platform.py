@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.cluster.kube_support import KUBECTL, Kubectl, wait_until
+from tests.cluster.kube_support import Kubectl, wait_until
 from tests.operator.cluster.e2e import Cluster, build_test_images
 
 REPO = Path(__file__).resolve().parents[2]
@@ -222,7 +222,3 @@ class ClientLoop:
         self.kube.run("delete", "pod", self.name, "--wait=false", check=False)
         return counts
 
-
-def delete_namespace(name: str) -> None:
-    subprocess.run([KUBECTL, "delete", "namespace", name, "--wait=false"],
-                   capture_output=True, timeout=60, check=False)

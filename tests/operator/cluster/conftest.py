@@ -31,6 +31,7 @@ from tests.cluster.kube_support import (
     KUBECTL,
     Kubectl,
     database_manifests,
+    delete_namespace,
     restricted_namespace,
     wait_until,
 )
@@ -99,12 +100,7 @@ def kube() -> Iterator[Kubectl]:
     try:
         yield kube
     finally:
-        subprocess.run(
-            [KUBECTL, "delete", "namespace", namespace, "--wait=false"],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        delete_namespace(namespace)
 
 
 def _apply(*manifests: dict[str, Any]) -> None:
@@ -209,12 +205,7 @@ def e2e() -> Iterator[E2E]:
                 check=False,
             )
         for namespace in (*E2E_NAMESPACES, DB_NAMESPACE, OPERATOR_NAMESPACE):
-            subprocess.run(
-                [KUBECTL, "delete", "namespace", namespace, "--wait=false"],
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
+            delete_namespace(namespace)
 
 
 def _operator_diagnostics() -> str:
