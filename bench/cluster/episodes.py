@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from bench.cluster.client import client, failures_between
 from bench.cluster.platform import HELM, OURS, PLAIN, Platform
 from bench.cluster.recorder import Observation, Recorder
 from bench.cluster.workloads import item_service, plain_objects, service_spec, write_hook_chart
-from tests.cluster.kube_support import Kubectl
+from tests.cluster.kube_support import Kubectl, wait_until
 from tests.e2e.platform import ClientLoop, helm_binary
 from tests.operator.cluster.e2e import secret
 
@@ -70,15 +69,6 @@ class Episode:
         data = asdict(self)
         data["workload"] = f"{self.workload.namespace}/{self.workload.name}"
         return data
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.25)
-    raise TimeoutError(f"{what}: not reached within {timeout:.0f} s")
 
 
 @dataclass
@@ -178,8 +168,7 @@ def _wait_settled(recorder: Recorder, w: Workload, image: str, after: float) -> 
     def settled() -> float | None:
         return analysis.settled_on(recorder.snapshot(), w, image, after)
 
-    at: float = wait_for(f"{w.name} settled on {image}", settled, SETTLE_TIMEOUT)
-    return at
+    return wait_until(f"{w.name} settled on {image}", settled, SETTLE_TIMEOUT)
 
 
 def upgrades(fleet: Fleet, recorder: Recorder) -> list[Episode]:

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from bench.cluster.episodes import wait_for
 from bench.cluster.platform import OPERATOR_NAMESPACE, SCALE, Platform
 from bench.cluster.workloads import item_service, service_spec
-from tests.cluster.kube_support import Kubectl
+from tests.cluster.kube_support import Kubectl, wait_until
 from tests.operator.cluster.e2e import secret
 
 # A first steady phase: nothing left in progress (Failed and Degraded count, and are reported).
@@ -70,7 +69,7 @@ class Operator:
         return None
 
     def sample(self) -> Sample:
-        pod = wait_for("a ready operator pod", self.pod, 120)
+        pod = wait_until("a ready operator pod", self.pod, 120)
         out = self.kube.run("exec", pod, "--", "/opt/venv/bin/python", "-c", PROBE).stdout
         data = json.loads(out)
         metrics = data["metrics"]
@@ -87,7 +86,7 @@ class Operator:
     def restart(self) -> None:
         old = self.pod()
         self.kube.run("delete", "pod", "-l", self.selector, "--wait=false")
-        wait_for("a new operator pod", lambda: (p := self.pod()) is not None and p != old, 180)
+        wait_until("a new operator pod", lambda: (p := self.pod()) is not None and p != old, 180)
 
 
 def _phases(kube: Kubectl, names: set[str]) -> dict[str, int] | None:
@@ -132,7 +131,7 @@ def measure(operator: Operator, count: int, window: float) -> dict[str, Any]:
     """Fresh operator process with `count` ItemServices: wait until it has reconciled each
     once, then sample twice, `window` seconds apart."""
     operator.restart()
-    wait_for(f"the new operator to reconcile {count} ItemServices",
+    wait_until(f"the new operator to reconcile {count} ItemServices",
              lambda: operator.sample().reconciles >= count, 300)
     first = operator.sample()
     # A measurement window: the operator is left alone to show its idle cost.
@@ -166,7 +165,7 @@ def run(platform: Platform, levels: list[int], window: float) -> dict[str, Any]:
     for level in sorted(levels)[:-1]:
         _apply(platform, names[applied:level])
         applied = level
-        wait_for(f"{level} ItemServices steady", partial(_phases, kube, set(names[:level])),
+        wait_until(f"{level} ItemServices steady", partial(_phases, kube, set(names[:level])),
                  SETTLE_TIMEOUT)
         results["levels"].append(measure(operator, level, window))
 
@@ -177,7 +176,7 @@ def run(platform: Platform, levels: list[int], window: float) -> dict[str, Any]:
     started = time.time()
     _apply(platform, names)
     applied_in = time.time() - started
-    phases = wait_for(f"{largest} ItemServices steady", partial(_phases, kube, set(names)),
+    phases = wait_until(f"{largest} ItemServices steady", partial(_phases, kube, set(names)),
                       SETTLE_TIMEOUT)
     settled = operator.sample()
     results["settle"] = {
