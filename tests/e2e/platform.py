@@ -23,29 +23,37 @@ CHART = REPO / "charts" / "items"
 IMAGES_DIR = REPO / "tests" / "operator" / "cluster" / "images"
 SERVICE_PORT = 80
 
-# The client loop, run by python3 in a pod of the service image: GETs of one item (and every
-# fifth request a POST) against the ClusterIP Service by DNS name, until /tmp/stop exists or the
-# deadline passes; prints "client: started" once its first request succeeded, and at the end one
-# JSON line with the counts.
+# The client loop, run by python3 in a pod of the service image: GETs of one item (ITEM_ID, or
+# one it creates first when ITEM_ID is empty) and every fifth request a POST, against the Service
+# by DNS name, one every INTERVAL seconds, until /tmp/stop exists or the deadline passes. Prints
+# "client: started" once its first request succeeded, and at the end one JSON line with the
+# counts, the statuses, the first errors and per-second [ok, failed] buckets (for timelines).
 CLIENT_SCRIPT = r"""
-import json, os, sys, time, urllib.error, urllib.request
-base, item, limit = os.environ["BASE"], os.environ["ITEM_ID"], float(os.environ["DEADLINE"])
-deadline = time.monotonic() + limit
+import json, os, time, urllib.error, urllib.request
+base, item, interval = os.environ["BASE"], os.environ["ITEM_ID"], float(os.environ["INTERVAL"])
+deadline = time.monotonic() + float(os.environ["DEADLINE"])
 counts = {"ok": 0, "failed": 0, "requests": 0}
-errors, statuses, started = [], {}, False
+errors, statuses, buckets, started = [], {}, {}, False
 def call(method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method,
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, ""
+            return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()[:200].decode(errors="replace")
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
-first_ok = None
-while time.monotonic() < deadline and not os.path.exists("/tmp/stop"):
+def running():
+    return time.monotonic() < deadline and not os.path.exists("/tmp/stop")
+while not item and running():
+    status, text = call("POST", "/items/", {"name": "client reference item", "price": 1.5})
+    if status == 201:
+        item = str(json.loads(text)["id"])
+    else:
+        time.sleep(0.5)
+while item and running():
     n = counts["requests"]
     if n % 5 == 4:
         status, detail = call("POST", "/items/", {"name": f"loop {n}", "price": 2.5})
@@ -55,18 +63,21 @@ while time.monotonic() < deadline and not os.path.exists("/tmp/stop"):
         wanted = 200
     counts["requests"] += 1
     statuses[str(status)] = statuses.get(str(status), 0) + 1
+    bucket = buckets.setdefault(str(int(time.time())), [0, 0])
     if status == wanted:
         counts["ok"] += 1
+        bucket[0] += 1
         if not started:
             started = True
             print("client: started", flush=True)
     elif started:
         counts["failed"] += 1
+        bucket[1] += 1
         if len(errors) < 20:
             errors.append({"t": round(time.time(), 2), "status": status, "detail": detail})
-    time.sleep(0.02)
-counts.update(statuses=statuses, errors=errors, stopped=os.path.exists("/tmp/stop"),
-              started=started)
+    time.sleep(interval)
+counts.update(statuses=statuses, errors=errors, buckets=buckets,
+              stopped=os.path.exists("/tmp/stop"), started=started)
 print("client-result " + json.dumps(counts), flush=True)
 """
 
@@ -145,9 +156,11 @@ class ReleaseCluster(Cluster):
 
 
 def client_pod(
-    name: str, image: str, base_url: str, item_id: int, deadline: float
+    name: str, image: str, base_url: str, deadline: float, *, item_id: int | None = None,
+    interval: float = 0.02,
 ) -> dict[str, Any]:
-    """A pod (restricted level) running CLIENT_SCRIPT against base_url."""
+    """A pod (restricted level) running CLIENT_SCRIPT against base_url: GETs of `item_id` (or
+    of an item it creates), one request every `interval` seconds."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -169,8 +182,9 @@ def client_pod(
                     "command": ["python3", "-u", "-c", CLIENT_SCRIPT],
                     "env": [
                         {"name": "BASE", "value": base_url},
-                        {"name": "ITEM_ID", "value": str(item_id)},
+                        {"name": "ITEM_ID", "value": "" if item_id is None else str(item_id)},
                         {"name": "DEADLINE", "value": str(deadline)},
+                        {"name": "INTERVAL", "value": str(interval)},
                     ],
                     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
                     "securityContext": {

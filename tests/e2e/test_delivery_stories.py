@@ -65,7 +65,8 @@ class Story:
 
     def client(self) -> ClientLoop:
         name = "e2e-client"
-        pod = client_pod(name, self.images.v1, self.url(), self.item["id"], deadline=240)
+        pod = client_pod(name, self.images.v1, self.url(), deadline=240,
+                         item_id=self.item["id"])
         return ClientLoop(self.platform.kube, name, pod)
 
     def pods_of(self, image: str) -> list[dict[str, Any]]:
