@@ -308,6 +308,18 @@ def _fail_stuck_jobs(p: _Pass, observed: Observed) -> None:
             p.event("Warning", "MigrationPodFailed", f"ending migration Job {job.name}: {note}")
 
 
+def _rollout_failure(
+    p: _Pass, observed: Observed, dep: DeploymentObservation, image: str
+) -> Failure | None:
+    return detect_rollout_failure(
+        image=image,
+        deployment=dep,
+        pods=observed.pods,
+        now=p.now,
+        readiness_timeout=timedelta(seconds=p.cr.spec.rollout.readiness_timeout_seconds),
+    )
+
+
 def _guard_unproven_rollout(
     p: _Pass, observed: Observed, dep: DeploymentObservation, serving: str
 ) -> str:
@@ -324,13 +336,7 @@ def _guard_unproven_rollout(
             f"{serving}: all {dep.replicas} replicas ready and available",
         )
         return serving
-    failure = detect_rollout_failure(
-        image=serving,
-        deployment=dep,
-        pods=observed.pods,
-        now=p.now,
-        readiness_timeout=timedelta(seconds=spec.rollout.readiness_timeout_seconds),
-    )
+    failure = _rollout_failure(p, observed, dep, serving)
     if failure is None:
         return serving
     if p.last_good is None:
@@ -420,13 +426,7 @@ def _track_target_rollout(p: _Pass, observed: Observed, dep: DeploymentObservati
     if p.last_good == target:
         # A proven image that lost pods (node loss, a template-only change, scaling): report, do
         # not roll back — the image itself has been good.
-        failure = detect_rollout_failure(
-            image=target,
-            deployment=dep,
-            pods=observed.pods,
-            now=p.now,
-            readiness_timeout=timedelta(seconds=spec.rollout.readiness_timeout_seconds),
-        )
+        failure = _rollout_failure(p, observed, dep, target)
         if failure is not None:
             message = failure.describe(target)
             if p.prior_reason(ConditionType.PROGRESSING) != failure.kind.value:
