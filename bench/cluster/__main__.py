@@ -173,33 +173,27 @@ def draw(results: dict[str, Any], folder: Path) -> None:
 
 def _reaction_rows(upgraded: list[Episode],
                    failed: list[Episode]) -> list[tuple[str, str, list[float]]]:
-    def values(episodes: list[Episode], mechanism: str, measure: Any) -> list[float]:
-        return [v for e in episodes if e.mechanism == mechanism
-                if (v := measure(e)) is not None]
-
+    """(label, mechanism, values) per bar of the reaction-time plot, mechanisms side by side."""
+    steps: list[tuple[str, list[Episode], report.Measure, dict[str, str]]] = [
+        ("upgrade: image change → Job created", upgraded,
+         lambda e: e.since_start("job_created"), {"ours": "ours", "helm": "helm"}),
+        ("upgrade: Job succeeded → Deployment updated", upgraded,
+         lambda e: e.between("job_succeeded", "deployment_updated"),
+         {"ours": "ours", "helm": "helm"}),
+        ("upgrade: total", upgraded, lambda e: e.since_start("settled"),
+         {"ours": "ours", "helm": "helm --wait"}),
+        ("broken: image change → rollback started", failed,
+         lambda e: e.since_start("rollback_started"), {"ours": "ours", "helm": "helm --atomic"}),
+        ("broken: image change → ProgressDeadlineExceeded", failed,
+         lambda e: e.since_start("progress_deadline_exceeded"), {"plain": "plain, no rollback"}),
+        ("broken: rollback started → back on good image", failed,
+         lambda e: e.between("rollback_started", "back_on_old"), {"ours": "ours", "helm": "helm"}),
+    ]
     return [
-        ("upgrade: image change → Job created (ours)", "ours",
-         values(upgraded, "ours", lambda e: e.since_start("job_created"))),
-        ("upgrade: image change → Job created (helm)", "helm",
-         values(upgraded, "helm", lambda e: e.since_start("job_created"))),
-        ("upgrade: Job succeeded → Deployment updated (ours)", "ours",
-         values(upgraded, "ours", lambda e: e.between("job_succeeded", "deployment_updated"))),
-        ("upgrade: Job succeeded → Deployment updated (helm)", "helm",
-         values(upgraded, "helm", lambda e: e.between("job_succeeded", "deployment_updated"))),
-        ("upgrade: total (ours)", "ours", values(upgraded, "ours",
-                                                 lambda e: e.since_start("settled"))),
-        ("upgrade: total (helm --wait)", "helm", values(upgraded, "helm",
-                                                         lambda e: e.since_start("settled"))),
-        ("broken: image change → rollback started (ours)", "ours",
-         values(failed, "ours", lambda e: e.since_start("rollback_started"))),
-        ("broken: image change → rollback started (helm --atomic)", "helm",
-         values(failed, "helm", lambda e: e.since_start("rollback_started"))),
-        ("broken: image change → ProgressDeadlineExceeded (plain, no rollback)", "plain",
-         values(failed, "plain", lambda e: e.since_start("progress_deadline_exceeded"))),
-        ("broken: rollback started → back on good image (ours)", "ours",
-         values(failed, "ours", lambda e: e.between("rollback_started", "back_on_old"))),
-        ("broken: rollback started → back on good image (helm)", "helm",
-         values(failed, "helm", lambda e: e.between("rollback_started", "back_on_old"))),
+        (f"{label} ({shown})", mechanism,
+         report.values([e for e in episodes if e.mechanism == mechanism], measure))
+        for label, episodes, measure, names in steps
+        for mechanism, shown in names.items()
     ]
 
 

@@ -12,7 +12,7 @@ Measure = Callable[[Episode], float | None]
 NONE = "-"  # a step that does not apply to the mechanism
 
 
-def _values(episodes: list[Episode], measure: Measure) -> list[float]:
+def values(episodes: list[Episode], measure: Measure) -> list[float]:
     return [v for v in (measure(e) for e in episodes) if v is not None]
 
 
@@ -45,10 +45,10 @@ def upgrade_table(episodes: list[Episode]) -> str:
         ("image change → Deployment updated", lambda e: e.since_start("deployment_updated")),
         ("image change → all replicas on v2, old pods gone", lambda e: e.since_start("settled")),
     ]
-    body = [[label, median_max(_values(ours, m)), median_max(_values(helm, m)),
-             ratio(_values(helm, m), _values(ours, m))] for label, m in rows]
+    body = [[label, median_max(values(ours, m)), median_max(values(helm, m)),
+             ratio(values(helm, m), values(ours, m))] for label, m in rows]
     body.append(["`helm upgrade --wait` returned", NONE,
-                 median_max(_values(helm, lambda e: e.command_seconds)), ""])
+                 median_max(values(helm, lambda e: e.command_seconds)), ""])
     body.append(["failed client requests (all episodes)",
                  f"{sum(e.failed_requests for e in ours)} of {sum(e.requests for e in ours)}",
                  f"{sum(e.failed_requests for e in helm)} of {sum(e.requests for e in helm)}",
@@ -77,11 +77,11 @@ def broken_table(episodes: list[Episode], readiness_window: float) -> str:
     ]
     body = []
     for label, measure, missing in rows:
-        values = {k: _values(v, measure) for k, v in by.items()}
-        body.append([label, *(median_max(values[k], missing) for k in by),
-                     ratio(values["helm"], values["ours"])])
+        measured = {k: values(v, measure) for k, v in by.items()}
+        body.append([label, *(median_max(measured[k], missing) for k in by),
+                     ratio(measured["helm"], measured["ours"])])
     body.append(["`helm upgrade --atomic` returned (exit code)", NONE,
-                 median_max(_values(by["helm"], lambda e: e.command_seconds))
+                 median_max(values(by["helm"], lambda e: e.command_seconds))
                  + f" (exit {sorted({e.command_exit or 0 for e in by['helm']})})", NONE, ""])
     body.append(["failed client requests",
                  *(f"{sum(e.failed_requests for e in v)} of {sum(e.requests for e in v)}"
