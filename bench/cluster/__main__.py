@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["upgrades"] = [e.as_dict() for e in upgraded]
                 results["broken"] = [e.as_dict() for e in failed]
                 results["client_errors"] = {n: c.get("errors", []) for n, c in clients.items()}
+                results["watch_errors"] = recorder.errors  # watches re-opened after an error
                 sections += ["## Upgrade v1 → v2", report.upgrade_table(upgraded),
                              "## Broken image (never ready)", report.broken_table(failed, window)]
                 firsts = [next(e for e in failed if e.mechanism == m)

@@ -229,8 +229,7 @@ def broken(fleet: Fleet, recorder: Recorder) -> list[Episode]:
                 Kubectl(w.namespace).apply(objects["Deployment"])
             episodes.append(episode)
 
-    def finished(episode: Episode) -> bool:
-        obs = recorder.snapshot()
+    def finished(episode: Episode, obs: list[Observation]) -> bool:
         w, t0 = episode.workload, episode.started
         if episode.mechanism == "helm":
             command = commands[w.name]
@@ -248,7 +247,8 @@ def broken(fleet: Fleet, recorder: Recorder) -> list[Episode]:
     deadline = time.monotonic() + BROKEN_PHASE_TIMEOUT
     pending = list(episodes)
     while pending and time.monotonic() < deadline:
-        pending = [e for e in pending if not finished(e)]
+        observations = recorder.snapshot()  # one copy per poll, shared by every episode
+        pending = [e for e in pending if not finished(e, observations)]
         for e in episodes:
             if e not in pending and e.ended is None:
                 e.ended = time.time()
