@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.util import greenlet_spawn
 
 from service import pagination
@@ -199,12 +200,26 @@ async def _write_miss(conn: AsyncConnection, item_id: int) -> WriteResult:
     return WriteResult(WriteOutcome.VERSION_MISMATCH if exists else WriteOutcome.NOT_FOUND)
 
 
+_Guarded = TypeVar("_Guarded", Update, Delete)
+
+
+def _guarded(statement: _Guarded, expected: frozenset[int] | None,
+             excluded: frozenset[int]) -> _Guarded:
+    """Only the versions If-Match names, and none that If-None-Match names."""
+    if expected is not None:
+        statement = statement.where(items_table.c.version.in_(expected))
+    if excluded:
+        statement = statement.where(items_table.c.version.not_in(excluded))
+    return statement
+
+
 async def update_item(
     *,
     conn: AsyncConnection,
     item_id: int,
     changes: dict[str, Any],
     expected_versions: frozenset[int] | None,
+    excluded_versions: frozenset[int] = frozenset(),
 ) -> WriteResult:
     """Apply ``changes`` in one UPDATE guarded by the version, so no write is ever lost.
 
@@ -214,8 +229,7 @@ async def update_item(
     statement = update(items_table).where(items_table.c.id == item_id).values(
         **changes, updated_at=utcnow(), version=items_table.c.version + 1
     )
-    if expected_versions is not None:
-        statement = statement.where(items_table.c.version.in_(expected_versions))
+    statement = _guarded(statement, expected_versions, excluded_versions)
     try:
         result = await conn.execute(statement)
     except IntegrityError as exc:
@@ -230,11 +244,11 @@ def patch_changes(item_in: ItemUpdate) -> dict[str, Any]:
 
 
 async def delete_item(
-    *, conn: AsyncConnection, item_id: int, expected_versions: frozenset[int] | None
+    *, conn: AsyncConnection, item_id: int, expected_versions: frozenset[int] | None,
+    excluded_versions: frozenset[int] = frozenset(),
 ) -> WriteResult:
-    statement = delete(items_table).where(items_table.c.id == item_id)
-    if expected_versions is not None:
-        statement = statement.where(items_table.c.version.in_(expected_versions))
+    statement = _guarded(delete(items_table).where(items_table.c.id == item_id),
+                         expected_versions, excluded_versions)
     result = await conn.execute(statement)
     if result.rowcount == 0:
         return await _write_miss(conn, item_id)

@@ -153,8 +153,10 @@ class Item(ItemBase, table=True):
         Index("ix_items_name_id", "name", "id"),
         Index("ix_items_created_at_id", "created_at", "id"),
         UniqueConstraint("sku", name="uq_items_sku"),
+        # AUTOINCREMENT: SQLite otherwise hands a deleted newest id out again, and an ETag
+        # ("v1") of the deleted item would then match a different item (migration 0003).
         {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-         "mysql_collate": "utf8mb4_unicode_ci"},
+         "mysql_collate": "utf8mb4_unicode_ci", "sqlite_autoincrement": True},
     )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True,

@@ -1,11 +1,24 @@
-"""Entity tags carry the item's version: a strong validator for If-Match / If-None-Match."""
+"""Entity tags carry the item's version: a strong validator for If-Match / If-None-Match.
+
+Comparison is the string comparison of RFC 9110 8.8.3.2: ``"v01"`` is not ``"v1"``. A tag
+names a version only when its text is exactly what ``etag_for`` would produce for it; any
+other well-formed tag names no version and so never matches.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-_ENTITY_TAG = re.compile(r'\s*(W/)?"([^"]*)"\s*')
+# RFC 9110 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
+# Commas are etagc, so a list is scanned tag by tag, never split on ",".
+_LIST_ITEM = re.compile(r'[ \t]*(?:(W/)?"([\x21\x23-\x7e\x80-\xff]*)")?[ \t]*(,|\Z)')
+# The one spelling of each version, ASCII digits only, no leading zero, within the id range.
+_VERSION_TAG = re.compile(r"v([1-9][0-9]{0,17})", re.ASCII)
+
+
+class MalformedPreconditionError(ValueError):
+    """The header is not ``*`` nor a list of entity tags."""
 
 
 def etag_for(version: int) -> str:
@@ -13,37 +26,41 @@ def etag_for(version: int) -> str:
 
 
 @dataclass(frozen=True)
-class Precondition:
-    """A parsed If-Match: any version (``*``) or a set of versions."""
+class EntityTags:
+    """A parsed If-Match or If-None-Match: ``*`` or the versions the strong/weak tags name."""
 
-    any_version: bool
-    versions: frozenset[int]
+    any: bool
+    strong: frozenset[int]  # versions named by strong tags
+    weak_or_strong: frozenset[int]  # versions named by any tag (weak comparison)
 
-    def single_version(self) -> int | None:
-        return next(iter(self.versions)) if len(self.versions) == 1 else None
+    def matches_strongly(self, version: int) -> bool:
+        return self.any or version in self.strong
 
-
-def parse_if_match(header: str) -> Precondition:
-    """Weak tags never match under If-Match (strong comparison, RFC 9110 13.1.1)."""
-    if header.strip() == "*":
-        return Precondition(any_version=True, versions=frozenset())
-    versions: set[int] = set()
-    for part in header.split(","):
-        match = _ENTITY_TAG.fullmatch(part)
-        if match is None or match.group(1):
-            continue
-        tag = match.group(2)
-        if tag.startswith("v") and tag[1:].isdigit() and len(tag) < 20:
-            versions.add(int(tag[1:]))
-    return Precondition(any_version=False, versions=frozenset(versions))
+    def matches_weakly(self, version: int) -> bool:
+        return self.any or version in self.weak_or_strong
 
 
-def none_match(header: str, version: int) -> bool:
-    """True when If-None-Match names the current version (weak comparison) or is ``*``."""
-    if header.strip() == "*":
-        return True
-    for part in header.split(","):
-        match = _ENTITY_TAG.fullmatch(part)
-        if match is not None and match.group(2) == f"v{version}":
-            return True
-    return False
+def parse(header: str) -> EntityTags:
+    """Parse ``*`` or ``#entity-tag``; raise MalformedPreconditionError otherwise."""
+    if header.strip(" \t") == "*":
+        return EntityTags(any=True, strong=frozenset(), weak_or_strong=frozenset())
+    strong: set[int] = set()
+    every: set[int] = set()
+    position, named = 0, 0
+    while position < len(header):
+        match = _LIST_ITEM.match(header, position)
+        if match is None:
+            raise MalformedPreconditionError(header)
+        if match.group(2) is not None:
+            named += 1
+            version = _VERSION_TAG.fullmatch(match.group(2))
+            if version is not None:
+                every.add(int(version.group(1)))
+                if match.group(1) is None:
+                    strong.add(int(version.group(1)))
+        if match.end() == position:  # only at the end of the header: nothing left to read
+            break
+        position = match.end()
+    if named == 0:
+        raise MalformedPreconditionError(header)
+    return EntityTags(any=False, strong=frozenset(strong), weak_or_strong=frozenset(every))

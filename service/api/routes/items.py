@@ -15,8 +15,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from service import crud, pagination
+from service.api import conditions
 from service.api.deps import engines_of, settings_of
-from service.api.etags import Precondition, etag_for, none_match, parse_if_match
+from service.api.etags import etag_for
 from service.api.problems import ProblemError, problem_responses
 from service.core.db import Engines
 from service.models import (
@@ -42,14 +43,19 @@ IfMatch = Annotated[
     str | None,
     Header(description='ETag from a previous response (e.g. "v3"), or *; a stale one gets 412.'),
 ]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="Entity tags, or *: on GET a match gets 304; on a write a match (or *, "
+                       "since the item exists) gets 412."),
+]
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 JSON = "application/json"
 CREATE_RESPONSES = problem_responses(400, 401, 403, 409, 413, 422, 503)
 LIST_RESPONSES = problem_responses(400, 401, 403, 422, 503)
 READ_RESPONSES = {304: {"description": "If-None-Match names the current version"},
-                  **problem_responses(401, 403, 404, 422, 503)}
+                  **problem_responses(400, 401, 403, 404, 412, 422, 503)}
 WRITE_RESPONSES = problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428, 503)
-DELETE_RESPONSES = problem_responses(401, 403, 404, 412, 422, 428, 503)
+DELETE_RESPONSES = problem_responses(400, 401, 403, 404, 412, 422, 428, 503)
 
 
 def to_public(row: Mapping[str, Any] | RowMapping) -> ItemPublic:
@@ -74,25 +80,9 @@ def _not_found(item_id: int) -> ProblemError:
     return ProblemError(404, f"item {item_id} does not exist", problem="not-found")
 
 
-def _precondition(if_match: str | None, settings_require: bool) -> Precondition | None:
-    if if_match is not None and not if_match.strip():
-        if_match = None  # an empty list of entity tags is no precondition (RFC 9110 5.6.1)
-    if if_match is None:
-        if settings_require:
-            raise ProblemError(428, "send If-Match with the item's ETag to change it",
-                               problem="precondition-required")
-        return None
-    return parse_if_match(if_match)
-
-
-def _expected(precondition: Precondition | None) -> frozenset[int] | None:
-    if precondition is None or precondition.any_version:
-        return None
-    return precondition.versions
-
-
 def _stale(item_id: int) -> ProblemError:
-    return ProblemError(412, f"item {item_id} changed since that ETag; fetch it and retry",
+    return ProblemError(412, f"item {item_id} does not meet If-Match / If-None-Match (it "
+                             "changed since that ETag); fetch it and retry",
                         problem="stale-version")
 
 
@@ -196,33 +186,41 @@ async def list_items(
 async def read_item(
     request: Request,
     item_id: ItemId,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
+    preconditions = conditions.for_read(if_match, if_none_match)
     row = await crud.read_retrying(engines_of(request).read,
                                    lambda conn: crud.find_item(conn, item_id))
     if row is None:
         raise _not_found(item_id)
     item = to_public(row._mapping)
-    if if_none_match is not None and none_match(if_none_match, item.version):
+    outcome = preconditions.outcome(item.version)
+    if outcome == 412:
+        raise _stale(item_id)
+    if outcome == 304:
         return Response(status_code=304, headers={"ETag": etag_for(item.version)})
     return item_response(item)
 
 
 async def _write(
-    engines: Engines, item_id: int, changes: dict[str, Any], precondition: Precondition | None
+    engines: Engines, item_id: int, changes: dict[str, Any], preconditions: conditions.Conditions
 ) -> Response:
     try:
         async with engines.write.begin() as conn:
-            if not changes:
+            if not changes or preconditions.refuses_any_version:
+                # Nothing to write (or nothing may be): answer from the current row.
                 row = await crud.get_item(conn=conn, item_id=item_id)
                 if row is None:
                     raise _not_found(item_id)
-                expected = _expected(precondition)
-                if expected is not None and row.version not in expected:
+                if not preconditions.write_allowed(row.version) or (
+                        preconditions.refuses_any_version):
                     raise _stale(item_id)
                 return item_response(to_public(row._mapping))
-            result = await crud.update_item(conn=conn, item_id=item_id, changes=changes,
-                                            expected_versions=_expected(precondition))
+            result = await crud.update_item(
+                conn=conn, item_id=item_id, changes=changes,
+                expected_versions=preconditions.expected_versions,
+                excluded_versions=preconditions.excluded_versions)
     except crud.SkuConflictError:
         raise _sku_conflict() from None
     if result.outcome is crud.WriteOutcome.NOT_FOUND:
@@ -233,33 +231,47 @@ async def _write(
     return item_response(to_public(result.row._mapping))
 
 
+def _write_conditions(request: Request, if_match: str | None,
+                      if_none_match: str | None) -> conditions.Conditions:
+    return conditions.for_write(if_match, if_none_match,
+                                require_if_match=settings_of(request).require_if_match)
+
+
 @router.put("/{item_id}", response_model=ItemPublic,
             responses=WRITE_RESPONSES)
 async def replace_item(
     request: Request, item_id: ItemId, item_in: ItemReplace, if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    precondition = _precondition(if_match, settings_of(request).require_if_match)
-    return await _write(engines_of(request), item_id, item_in.model_dump(), precondition)
+    preconditions = _write_conditions(request, if_match, if_none_match)
+    return await _write(engines_of(request), item_id, item_in.model_dump(), preconditions)
 
 
 @router.patch("/{item_id}", response_model=ItemPublic,
               responses=WRITE_RESPONSES)
 async def update_item(
     request: Request, item_id: ItemId, item_in: ItemUpdate, if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    precondition = _precondition(if_match, settings_of(request).require_if_match)
-    return await _write(engines_of(request), item_id, crud.patch_changes(item_in), precondition)
+    preconditions = _write_conditions(request, if_match, if_none_match)
+    return await _write(engines_of(request), item_id, crud.patch_changes(item_in),
+                        preconditions)
 
 
 @router.delete("/{item_id}", status_code=204,
                responses=DELETE_RESPONSES)
 async def delete_item(
-    request: Request, item_id: ItemId, if_match: IfMatch = None
+    request: Request, item_id: ItemId, if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    precondition = _precondition(if_match, settings_of(request).require_if_match)
+    preconditions = _write_conditions(request, if_match, if_none_match)
     async with engines_of(request).write.begin() as conn:
+        if preconditions.refuses_any_version:
+            row = await crud.get_item(conn=conn, item_id=item_id)
+            raise _not_found(item_id) if row is None else _stale(item_id)
         result = await crud.delete_item(conn=conn, item_id=item_id,
-                                        expected_versions=_expected(precondition))
+                                        expected_versions=preconditions.expected_versions,
+                                        excluded_versions=preconditions.excluded_versions)
     if result.outcome is crud.WriteOutcome.NOT_FOUND:
         raise _not_found(item_id)
     if result.outcome is crud.WriteOutcome.VERSION_MISMATCH:
