@@ -7,6 +7,7 @@ map, no implicit flushes; the SQLModel classes still define every table and colu
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,10 +23,12 @@ from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.util import greenlet_spawn
 
 from service import pagination
-from service.models import IdempotencyRecord, Item, ItemCreate, ItemUpdate
+from service.models import IdempotencyRecord, Item, ItemCreate, ItemUpdate, ServiceSecret
 
 items_table = Item.__table__  # type: ignore[attr-defined]
 keys_table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+secrets_table = ServiceSecret.__table__  # type: ignore[attr-defined]
+CURSOR_KEY = "cursor-hmac-sha256"
 
 ITEM_COLUMNS = [items_table.c[name] for name in (
     "id", "name", "description", "price", "in_stock", "sku", "created_at", "updated_at", "version"
@@ -253,3 +256,24 @@ async def delete_item(
     if result.rowcount == 0:
         return await _write_miss(conn, item_id)
     return WriteResult(WriteOutcome.DONE)
+
+
+async def shared_secret(engine: AsyncEngine, name: str) -> bytes:
+    """The database's secret called ``name``, created at random by whichever process asks first.
+
+    A lost race inserts nothing (the primary key refuses the second row) and reads the winner's.
+    """
+    query = select(secrets_table.c.secret).where(secrets_table.c.name == name)
+    async with engine.connect() as conn:
+        found = await conn.scalar(query)
+    if found is None:
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(insert(secrets_table).values(
+                    name=name, secret=secrets.token_hex(32)))
+        except IntegrityError:
+            pass
+        async with engine.connect() as conn:
+            found = await conn.scalar(query)
+    assert found is not None
+    return bytes.fromhex(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -83,6 +84,9 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
     )
     app.state.settings = settings
     app.state.tokens = settings.tokens()
+    secret = settings.cursor_secret
+    app.state.cursor_key = (
+        hashlib.sha256(secret.get_secret_value().encode()).digest() if secret else None)
     problems.install(app)
     app.include_router(items.router, dependencies=[TokenDep] if app.state.tokens else [])
     app.include_router(health.router)

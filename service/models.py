@@ -204,3 +204,14 @@ class IdempotencyRecord(SQLModel, table=True):
     response_body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=Column(DateTime().with_variant(
         mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False))
+
+
+class ServiceSecret(SQLModel, table=True):
+    """Keys the service generates once per database and shares across its processes."""
+
+    __tablename__ = "service_secrets"
+    __table_args__ = ({"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+                       "mysql_collate": "utf8mb4_bin"},)
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    secret: str = Field(sa_column=Column(String(128), nullable=False))

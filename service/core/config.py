@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=200, ge=1, le=1000)
     require_if_match: bool = False
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Signs list cursors; unset: a key generated once per database (table service_secrets).
+    cursor_secret: SecretStr | None = None
 
     # Auth: tokens for writes (and optionally reads); constant-time comparison.
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -56,6 +58,13 @@ class Settings(BaseSettings):
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
             return [token.strip() for token in value.split(",") if token.strip()]
+        return value
+
+    @field_validator("cursor_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. openssl rand -hex 32)")
         return value
 
     @field_validator("log_level", mode="before")

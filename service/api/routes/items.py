@@ -142,6 +142,14 @@ async def create_item(
     return item_response(item, 201, {"Location": f"/items/{item.id}"})
 
 
+async def _cursor_key(request: Request, engines: Engines) -> bytes:
+    key: bytes | None = request.app.state.cursor_key
+    if key is None:  # fetched once per process, on first use (start-up needs no database)
+        key = request.app.state.cursor_key = await crud.shared_secret(engines.write,
+                                                                      crud.CURSOR_KEY)
+    return key
+
+
 @router.get("/", response_model=ItemsPublic, responses=LIST_RESPONSES)
 async def list_items(
     request: Request,
@@ -149,8 +157,9 @@ async def list_items(
         ge=1, le=1000,
         description="Page size: default ITEMS_PAGE_SIZE_DEFAULT (50); values above "
                     "ITEMS_PAGE_SIZE_MAX (200) are reduced to it.")] = None,
-    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+$",
-                                        description="next_cursor of the previous page.")] = None,
+    cursor: Annotated[str | None, Query(
+        description="next_cursor of the previous page, unchanged; anything else is a 400.",
+        json_schema_extra={"maxLength": pagination.CURSOR_MAX_CHARS})] = None,
     sort: Annotated[pagination.SortOrder, Query(description="Sort key; - for descending.")] = (
         pagination.SortOrder.ID
     ),
@@ -162,8 +171,9 @@ async def list_items(
 ) -> Response:
     engines, settings = engines_of(request), settings_of(request)
     page_size = min(limit or settings.page_size_default, settings.page_size_max)
+    key = await _cursor_key(request, engines)
     try:
-        after = pagination.Cursor.decode(cursor, sort) if cursor else None
+        after = pagination.Cursor.decode(cursor, sort, key) if cursor else None
     except pagination.InvalidCursorError as exc:
         raise ProblemError(400, str(exc), problem="bad-cursor") from None
     filters = crud.ListFilters(in_stock=in_stock, name_contains=q, min_price=min_price,
@@ -172,7 +182,7 @@ async def list_items(
         conn, filters=filters, sort=sort, cursor=after, limit=page_size))
     page = ItemsPublic.model_construct(
         data=[to_public(row._mapping) for row in rows], count=len(rows),
-        next_cursor=next_cursor.encode() if next_cursor else None,
+        next_cursor=next_cursor.encode(key) if next_cursor else None,
     )
     headers: dict[str, str] = {}
     if page.next_cursor:
