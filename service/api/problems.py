@@ -45,6 +45,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with another item (SKU already used)",
     412: "If-Match names a version that is no longer current",
     413: "Body larger than ITEMS_MAX_BODY_BYTES",
+    415: "Body is not application/json",
     422: "Invalid input; errors lists each field",
     428: "If-Match is required for writes (ITEMS_REQUIRE_IF_MATCH)",
     503: "Database unavailable; retry after Retry-After seconds",

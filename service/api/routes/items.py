@@ -18,6 +18,7 @@ from service import crud, pagination
 from service.api import conditions
 from service.api.deps import engines_of, settings_of
 from service.api.etags import etag_for
+from service.api.json_body import JSONRoute
 from service.api.problems import ProblemError, problem_responses
 from service.core.db import Engines
 from service.models import (
@@ -30,7 +31,7 @@ from service.models import (
     ItemUpdate,
 )
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(prefix="/items", tags=["items"], route_class=JSONRoute)
 
 QueryPrice = Annotated[
     Decimal,
@@ -50,11 +51,11 @@ IfNoneMatch = Annotated[
 ]
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 JSON = "application/json"
-CREATE_RESPONSES = problem_responses(400, 401, 403, 409, 413, 422, 503)
+CREATE_RESPONSES = problem_responses(400, 401, 403, 409, 413, 415, 422, 503)
 LIST_RESPONSES = problem_responses(400, 401, 403, 422, 503)
 READ_RESPONSES = {304: {"description": "If-None-Match names the current version"},
                   **problem_responses(400, 401, 403, 404, 412, 422, 503)}
-WRITE_RESPONSES = problem_responses(400, 401, 403, 404, 409, 412, 413, 422, 428, 503)
+WRITE_RESPONSES = problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 503)
 DELETE_RESPONSES = problem_responses(400, 401, 403, 404, 412, 422, 428, 503)
 
 
