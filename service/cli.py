@@ -35,6 +35,13 @@ def _default_workers() -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
+    from service.api.auth import TokenSource, TokenSourceError
+
+    try:
+        TokenSource(settings)  # fail closed: a token source without tokens never serves
+    except TokenSourceError as exc:
+        print(f"invalid configuration:\n  {exc}", file=sys.stderr)
+        return 2
     from service.core.db import is_embedded
     from service.core.logging import configure_logging
 

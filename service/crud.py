@@ -6,7 +6,6 @@ map, no implicit flushes; the SQLModel classes still define every table and colu
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,10 +22,9 @@ from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.util import greenlet_spawn
 
 from service import pagination
-from service.models import IdempotencyRecord, Item, ItemCreate, ItemUpdate, ServiceSecret
+from service.models import Item, ItemCreate, ItemUpdate, ServiceSecret
 
 items_table = Item.__table__  # type: ignore[attr-defined]
-keys_table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 secrets_table = ServiceSecret.__table__  # type: ignore[attr-defined]
 CURSOR_KEY = "cursor-hmac-sha256"
 
@@ -142,30 +140,6 @@ def list_items(
     return page, pagination.cursor_for(sort, page[-1])
 
 
-def request_fingerprint(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    status_code: int
-    item_id: int
-    body: str
-    request_hash: str
-
-
-def find_idempotent_response(conn: Connection, key: str) -> StoredResponse | None:
-    result = conn.execute(
-        select(keys_table.c.status_code, keys_table.c.item_id, keys_table.c.response_body,
-               keys_table.c.request_hash).where(keys_table.c.key == key)
-    )
-    row = result.first()
-    if row is None:
-        return None
-    return StoredResponse(status_code=row.status_code, item_id=row.item_id,
-                          body=row.response_body, request_hash=row.request_hash)
-
-
 async def create_item(
     *, conn: AsyncConnection, item_in: ItemCreate
 ) -> dict[str, Any]:
@@ -181,21 +155,6 @@ async def create_item(
     primary_key = result.inserted_primary_key
     assert primary_key is not None
     return {"id": primary_key[0], **values}
-
-
-async def store_idempotent_response(
-    *, conn: AsyncConnection, key: str, response: StoredResponse
-) -> None:
-    """Raises IntegrityError when a concurrent request with the same key committed first."""
-    await conn.execute(insert(keys_table).values(
-        key=key, request_hash=response.request_hash, status_code=response.status_code,
-        item_id=response.item_id, response_body=response.body, created_at=utcnow(),
-    ))
-
-
-async def purge_idempotency_keys(*, conn: AsyncConnection, older_than: datetime) -> int:
-    result = await conn.execute(delete(keys_table).where(keys_table.c.created_at < older_than))
-    return int(result.rowcount)
 
 
 async def _write_miss(conn: AsyncConnection, item_id: int) -> WriteResult:

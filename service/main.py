@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -14,8 +15,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
 from loguru import logger
 
-from service import __version__, crud
-from service.api import problems
+from service import __version__, crud, idempotency
+from service.api import openapi_extras, problems
+from service.api.auth import TokenSource
 from service.api.deps import TokenDep
 from service.api.middleware import RequestMiddleware
 from service.api.routes import health, items
@@ -25,25 +27,27 @@ from service.core.lifecycle import install_shutdown_hook, tune_gc
 from service.core.pool_metrics import track_pool
 from service.core.tracing import setup_tracing
 
-PURGE_INTERVAL_SECONDS = 600
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 async def _purge_idempotency_keys(app: FastAPI, settings: Settings) -> None:
-    """Forget Idempotency-Keys past their TTL; a retry after that creates a new item."""
+    """Forget Idempotency-Keys past their TTL (lookups ignore them already), in bounded rounds.
+
+    Every worker runs this; the random phase spreads the rounds, and a round that finds
+    nothing costs one indexed SELECT.
+    """
+    interval = settings.idempotency_purge_interval_seconds
+    await asyncio.sleep(random.uniform(0.1, 1.0) * interval)
     while True:
-        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
         try:
-            async with app.state.engines.write.begin() as conn:
-                purged = await crud.purge_idempotency_keys(
-                    conn=conn,
-                    older_than=crud.utcnow()
-                    - timedelta(seconds=settings.idempotency_key_ttl_seconds),
-                )
+            purged = await idempotency.purge(
+                app.state.engines.write,
+                older_than=crud.utcnow() - timedelta(seconds=settings.idempotency_key_ttl_seconds))
             if purged:
                 logger.info("purged expired idempotency keys", count=purged)
         except Exception as exc:  # the next round tries again
             logger.warning("idempotency key purge failed: {}", type(exc).__name__)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings | None = None, *, install_signal_hooks: bool = True) -> FastAPI:
@@ -83,21 +87,23 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.tokens = settings.tokens()
+    app.state.token_source = TokenSource(settings)  # TokenSourceError: refuse to start
     secret = settings.cursor_secret
     app.state.cursor_key = (
         hashlib.sha256(secret.get_secret_value().encode()).digest() if secret else None)
     problems.install(app)
-    app.include_router(items.router, dependencies=[TokenDep] if app.state.tokens else [])
+    protected = app.state.token_source.configured
+    app.include_router(items.router, dependencies=[TokenDep] if protected else [])
     app.include_router(health.router)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.stop_tracing = setup_tracing(app, settings)
-    _document_problems(app)
+    _document_problems(app, protected=protected, protect_reads=settings.protect_reads)
     return app
 
 
-def _document_problems(app: FastAPI) -> None:
-    """Add the Problem schema, which the routes' error responses reference, to the document."""
+def _document_problems(app: FastAPI, *, protected: bool, protect_reads: bool) -> None:
+    """Add the Problem schema, which the routes' error responses reference, to the document,
+    the bearer scheme when tokens are configured, and the headers the API relies on."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -108,6 +114,7 @@ def _document_problems(app: FastAPI) -> None:
                 ref_template="#/components/schemas/{model}")
             components.update(problem.pop("$defs", {}))
             components["Problem"] = problem
+            openapi_extras.document(schema, protected=protected, protect_reads=protect_reads)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=200, ge=1, le=1000)
     require_if_match: bool = False
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    idempotency_purge_interval_seconds: float = Field(default=300, ge=1, le=86400)
     # Signs list cursors; unset: a key generated once per database (table service_secrets).
     cursor_secret: SecretStr | None = None
 
@@ -104,14 +105,6 @@ class Settings(BaseSettings):
         except Exception:  # the message would echo the URL, password included
             raise ValueError("DATABASE_URL: not a valid URL "
                              "(expected mysql+pymysql://user:password@host:3306/dbname)") from None
-
-    def tokens(self) -> list[bytes]:
-        """All accepted bearer tokens, from the variable and the mounted file."""
-        tokens = [token.get_secret_value().encode() for token in self.api_tokens]
-        if self.api_tokens_file is not None:
-            text = self.api_tokens_file.read_text(encoding="utf-8")
-            tokens += [line.strip().encode() for line in text.splitlines() if line.strip()]
-        return tokens
 
 
 @lru_cache

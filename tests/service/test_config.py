@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from service.api.auth import TokenSource
 from service.core.config import Settings
 from service.core.db import async_url, sync_url
 
@@ -66,4 +67,4 @@ def test_settings_repr_hides_secrets() -> None:
     settings = Settings(DATABASE_URL="mysql://u:hunter2@h/d", api_tokens="tok-1,tok-2")
     assert "hunter2" not in repr(settings)
     assert "tok-1" not in repr(settings)
-    assert settings.tokens() == [b"tok-1", b"tok-2"]
+    assert TokenSource(settings).tokens() == [b"tok-1", b"tok-2"]

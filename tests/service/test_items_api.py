@@ -378,8 +378,9 @@ class TestAuth:
         assert secured.post("/items/", json=body).headers["www-authenticate"].startswith("Bearer")
         assert_problem(secured.post("/items/", json=body,
                                     headers={"Authorization": "Basic abc"}), 401)
-        assert_problem(secured.post("/items/", json=body,
-                                    headers={"Authorization": "Bearer nope"}), 403)
+        unknown = secured.post("/items/", json=body, headers={"Authorization": "Bearer nope"})
+        assert_problem(unknown, 401)
+        assert 'error="invalid_token"' in unknown.headers["www-authenticate"]
         ok = secured.post("/items/", json=body, headers={"Authorization": "Bearer token-two"})
         assert ok.status_code == 201
 

@@ -12,10 +12,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import Field as Constraint
 from pydantic import WithJsonSchema
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 
-from service import crud, pagination
-from service.api import conditions
+from service import crud, idempotency, pagination
+from service.api import conditions, replay
 from service.api.deps import engines_of, settings_of
 from service.api.etags import etag_for
 from service.api.json_body import JSONRoute
@@ -91,18 +90,6 @@ def _sku_conflict() -> ProblemError:
     return ProblemError(409, "another item already has this sku", problem="sku-conflict")
 
 
-def _replay(stored: crud.StoredResponse, fingerprint: str) -> Response:
-    if stored.request_hash != fingerprint:
-        raise ProblemError(
-            422, "this Idempotency-Key was already used with a different request body",
-            problem="idempotency-key-reused",
-        )
-    item = ItemPublic.model_validate_json(stored.body)
-    return item_response(item, stored.status_code, {
-        "Location": f"/items/{stored.item_id}", "Idempotent-Replayed": "true",
-    })
-
-
 @router.post("/", status_code=201, response_model=ItemPublic,
              responses=CREATE_RESPONSES)
 async def create_item(
@@ -117,29 +104,28 @@ async def create_item(
         raise ProblemError(400, "Idempotency-Key must be 1..255 visible ASCII characters",
                            problem="bad-idempotency-key")
     engines = engines_of(request)
-    fingerprint = crud.request_fingerprint(item_in.model_dump_json().encode())
-    if idempotency_key is not None:
-        stored = await crud.read_retrying(
-            engines.read, lambda conn: crud.find_idempotent_response(conn, idempotency_key))
-        if stored is not None:
-            return _replay(stored, fingerprint)
-    try:
-        async with engines.write.begin() as conn:
-            item = to_public(await crud.create_item(conn=conn, item_in=item_in))
-            body = item.model_dump_json()
-            if idempotency_key is not None:
-                await crud.store_idempotent_response(
-                    conn=conn, key=idempotency_key,
-                    response=crud.StoredResponse(201, item.id, body, fingerprint),
-                )
-    except (IntegrityError, crud.SkuConflictError):
-        # A concurrent request with the same key may have won; its answer is ours.
-        if idempotency_key is not None:
-            stored = await crud.read_retrying(
-                engines.read, lambda conn: crud.find_idempotent_response(conn, idempotency_key))
-            if stored is not None:
-                return _replay(stored, fingerprint)
-        raise _sku_conflict() from None
+
+    async def insert(store: replay.Store | None) -> ItemPublic:
+        try:
+            async with engines.write.begin() as conn:
+                item = to_public(await crud.create_item(conn=conn, item_in=item_in))
+                if store is not None:
+                    await store(conn, item)
+        except crud.SkuConflictError:
+            raise _sku_conflict() from None
+        return item
+
+    if idempotency_key is None:
+        item = await insert(None)
+    else:
+        result = await replay.create_once(
+            request, engines, key=idempotency_key,
+            fingerprint=idempotency.request_fingerprint(item_in.model_dump_json().encode()),
+            ttl_seconds=settings_of(request).idempotency_key_ttl_seconds,
+            insert=insert, respond=item_response)
+        if isinstance(result, Response):
+            return result
+        item = result
     return item_response(item, 201, {"Location": f"/items/{item.id}"})
 
 
