@@ -54,7 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.server import run
 
     run(host=args.host, port=args.port, workers=args.workers or _default_workers(),
-        graceful_timeout=int(settings.shutdown_delay_seconds) + 30)
+        graceful_timeout=int(settings.shutdown_delay_seconds) + 30,
+        keepalive=settings.keepalive_timeout_seconds)
     return 0
 
 

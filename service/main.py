@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.telemetry import TelemetryConfig
 from loguru import logger
+from starlette.routing import Route
 
 from service import __version__, crud, idempotency
 from service.api import openapi_extras, problems
@@ -86,6 +87,9 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
                     "idempotent creation (Idempotency-Key) and keyset pagination.",
         lifespan=lifespan,
     )
+    # Starlette's own redirect builds an absolute URL from the Host header; problems.py
+    # answers with a relative Location instead.
+    app.router.redirect_slashes = False
     app.state.settings = settings
     app.state.token_source = TokenSource(settings)  # TokenSourceError: refuse to start
     secret = settings.cursor_secret
@@ -95,6 +99,10 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
     protected = app.state.token_source.configured
     app.include_router(items.router, dependencies=[TokenDep] if protected else [])
     app.include_router(health.router)
+    # The routes as declared, for Allow and the slash redirect (included routers are wrapped).
+    app.state.plain_routes = [route for route in (*app.router.routes, *items.router.routes,
+                                                  *health.router.routes)
+                              if isinstance(route, Route)]
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.stop_tracing = setup_tracing(app, settings)
     _document_problems(app, protected=protected, protect_reads=settings.protect_reads)

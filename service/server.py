@@ -25,6 +25,7 @@ from gunicorn.workers.base import Worker
 from uvicorn import Server
 from uvicorn_worker import UvicornWorker
 
+from service.core.http_limits import LimitedHttpToolsProtocol
 from service.core.logging import InterceptHandler
 
 
@@ -184,7 +185,8 @@ class ItemsWorker(UvicornWorker):  # type: ignore[misc]
 
     CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012 (the base class declares it mutable)
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools, with the size limits and read timeouts it lacks (service.core.http_limits).
+        "http": LimitedHttpToolsProtocol,
         "lifespan": "on",
         "access_log": False,
         "server_header": False,
@@ -268,8 +270,8 @@ def prepare_metrics_dir() -> str:
     return path
 
 
-def gunicorn_options(*, host: str, port: int, workers: int,
-                     graceful_timeout: int) -> dict[str, Any]:
+def gunicorn_options(*, host: str, port: int, workers: int, graceful_timeout: int,
+                     keepalive: int = 5) -> dict[str, Any]:
     return {
         "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
         "workers": workers,
@@ -277,7 +279,7 @@ def gunicorn_options(*, host: str, port: int, workers: int,
         "logger_class": "service.server.LoguruGunicornLogger",
         "graceful_timeout": graceful_timeout,
         "timeout": 30,
-        "keepalive": 5,
+        "keepalive": keepalive,  # Uvicorn's timeout_keep_alive: the idle timeout between requests
         "backlog": 2048,
         "pre_fork": _pre_fork,
         "child_exit": _child_exit,
@@ -287,13 +289,13 @@ def gunicorn_options(*, host: str, port: int, workers: int,
     }
 
 
-def run(*, host: str, port: int, workers: int, graceful_timeout: int,
+def run(*, host: str, port: int, workers: int, graceful_timeout: int, keepalive: int = 5,
         loader: Callable[[], Any] | None = None) -> None:
     global _COUNTS
     _COUNTS = ConnectionCounts()
     metrics_dir = prepare_metrics_dir()
     options = gunicorn_options(host=host, port=port, workers=workers,
-                               graceful_timeout=graceful_timeout)
+                               graceful_timeout=graceful_timeout, keepalive=keepalive)
     try:
         ItemsServer(options, loader).run()
     finally:

@@ -20,6 +20,9 @@ from service.core import logging, metrics
 
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
+                           "CONNECT"})
+OTHER_METHOD = "OTHER"
 
 
 def _too_large_detail(limit: int) -> str:
@@ -47,6 +50,9 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        method: str = scope["method"]
+        if method == "HEAD":  # HEAD is GET without the body (RFC 9110 9.3.2), on every GET route
+            scope = {**scope, "method": "GET"}
         request_id: str | None = None
         has_body = too_large = False
         for name, value in scope["headers"]:
@@ -69,6 +75,9 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
+            elif method == "HEAD" and message.get("body"):
+                # Content-Length stays that of the GET, as RFC 9110 allows; the body goes.
+                message = {**message, "body": b""}
             await send(message)
 
         if has_body:  # HTTP/1.1: without either header the body is empty, nothing to count
@@ -89,9 +98,10 @@ class RequestMiddleware:
             duration = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED_ROUTE
-            method: str = scope["method"]
             status = status or 500
-            metrics.observe_request(template, method, status, duration)
+            # A method outside the standard set is one label value, not one per spelling.
+            label = method if method in KNOWN_METHODS else OTHER_METHOD
+            metrics.observe_request(template, label, status, duration)
             if self.access_log:
                 logging.access_line(request_id=request_id, method=method, route=template,
                                     path=scope["path"], status=status,

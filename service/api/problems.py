@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://items.platform.dev/problems/"
@@ -125,11 +127,44 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
                             problem=exc.problem, headers=exc.headers, **exc.extensions)
 
 
-async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+def _routes_matching(request: Request, path: str) -> list[Route]:
+    scope = {**request.scope, "path": path}
+    return [route for route in request.app.state.plain_routes
+            if route.matches(scope)[0] is not Match.NONE]
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path: Starlette names only the first route's."""
+    methods: set[str] = set()
+    for route in _routes_matching(request, request.url.path):
+        methods |= getattr(route, "methods", None) or set()
+    if "GET" in methods:
+        methods.add("HEAD")  # RequestMiddleware serves HEAD on every GET route
+    return ", ".join(sorted(methods))
+
+
+def _slash_redirect(request: Request) -> Response | None:
+    """/items → /items/ (and back), as a relative Location: never the client's Host header."""
+    path = request.url.path
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    if not other.startswith("/") or other.startswith("//") or not _routes_matching(request,
+                                                                                   other):
+        return None
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    location = quote(other, safe="/") + (f"?{query}" if query else "")
+    return Response(status_code=307, headers={"Location": location})
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    headers = dict(exc.headers) if exc.headers else None
-    return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    elif exc.status_code == 404 and (redirect := _slash_redirect(request)) is not None:
+        return redirect
+    return problem_response(exc.status_code, detail, instance=request.url.path,
+                            headers=headers or None)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
 
     # HTTP behaviour.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Framing limits, enforced by the server's protocol (service.core.http_limits).
+    max_request_target_bytes: int = Field(default=8192, ge=256, le=1024 * 1024)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=8, le=1000)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    keepalive_timeout_seconds: int = Field(default=5, ge=1, le=3600)
     page_size_default: int = Field(default=50, ge=1, le=1000)
     page_size_max: int = Field(default=200, ge=1, le=1000)
     require_if_match: bool = False
