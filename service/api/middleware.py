@@ -93,6 +93,15 @@ class RequestMiddleware:
                 except _BodyTooLargeError:
                     if not status:  # else the response is under way: too late for a 413
                         await self._reject(scope, receive, send_with_id)
+                except Exception as exc:
+                    # Here, not in Starlette's outermost error handler: the log line gets the
+                    # request id and traceback, and the 500 gets X-Request-ID.
+                    logger.opt(exception=exc).error("unhandled error")
+                    if status:
+                        raise  # the response is under way: the server drops the connection
+                    await problem_response(
+                        500, "internal error; the request id identifies it in the logs",
+                        instance=scope["path"])(scope, receive, send_with_id)
         finally:
             metrics.IN_FLIGHT.dec()
             duration = time.perf_counter() - started

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -36,8 +37,11 @@ def _serialize(record: Record) -> str:
         if key != "logger" and not key.startswith("_"):
             line[key] = value
     if record["exception"] is not None:
-        exc_type, exc_value, _ = record["exception"]
+        exc_type, exc_value, exc_traceback = record["exception"]
         line["exception"] = f"{exc_type.__name__ if exc_type else 'Exception'}: {exc_value}"
+        if exc_value is not None:  # the whole chain, as Python prints it; no local values
+            line["traceback"] = "".join(traceback.format_exception(
+                exc_type, exc_value, exc_traceback))
     return to_json(line, fallback=str).decode()
 
 
