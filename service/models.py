@@ -42,11 +42,37 @@ def _check_text(value: str, *, multiline: bool) -> str:
     return value
 
 
+# Bidirectional embeddings, overrides and isolates reorder the text around them ("Trojan
+# Source"): a name is shown to people, so they are refused. LRM/RLM marks are allowed.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters and symbols that render as blank space although their category says otherwise.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def _visible(char: str) -> bool:
+    return char not in _BLANK_GLYPHS and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+
+
+def _strip(value: object) -> object:
+    # Before the length check: "  name  " is a 4-character name.
+    return value.strip() if isinstance(value, str) else value
+
+
+def _check_label(value: str) -> str:
+    """A short label shown to people: no controls, no bidi controls, something visible."""
+    value = _check_text(value, multiline=False)
+    if any(char in _BIDI_CONTROLS for char in value):
+        raise ValueError("bidirectional override and isolate characters are not allowed")
+    if not any(_visible(char) for char in value):
+        raise ValueError("must contain a visible character")
+    return value
+
+
 def _clean_name(value: str) -> str:
-    value = _check_text(value, multiline=False).strip()
     if not value:
         raise ValueError("must not be empty or only whitespace")
-    return value
+    return _check_label(value)
 
 
 def _clean_description(value: str) -> str:
@@ -56,20 +82,21 @@ def _clean_description(value: str) -> str:
 def _clean_sku(value: str | None) -> str | None:
     if value is None:
         return None
-    value = _check_text(value, multiline=False).strip()
     if not value:
         raise ValueError("must not be empty; omit it or send null for no SKU")
-    return value
+    return _check_label(value)
 
 
 # The patterns mirror the validators for clients and the OpenAPI document: no control
 # characters, and at least one visible character where the value is trimmed.
-_NO_CONTROLS = r"[^\x00-\x1f\x7f-\x9f]"
+_NO_CONTROLS = r"[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 _LINE_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-_TRIMMED_TEXT = rf"^{_NO_CONTROLS}*[^\s\x00-\x1f\x7f-\x9f]{_NO_CONTROLS}*$"
+_VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+_TRIMMED_TEXT = rf"^{_NO_CONTROLS}*{_VISIBLE}{_NO_CONTROLS}*$"
 
 Name = Annotated[
     str,
+    BeforeValidator(_strip),
     Constraint(min_length=1, max_length=NAME_MAX, pattern=_TRIMMED_TEXT),
     AfterValidator(_clean_name),
 ]
@@ -78,7 +105,8 @@ Description = Annotated[
     AfterValidator(_clean_description),
 ]
 Sku = Annotated[
-    str | None, Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT), AfterValidator(_clean_sku)
+    str | None, BeforeValidator(_strip), Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT),
+    AfterValidator(_clean_sku),
 ]
 # A JSON number on the way out: exact, because PRICE_DIGITS stays under a double's precision.
 PRICE_MAX = Decimal("9999999999.99")
