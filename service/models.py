@@ -104,10 +104,10 @@ Description = Annotated[
     str, Constraint(max_length=DESCRIPTION_MAX, pattern=_LINE_TEXT),
     AfterValidator(_clean_description),
 ]
-Sku = Annotated[
-    str | None, BeforeValidator(_strip), Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT),
-    AfterValidator(_clean_sku),
-]
+# The constraints sit on the str arm: on the union they would be applied to None too.
+_SkuText = Annotated[str, BeforeValidator(_strip),
+                     Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT)]
+Sku = Annotated[_SkuText | None, AfterValidator(_clean_sku)]
 # A JSON number on the way out: exact, because PRICE_DIGITS stays under a double's precision.
 PRICE_MAX = Decimal("9999999999.99")
 
