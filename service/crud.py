@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.util import greenlet_spawn
 
-from service import pagination
+from service import pagination, text_keys
 from service.models import Item, ItemCreate, ItemUpdate, ServiceSecret
 
 items_table = Item.__table__  # type: ignore[attr-defined]
@@ -119,12 +119,13 @@ def list_items(
     limit: int,
 ) -> tuple[list[Row[Any]], pagination.Cursor | None]:
     """One page, plus the cursor of the next page (None on the last page)."""
-    query = select(*ITEM_COLUMNS)
+    query = select(*ITEM_COLUMNS, items_table.c.name_key)
     if filters.in_stock is not None:
         query = query.where(items_table.c.in_stock == filters.in_stock)
     if filters.name_contains:
-        pattern = f"%{_escape_like(filters.name_contains)}%"
-        query = query.where(items_table.c.name.like(pattern, escape="\\"))
+        # Folded like name_key and compared as code points: the same matches on every backend.
+        pattern = f"%{_escape_like(text_keys.search_key(filters.name_contains))}%"
+        query = query.where(items_table.c.name_key.like(pattern, escape="\\"))
     if filters.min_price is not None:
         query = query.where(items_table.c.price >= filters.min_price)
     if filters.max_price is not None:
@@ -133,7 +134,7 @@ def list_items(
         query = query.where(pagination.after(cursor))
     # One extra row tells whether a next page exists without a COUNT.
     query = query.order_by(*pagination.order_by(sort)).limit(limit + 1)
-    rows = list(conn.execute(query).all())
+    rows: list[Row[Any]] = [*conn.execute(query)]
     if len(rows) <= limit:
         return rows, None
     page = rows[:limit]
@@ -145,8 +146,9 @@ async def create_item(
 ) -> dict[str, Any]:
     """Insert an item in the caller's transaction and return its full row as a mapping."""
     now = utcnow()
-    values: dict[str, Any] = {**item_in.model_dump(), "created_at": now, "updated_at": now,
-                              "version": 1}
+    fields = item_in.model_dump()
+    values: dict[str, Any] = {**fields, **text_keys.keys_for(fields), "created_at": now,
+                              "updated_at": now, "version": 1}
     try:
         result = await conn.execute(insert(items_table).values(**values))
     except IntegrityError as exc:
@@ -154,7 +156,7 @@ async def create_item(
     # Every column is known here, so there is no need to read the row back.
     primary_key = result.inserted_primary_key
     assert primary_key is not None
-    return {"id": primary_key[0], **values}
+    return {"id": primary_key[0], **values}  # the key columns ride along; to_public ignores them
 
 
 async def _write_miss(conn: AsyncConnection, item_id: int) -> WriteResult:
@@ -189,7 +191,8 @@ async def update_item(
     different fields both take effect.
     """
     statement = update(items_table).where(items_table.c.id == item_id).values(
-        **changes, updated_at=utcnow(), version=items_table.c.version + 1
+        **changes, **text_keys.keys_for(changes), updated_at=utcnow(),
+        version=items_table.c.version + 1,
     )
     statement = _guarded(statement, expected_versions, excluded_versions)
     try:

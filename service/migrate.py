@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from loguru import logger
 from sqlalchemy import Connection, create_engine, pool, text
 
-from service import schema
+from service import schema, text_keys
 from service.core.config import Settings
 from service.core.db import sync_url
 
@@ -56,7 +56,11 @@ def run_migrations(settings: Settings, *, lock_timeout_seconds: int = 600) -> st
                 config = schema.alembic_config()
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
+                # Rows an older image wrote during a rollout have no folded keys yet.
+                refilled = text_keys.backfill(conn)
                 conn.commit()
+                if refilled:
+                    logger.info("filled folded keys", rows=refilled)
                 after = _revision(conn)
                 logger.info("schema after migration", revision=after or "none",
                             changed=before != after)

@@ -18,9 +18,21 @@ from pydantic import (
 )
 from pydantic import Field as Constraint
 from pydantic.json_schema import SkipJsonSchema
-from sqlalchemy import Column, DateTime, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects import mysql
 from sqlmodel import Field, SQLModel
+
+from service import text_keys
 
 NAME_MAX = 255
 DESCRIPTION_MAX = 2000
@@ -173,6 +185,11 @@ def _utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
+def _binary(length: int) -> String:
+    return String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"),
+                                       "mysql", "mariadb")
+
+
 class Item(ItemBase, table=True):
     __tablename__ = "items"
     __table_args__ = (
@@ -180,7 +197,9 @@ class Item(ItemBase, table=True):
         Index("ix_items_price_id", "price", "id"),
         Index("ix_items_name_id", "name", "id"),
         Index("ix_items_created_at_id", "created_at", "id"),
+        Index("ix_items_name_key_id", "name_key", "id"),
         UniqueConstraint("sku", name="uq_items_sku"),
+        Index("uq_items_sku_key", "sku_key", unique=True),
         # AUTOINCREMENT: SQLite otherwise hands a deleted newest id out again, and an ETag
         # ("v1") of the deleted item would then match a different item (migration 0003).
         {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
@@ -194,7 +213,15 @@ class Item(ItemBase, table=True):
                                                           nullable=False))
     price: Decimal = Field(sa_column=Column(Numeric(PRICE_DIGITS, PRICE_PLACES), nullable=False))
     in_stock: bool = Field(default=True, nullable=False)
-    sku: str | None = Field(default=None, sa_column=Column(String(SKU_MAX), nullable=True))
+    # Binary on MySQL too, as on SQLite: sku_key carries the case-insensitive uniqueness.
+    sku: str | None = Field(default=None, sa_column=Column(
+        _binary(SKU_MAX), nullable=True))
+    # Folded keys the service writes with every change (service.text_keys): q, sort=name and
+    # SKU uniqueness compare these, as code points, on every backend.
+    name_key: str = Field(default="", sa_column=Column(
+        _binary(text_keys.NAME_KEY_MAX), nullable=False, server_default=text("''")))
+    sku_key: str | None = Field(default=None, sa_column=Column(
+        _binary(text_keys.SKU_KEY_MAX), nullable=True))
     created_at: datetime = Field(sa_column=Column(_DATETIME6 := DateTime().with_variant(
         mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False))
     updated_at: datetime = Field(sa_column=Column(_DATETIME6, nullable=False))

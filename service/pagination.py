@@ -23,10 +23,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.sql.expression import UnaryExpression
 
-from service.models import NAME_MAX, PRICE_MAX, Item
+from service.models import PRICE_MAX, Item
+from service.text_keys import NAME_KEY_MAX
 
-# A name of NAME_MAX four-byte characters makes a cursor of about 1,400 characters.
-CURSOR_MAX_CHARS = 2048
+# A name key of NAME_KEY_MAX four-byte characters makes a cursor of about 3,800 characters.
+CURSOR_MAX_CHARS = 4096
 _MAC_BYTES = 16
 _ID_MAX = 2**63 - 1
 _MALFORMED = "cursor is malformed or was not issued by this service; pass next_cursor unchanged"
@@ -49,6 +50,11 @@ class SortOrder(StrEnum):
     @property
     def descending(self) -> bool:
         return self.value.startswith("-")
+
+    @property
+    def column_name(self) -> str:
+        # Names sort by their folded key, the same way on every backend (service.text_keys).
+        return "name_key" if self.field == "name" else self.field
 
 
 class InvalidCursorError(ValueError):
@@ -113,13 +119,13 @@ class Cursor:
             if self.last_value is not None:
                 raise InvalidCursorError(_MALFORMED)
             return
-        if not isinstance(self.last_value, str) or len(self.last_value) > NAME_MAX * 4:
+        if not isinstance(self.last_value, str) or len(self.last_value) > NAME_KEY_MAX:
             raise InvalidCursorError(_MALFORMED)
         typed_value(self.sort, self.last_value)
 
 
 def _column(sort: SortOrder) -> Any:
-    return Item.__table__.c[sort.field]  # type: ignore[attr-defined]
+    return Item.__table__.c[sort.column_name]  # type: ignore[attr-defined]
 
 
 def typed_value(sort: SortOrder, text: str) -> object:
@@ -167,6 +173,6 @@ def after(cursor: Cursor) -> ColumnElement[bool]:
 def cursor_for(sort: SortOrder, row: Any) -> Cursor:
     if sort.field == "id":
         return Cursor(sort=sort, last_value=None, last_id=row.id)
-    value = getattr(row, sort.field)
+    value = getattr(row, sort.column_name)
     text = value.isoformat() if isinstance(value, datetime) else str(value)
     return Cursor(sort=sort, last_value=text, last_id=row.id)
