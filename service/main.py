@@ -57,9 +57,8 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engines = create_engines(settings)
-        capacity = settings.db_pool_size + settings.db_max_overflow
-        track_pool(engines.read, "read", capacity)
-        track_pool(engines.write, "write", capacity)
+        track_pool(engines.read, "read", engines.capacity)
+        track_pool(engines.write, "write", engines.capacity)
         app.state.engines = engines
         purge = asyncio.create_task(_purge_idempotency_keys(app, settings))
         if install_signal_hooks:  # the app owns its process (the server), not embedded (tests)

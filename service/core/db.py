@@ -20,6 +20,8 @@ from service.core.config import Settings
 
 # A pooled connection unused for longer than this is pinged before it is handed out.
 PING_IF_IDLE_SECONDS = 1.0
+# SQLite: one file, one writer; ITEMS_DB_POOL_SIZE / ITEMS_DB_MAX_OVERFLOW do not apply.
+SQLITE_POOL_SIZE = 4
 _LAST_USED = "items_last_used"
 
 
@@ -62,6 +64,7 @@ class Engines:
 
     read: AsyncEngine
     write: AsyncEngine
+    capacity: int  # pool size plus overflow, of each pool
 
     async def dispose(self) -> None:
         await self.read.dispose()
@@ -111,12 +114,13 @@ def create_engines(settings: Settings) -> Engines:
     url = async_url(settings)
     if url.get_backend_name() == "sqlite":
         # One file, one writer: a small pool avoids pointless lock contention.
-        common: dict[str, object] = {"pool_pre_ping": True, "pool_size": 4, "max_overflow": 4}
+        common: dict[str, object] = {"pool_pre_ping": True, "pool_size": SQLITE_POOL_SIZE,
+                                     "max_overflow": SQLITE_POOL_SIZE}
         read = create_async_engine(url, isolation_level="AUTOCOMMIT", **common)
         write = create_async_engine(url, **common)
         for engine in (read, write):
             event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys_and_wal)
-        return Engines(read=read, write=write)
+        return Engines(read=read, write=write, capacity=2 * SQLITE_POOL_SIZE)
 
     # asyncmy takes whole seconds; aiomysql takes a float.
     timeout: float = settings.db_connect_timeout_seconds
@@ -139,4 +143,5 @@ def create_engines(settings: Settings) -> Engines:
     write = create_async_engine(url, isolation_level="READ COMMITTED", **pool)
     for engine in (read, write):
         ping_idle_connections(engine)
-    return Engines(read=read, write=write)
+    return Engines(read=read, write=write,
+                   capacity=settings.db_pool_size + settings.db_max_overflow)

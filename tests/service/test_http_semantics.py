@@ -50,3 +50,20 @@ def test_trailing_slash_redirect_is_relative(client: TestClient) -> None:
     assert response.headers["location"] == f"/items/{item['id']}"
     assert_problem(client.get("//evil.example/", follow_redirects=False), 404)
     assert_problem(client.get("/nowhere/", follow_redirects=False), 404)
+
+
+def test_pool_capacity_is_what_the_pool_holds(client: TestClient, backend: str) -> None:
+    body = client.get("/metrics").text
+    line = next(line for line in body.splitlines()
+                if line.startswith('items_db_pool_capacity{pool="read"}'))
+    # SQLite pools are fixed at 4 + 4; a server database uses the pool settings (16 + 8).
+    assert float(line.rsplit(" ", 1)[1]) == (8 if backend == "sqlite" else 24)
+
+
+def test_openapi_documents_the_headers(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    created = paths["/items/"]["post"]["responses"]["201"]["headers"]
+    assert {"ETag", "Location", "Idempotent-Replayed", "X-Request-ID"} <= set(created)
+    assert "Link" in paths["/items/"]["get"]["responses"]["200"]["headers"]
+    assert "Retry-After" in paths["/items/{item_id}"]["get"]["responses"]["503"]["headers"]
+    assert "ETag" in paths["/items/{item_id}"]["get"]["responses"]["304"]["headers"]
