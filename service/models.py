@@ -106,11 +106,15 @@ _LINE_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 _VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
 _TRIMMED_TEXT = rf"^{_NO_CONTROLS}*{_VISIBLE}{_NO_CONTROLS}*$"
 
+# The documented patterns approximate the rules: a regex cannot say "a visible character" by
+# Unicode category, so a name of only, say, U+2800 matches the pattern and still gets a 422.
 Name = Annotated[
     str,
     BeforeValidator(_strip),
     Constraint(min_length=1, max_length=NAME_MAX, pattern=_TRIMMED_TEXT),
     AfterValidator(_clean_name),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": NAME_MAX,
+                    "pattern": _TRIMMED_TEXT}),
 ]
 Description = Annotated[
     str, Constraint(max_length=DESCRIPTION_MAX, pattern=_LINE_TEXT),
@@ -118,7 +122,9 @@ Description = Annotated[
 ]
 # The constraints sit on the str arm: on the union they would be applied to None too.
 _SkuText = Annotated[str, BeforeValidator(_strip),
-                     Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT)]
+                     Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT),
+                     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": SKU_MAX,
+                                     "pattern": _TRIMMED_TEXT})]
 Sku = Annotated[_SkuText | None, AfterValidator(_clean_sku)]
 # A JSON number on the way out: exact, because PRICE_DIGITS stays under a double's precision.
 PRICE_MAX = Decimal("9999999999.99")

@@ -28,7 +28,26 @@ _BY_STATUS: dict[str, list[str]] = {
 _READS = {"get", "head"}
 
 
+def _links(schema: dict[str, Any]) -> None:
+    """OpenAPI links from every answer that carries an item to what can be done with it next,
+    so clients (and schemathesis' stateful mode) can follow create -> read -> change -> delete."""
+    by_item = schema.get("paths", {}).get("/items/{item_id}", {})
+    targets = {method: operation.get("operationId") for method, operation in by_item.items()}
+    links = {
+        f"{method.capitalize()}Item": {"operationId": operation_id,
+                                       "parameters": {"item_id": "$response.body#/id"}}
+        for method, operation_id in targets.items() if operation_id
+    }
+    sources = [("/items/", "post", "201"), ("/items/{item_id}", "get", "200"),
+               ("/items/{item_id}", "put", "200"), ("/items/{item_id}", "patch", "200")]
+    for path, method, status in sources:
+        response = schema.get("paths", {}).get(path, {}).get(method, {}).get("responses", {})
+        if status in response:
+            response[status]["links"] = links
+
+
 def document(schema: dict[str, Any], *, protected: bool, protect_reads: bool) -> None:
+    _links(schema)
     if protected:
         components = schema.setdefault("components", {})
         components["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
