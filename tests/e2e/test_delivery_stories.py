@@ -140,14 +140,14 @@ def test_1_chart_installs_the_operator_and_v1_serves_crud(story: Story) -> None:
     for pod in story.pods_of(v1):
         assert parse_time(pod["metadata"]["creationTimestamp"]) >= job_finished_at(job)
     assert status["currentImage"] == status["lastGoodImage"] == v1
-    assert platform.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "0002"
+    assert platform.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "0005"
     # The operator keeps terminating pods serving while endpoints update (stories 2 and 5).
     env = shop.kube.get("deployment", NAME)["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "ITEMS_SHUTDOWN_DELAY_SECONDS", "value": "5"} in env
 
     story.settle(v1)
     with shop.http(NAME) as client:
-        assert client.get("/readyz").json()["checks"]["schema"] == "ok: at 0002"
+        assert client.get("/readyz").json()["checks"]["schema"] == "ok: at 0005"
         created = client.post(
             "/items/", json={"name": "e2e widget", "description": "written under v1",
                              "price": 12.5, "in_stock": True},
@@ -342,4 +342,4 @@ def test_5_operator_pod_deleted_mid_rollout_the_new_one_completes_it(story: Stor
     print(f"\nstory 5: client during the rollout and operator restart: {json.dumps(counts)}")
     assert counts["stopped"], "the client loop ended before the episode did"
     assert counts["failed"] == 0, counts["errors"]
-    story.check_serving("ok: at e2e0003, newer than this image's 0002 (compatible)")
+    story.check_serving("ok: at e2e0003, newer than this image's 0005 (compatible)")
