@@ -41,8 +41,7 @@ class Problem(BaseModel):
 
 _DESCRIPTIONS = {
     400: "Malformed request (body not JSON, bad header or cursor)",
-    401: "A bearer token is needed (tokens are configured)",
-    403: "The bearer token is not accepted",
+    401: "Bearer token missing or not valid (tokens are configured); see WWW-Authenticate",
     404: "No such resource",
     409: "Conflicts with another item (SKU already used)",
     412: "If-Match names a version that is no longer current",

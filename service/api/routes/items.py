@@ -50,12 +50,12 @@ IfNoneMatch = Annotated[
 ]
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 JSON = "application/json"
-CREATE_RESPONSES = problem_responses(400, 401, 403, 409, 413, 415, 422, 503)
-LIST_RESPONSES = problem_responses(400, 401, 403, 422, 503)
+CREATE_RESPONSES = problem_responses(400, 401, 409, 413, 415, 422, 503)
+LIST_RESPONSES = problem_responses(400, 401, 422, 503)
 READ_RESPONSES = {304: {"description": "If-None-Match names the current version"},
-                  **problem_responses(400, 401, 403, 404, 412, 422, 503)}
-WRITE_RESPONSES = problem_responses(400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 503)
-DELETE_RESPONSES = problem_responses(400, 401, 403, 404, 412, 422, 428, 503)
+                  **problem_responses(400, 401, 404, 412, 422, 503)}
+WRITE_RESPONSES = problem_responses(400, 401, 404, 409, 412, 413, 415, 422, 428, 503)
+DELETE_RESPONSES = problem_responses(400, 401, 404, 412, 422, 428, 503)
 
 
 def to_public(row: Mapping[str, Any] | RowMapping) -> ItemPublic:
