@@ -172,3 +172,14 @@ def test_requests_within_the_limits_are_served(server: LiveServer) -> None:
         request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
         _send_quietly(sock, request + request)
         assert _read_all(sock).count(b"HTTP/1.1 200") == 2
+
+
+def test_head_sends_headers_only_and_keeps_the_connection_usable(server: LiveServer) -> None:
+    with _connect(server) as sock:
+        _send_quietly(sock, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = _read_all(sock)
+    head, _, rest = response.partition(b"\r\n\r\n")
+    assert _status(head) == 200
+    assert b"content-length: " in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:100]  # no body came between the answers
