@@ -1,0 +1,116 @@
+"""The verdict on a release the Deployment serves: proven, still in its window, or failed, and
+whose fault a failure is.
+
+Rules (docs/operator.md, "The verdict"):
+- Only pods of the release count, and only live ones: terminating, Succeeded and Failed pods
+  (evicted, preempted) are ignored.
+- A pod's readiness window starts when its service container started, or when its Ready
+  condition last changed, or at the window floor (unpause, a dependency back), whichever is
+  latest; every time is the API server's (object timestamps), never the operator's clock.
+- A pod the scheduler cannot place is waiting for capacity, not failing.
+- The environment is to blame, not the release, when the other release's pods lost readiness
+  too or the new pods' /readyz says the database is unreachable.
+- A Deployment's own deadline counts only once its controller has seen the current template.
+- At zero replicas nothing can prove or fail the release: the verdict waits for scale-up.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from items_operator.failures import Failure, FailureKind, classify_waiting
+from items_operator.observe import DeploymentObservation, PodObservation
+
+
+class VerdictKind(enum.Enum):
+    PROVEN = "Proven"
+    WAITING = "Waiting"
+    FAILED = "Failed"
+    SCALED_TO_ZERO = "ScaledToZero"
+    UNSCHEDULABLE = "Unschedulable"
+    DEPENDENCY_UNAVAILABLE = "DependencyUnavailable"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    failure: Failure | None = None
+    detail: str = ""
+    # While WAITING: when the first pod's window ends (the next pass is due then at the latest).
+    deadline: datetime | None = None
+
+
+def dependency_down(pod: PodObservation) -> str | None:
+    """The service's own readiness report names its database as the problem."""
+    database = pod.readiness_checks.get("database", "")
+    return database if database.startswith("unreachable") else None
+
+
+def window_start(pod: PodObservation, floor: datetime | None) -> datetime | None:
+    if pod.started_at is None:
+        return None  # not started (being scheduled, pulled, created): no window yet
+    times = [t for t in (pod.started_at, pod.ready_changed_at, floor) if t is not None]
+    return max(times)
+
+
+def judge(
+    *,
+    release: str,
+    deployment: DeploymentObservation,
+    pods: Iterable[PodObservation],
+    now: datetime,
+    window: timedelta,
+    floor: datetime | None,
+) -> Verdict:
+    """The verdict on `release`, which `deployment` serves (its template carries the label)."""
+    if deployment.replicas == 0:
+        return Verdict(VerdictKind.SCALED_TO_ZERO, detail="scaled to zero: no pod to judge")
+    if deployment.rollout_complete:
+        return Verdict(VerdictKind.PROVEN, detail=f"{deployment.ready_replicas} ready")
+    live = sorted((p for p in pods if p.counts), key=lambda p: p.name)
+    new = [p for p in live if p.release == release]
+    old = [p for p in live if p.release != release]
+
+    for pod in new:
+        if (failure := classify_waiting(pod, now=now)) is not None:
+            return Verdict(VerdictKind.FAILED, failure=failure)
+
+    unready_new = [p for p in new if not p.ready]
+    for pod in unready_new:
+        if (reason := dependency_down(pod)) is not None:
+            return Verdict(
+                VerdictKind.DEPENDENCY_UNAVAILABLE, detail=f"pod {pod.name} reports {reason}"
+            )
+    old_started = [p for p in old if p.started]
+    if old_started and not any(p.ready for p in old_started) and unready_new:
+        names = ", ".join(p.name for p in old_started)
+        return Verdict(
+            VerdictKind.DEPENDENCY_UNAVAILABLE,
+            detail=f"the serving release's pods ({names}) lost readiness too",
+        )
+
+    deadline: datetime | None = None
+    for pod in unready_new:
+        start = window_start(pod, floor)
+        if start is None:
+            continue
+        if now - start > window:
+            seconds = int(window.total_seconds())
+            failure = Failure(FailureKind.UNREADY, pod.name, f"not ready {seconds}s after start")
+            return Verdict(VerdictKind.FAILED, failure=failure)
+        deadline = min(deadline or start + window, start + window)
+
+    if unplaced := [p for p in new if p.unschedulable is not None]:
+        return Verdict(
+            VerdictKind.UNSCHEDULABLE,
+            detail=f"pod {unplaced[0].name} cannot be scheduled: {unplaced[0].unschedulable}",
+        )
+    if deployment.progress_deadline_exceeded:
+        failure = Failure(FailureKind.PROGRESS_DEADLINE, None, "the Deployment made no progress")
+        return Verdict(VerdictKind.FAILED, failure=failure)
+    ready = sum(1 for p in new if p.ready)
+    detail = f"{ready}/{deployment.replicas} new pods ready"
+    return Verdict(VerdictKind.WAITING, detail=detail, deadline=deadline)
