@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from items_operator.constants import ANNOTATION_DATABASE_TARGET
 from items_operator.failures import Failure
 from items_operator.model import ItemService
 from items_operator.observe import DeploymentObservation, JobObservation, Observed, parse_time
@@ -45,20 +46,12 @@ class Pass:
     @classmethod
     def start(cls, cr: ItemService, observed: Observed, now: datetime) -> Pass:
         status, dep = cr.status, observed.deployment
-        by_hash = {r.release: r for r in observed.revisions}
-        target = spec_release(cr, observed.secret_digest)
-        if target.hash in by_hash:
-            target = target.numbered(by_hash[target.hash].revision)
-        else:
-            numbers = [r.revision for r in observed.revisions]
-            numbers.append(int(status.get("targetRevision") or 0))
-            target = target.numbered(max(numbers) + 1)
         verdict = dict(status.get("verdict") or {})
         p = cls(
             cr=cr,
             observed=observed,
             now=now,
-            target=target,
+            target=spec_release(cr, observed.secret_digest),  # numbered below
             serving=None,
             last_good=status.get("lastGoodRelease"),
             failed=status.get("failedRelease") or (dep.rolled_back_release if dep else None),
@@ -68,6 +61,20 @@ class Pass:
         )
         serving_hash = (dep.release or LEGACY_RELEASE) if dep else status.get("currentRelease")
         p.serving = p.release(serving_hash) if serving_hash else None
+        if observed.secret_digest is None and p.serving is not None:
+            # The Secret is unreadable: the database target is the one last seen serving, so
+            # a vanished Secret never looks like a new release.
+            annotations = p.serving.template.get("metadata", {}).get("annotations") or {}
+            p.target = spec_release(cr, annotations.get(ANNOTATION_DATABASE_TARGET))
+        by_hash = {r.release: r.revision for r in observed.revisions}
+        if p.target.hash in by_hash:
+            p.target = p.target.numbered(by_hash[p.target.hash])
+        elif status.get("targetRelease") == p.target.hash and status.get("targetRevision"):
+            p.target = p.target.numbered(int(status["targetRevision"]))
+        else:
+            p.target = p.target.numbered(max(by_hash.values(), default=0) + 1)
+        if p.serving is not None and p.serving.hash == p.target.hash:
+            p.serving = p.target
         if dep is not None and dep.release is None and status.get("lastGoodImage") == dep.image:
             p.last_good = LEGACY_RELEASE  # an operator upgrade: what served before was good
         return p

@@ -61,7 +61,7 @@ def spec_release(cr: ItemService, url_digest: str | None) -> Release:
     template = build_pod_template(cr.owner, cr.spec)
     # The URL the Secret holds is part of the release: a new database target rolls new pods
     # (after its migration), although the env reference to the Secret is unchanged.
-    template["metadata"]["annotations"] = {ANNOTATION_DATABASE_TARGET: url_digest or "none"}
+    template["metadata"]["annotations"] = {ANNOTATION_DATABASE_TARGET: url_digest or "unknown"}
     release_hash = _digest(template)
     ref = cr.spec.database.secret_ref
     return Release(
