@@ -20,7 +20,7 @@ from items_operator.policy import Reason
 from .world import V1, V2, V3, World, spec
 
 IMAGES = (V1, V2, V3)
-ENVS = ([], [{"name": "FEATURE", "value": "on"}])
+ENVS: tuple[list[dict[str, str]], ...] = ([], [{"name": "FEATURE", "value": "on"}])
 
 perturbation = st.one_of(
     st.tuples(st.just("image"), st.sampled_from(IMAGES)),

@@ -52,7 +52,8 @@ def test_image_and_env_change_waits_for_the_migration_then_rolls_back_whole() ->
     world.controllers(ready=False, started_ago=121)
     plan = world.step()
     assert world.status["reason"] == "RolledBack"
-    assert _image(world) == V1 and "FEATURE=on" not in _env(world)
+    assert _image(world) == V1
+    assert "FEATURE=on" not in _env(world)
     assert world.deployment["spec"]["template"] == template_before  # type: ignore[index]
     assert [e.reason for e in plan.events] == ["RolledBack"]
     assert world.status["failedImage"] == V2
@@ -148,9 +149,10 @@ def test_pending_for_capacity_is_not_the_release() -> None:
     world.change(image=V2)
     world.settle(passes=1)
     world.controllers(ready=False)
+    unplaced = {"started_at": None, "phase": PodPhase.PENDING,
+                "unschedulable": "0/1 nodes: Insufficient cpu"}
     world.pods = [
-        replace(p, started_at=None, phase=PodPhase.PENDING, unschedulable="0/1 nodes: Insufficient cpu")
-        if p.release == world.serving_release else p
+        replace(p, **unplaced) if p.release == world.serving_release else p  # type: ignore[arg-type]
         for p in world.pods
     ]
     world.tick(900)

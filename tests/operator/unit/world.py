@@ -159,7 +159,7 @@ class World:
     def serving_release(self) -> str | None:
         if self.deployment is None:
             return None
-        labels = self.deployment["spec"]["template"]["metadata"]["labels"]
+        labels: dict[str, str] = self.deployment["spec"]["template"]["metadata"]["labels"]
         return labels.get(LABEL_RELEASE)
 
     def finish_jobs(self, state: JobState = JobState.SUCCEEDED) -> None:
