@@ -9,7 +9,9 @@ Rules (docs/operator.md, "The verdict"):
   latest; every time is the API server's (object timestamps), never the operator's clock.
 - A pod the scheduler cannot place is waiting for capacity, not failing.
 - The environment is to blame, not the release, when the other release's pods lost readiness
-  too or the new pods' /readyz says the database is unreachable.
+  too, or, with none of them running, when the new pods' /readyz says the database is
+  unreachable. Ready pods of the other release prove the environment works: then the release
+  is at fault, whatever its pods report.
 - A Deployment's own deadline counts only once its controller has seen the current template.
 - At zero replicas nothing can prove or fail the release: the verdict waits for scale-up.
 """
@@ -49,6 +51,28 @@ def dependency_down(pod: PodObservation) -> str | None:
     return database if database.startswith("unreachable") else None
 
 
+def _environment_at_fault(
+    old: list[PodObservation], unready_new: list[PodObservation]
+) -> str | None:
+    """Why the environment, not the release, keeps the new pods unready; None if it is not.
+
+    The other release's pods are the control group: ready ones prove the environment works for
+    them, so the release is at fault whatever its pods report. Only when none of them is ready,
+    or none exists (scale-up from zero, a first release), do the new pods' own /readyz reports
+    count.
+    """
+    old_started = [p for p in old if p.started]
+    if any(p.ready for p in old_started):
+        return None
+    if old_started:
+        names = ", ".join(p.name for p in old_started)
+        return f"the serving release's pods ({names}) lost readiness too"
+    for pod in unready_new:
+        if (reason := dependency_down(pod)) is not None:
+            return f"pod {pod.name} reports {reason}"
+    return None
+
+
 def window_start(pod: PodObservation, floor: datetime | None) -> datetime | None:
     if pod.started_at is None:
         return None  # not started (being scheduled, pulled, created): no window yet
@@ -79,18 +103,8 @@ def judge(
             return Verdict(VerdictKind.FAILED, failure=failure)
 
     unready_new = [p for p in new if not p.ready]
-    for pod in unready_new:
-        if (reason := dependency_down(pod)) is not None:
-            return Verdict(
-                VerdictKind.DEPENDENCY_UNAVAILABLE, detail=f"pod {pod.name} reports {reason}"
-            )
-    old_started = [p for p in old if p.started]
-    if old_started and not any(p.ready for p in old_started) and unready_new:
-        names = ", ".join(p.name for p in old_started)
-        return Verdict(
-            VerdictKind.DEPENDENCY_UNAVAILABLE,
-            detail=f"the serving release's pods ({names}) lost readiness too",
-        )
+    if unready_new and (reason := _environment_at_fault(old, unready_new)) is not None:
+        return Verdict(VerdictKind.DEPENDENCY_UNAVAILABLE, detail=reason)
 
     deadline: datetime | None = None
     for pod in unready_new:

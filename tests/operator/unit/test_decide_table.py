@@ -366,3 +366,35 @@ def test_first_release_failing_with_nothing_to_go_back_to() -> None:
 
 def test_every_reason_has_a_row() -> None:
     assert set(TABLE) == set(Reason)
+
+
+def test_readyz_blaming_the_database_while_old_pods_are_ready_is_the_release() -> None:
+    """The old pods are the control group: they reach the database, so the release is at fault
+    (the never-ready test image's /readyz times out its own database check)."""
+    world = available_world()
+    world.change(image=V2)
+    world.settle(passes=1)
+    world.tick(200)
+    world.controllers(ready=False, started_ago=200, old_ready=True)
+    world.pods = [
+        replace(p, readiness_checks={"database": "unreachable: no answer within 1e-06s"})
+        if p.release == world.serving_release else p
+        for p in world.pods
+    ]
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+
+
+def test_readyz_blaming_the_database_with_no_old_pods_holds() -> None:
+    world = available_world()
+    world.change(image=V2, replicas=0)
+    world.settle(passes=2)
+    world.change(replicas=1)
+    world.step()
+    world.tick(300)
+    world.controllers(ready=False, started_ago=300)
+    world.pods = [replace(p, readiness_checks={"database": "unreachable: TimeoutError"})
+                  for p in world.pods]
+    world.step()
+    assert world.status["reason"] == "DependencyUnavailable"
+    assert "failedRelease" not in world.status
