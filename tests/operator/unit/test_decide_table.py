@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 from items_operator.observe import JobState, PodPhase, SecretState
 from items_operator.policy import TABLE, Reason
@@ -398,3 +399,25 @@ def test_readyz_blaming_the_database_with_no_old_pods_holds() -> None:
     world.step()
     assert world.status["reason"] == "DependencyUnavailable"
     assert "failedRelease" not in world.status
+
+
+def test_the_documented_table_is_the_code() -> None:
+    """docs/operator.md renders policy.TABLE for people; it must say what the code does."""
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "operator.md").read_text()
+    block = doc.split("<!-- decision-table:start -->")[1].split("<!-- decision-table:end -->")[0]
+    rows = [line.split("|")[1:-1] for line in block.strip().splitlines()[2:]]
+    documented = {
+        cells[0].strip().strip("`"): tuple(c.strip() for c in cells[1:7]) for cells in rows
+    }
+    expected = {
+        str(reason): (
+            str(row.phase),
+            str(row.progressing),
+            str(row.degraded),
+            str(row.stalled),
+            f"{row.requeue:g} s",
+            row.event,
+        )
+        for reason, row in TABLE.items()
+    }
+    assert documented == expected
