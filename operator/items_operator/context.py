@@ -75,6 +75,8 @@ class Pass:
             p.target = p.target.numbered(max(by_hash.values(), default=0) + 1)
         if p.serving is not None and p.serving.hash == p.target.hash:
             p.serving = p.target
+        if p.failed != p.target.hash:
+            p.failed = None  # the spec names another release: the block is lifted
         if dep is not None and dep.release is None and status.get("lastGoodImage") == dep.image:
             p.last_good = LEGACY_RELEASE  # an operator upgrade: what served before was good
         return p

@@ -221,7 +221,7 @@ async def reconcile_once(
         verb, kind, target = _verb_and_target(action)
         try:
             await kube.execute(client, namespace, action)
-        except ApiError as error:
+        except (ApiError, kube.ForeignObjectError) as error:
             rejection = classify(error, namespace=namespace)
             metrics.WRITES_REFUSED.labels(verb, kind, str(rejection.refusal)).inc()
             logger.warning(f"{verb} {kind}/{target} refused: {rejection.message}")

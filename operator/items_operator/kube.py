@@ -60,6 +60,7 @@ _DELETABLE: dict[str, Any] = {
     "PodDisruptionBudget": PodDisruptionBudget,
     "ControllerRevision": ControllerRevision,
 }
+_CREATABLE: dict[str, Any] = {"Job": Job, "ControllerRevision": ControllerRevision}
 # /readyz bodies read through the API server per pass, at most: only unready running pods.
 READINESS_READS = 3
 READINESS_TIMEOUT = 3.0
@@ -232,6 +233,7 @@ async def execute(client: AsyncClient, namespace: str, action: Action) -> None:
             except ApiError as error:
                 if error.status.code != 409:
                     raise
+                await _check_ours(client, namespace, obj)
         case FailJob(name=name, note=note):
             patch = {
                 "metadata": {"annotations": {ANNOTATION_FAILURE: note}},
@@ -247,6 +249,23 @@ async def execute(client: AsyncClient, namespace: str, action: Action) -> None:
             except ApiError as error:
                 if not is_not_found(error):
                     raise
+
+
+class ForeignObjectError(Exception):
+    """An object we would create exists under our name and someone else controls it."""
+
+
+async def _check_ours(client: AsyncClient, namespace: str, obj: dict[str, Any]) -> None:
+    """"Already exists" counts as done only when it is our own object (Job names are
+    deterministic: someone else's Job with that name would otherwise stall a release forever)."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    existing = await _get(client, _CREATABLE[kind], name, namespace)
+    uid = obj["metadata"]["ownerReferences"][0]["uid"]
+    if existing is not None and not controlled_by(existing, uid):
+        raise ForeignObjectError(
+            f"{kind}/{name} already exists and is not controlled by this ItemService: "
+            "delete or rename it"
+        )
 
 
 async def patch_status(

@@ -10,6 +10,7 @@ from lightkube import ApiError
 
 
 class Refusal(enum.StrEnum):
+    FOREIGN = "ObjectConflict"
     RBAC = "Forbidden"
     QUOTA = "QuotaExceeded"
     ADMISSION = "AdmissionDenied"
@@ -28,7 +29,9 @@ class Rejection:
         return self.refusal in (Refusal.TRANSIENT, Refusal.CONFLICT)
 
 
-def classify(error: ApiError, *, namespace: str) -> Rejection:
+def classify(error: Exception, *, namespace: str) -> Rejection:
+    if not isinstance(error, ApiError):  # kube.ForeignObjectError: someone else's object
+        return Rejection(Refusal.FOREIGN, str(error))
     code = error.status.code or 0
     text = error.status.message or ""
     lowered = text.lower()

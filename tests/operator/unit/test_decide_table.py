@@ -421,3 +421,16 @@ def test_the_documented_table_is_the_code() -> None:
         for reason, row in TABLE.items()
     }
     assert documented == expected
+
+
+def test_a_rolled_back_release_the_spec_moved_past_is_not_reported_failed() -> None:
+    world = available_world()
+    world.change(image=V2)
+    world.settle(passes=1)
+    world.controllers(ready=False, waiting=("CrashLoopBackOff",))
+    world.step()
+    assert world.status["failedImage"] == V2
+    world.change(image=V3)
+    world.settle()
+    assert world.status["phase"] == "Available"
+    assert "failedImage" not in world.status
