@@ -25,13 +25,19 @@ EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
 # What the newcomer types after the clone (as root, like `sudo`), and the README's command.
 NEWCOMER = r"""
 set -eu
+step() { echo "newcomer-step: $1 took $((SECONDS - mark))s"; mark=$SECONDS; }
+mark=$SECONDS
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends python3 >/dev/null
+step "apt-get install python3"
 mkdir /repo && tar -x -C /repo
 cd /repo
 hack/install-deps uv
+step "hack/install-deps uv"
 hack/install-deps go
 /usr/local/go/bin/go version
+step "hack/install-deps go"
+echo "newcomer-step: starting uv run items-service serve"
 exec uv run items-service serve --port "$PORT"
 """
 
@@ -96,7 +102,8 @@ def test_readme_first_command_on_stock_debian(docker: Docker) -> None:
         took = time.monotonic() - started
         logs = docker.run("logs", name, timeout=60)
         logs_text = logs.stdout + logs.stderr
-        print(f"\nstock Debian: clone -> /healthz 200 in {took:.0f}s\n{logs_text[-1500:]}")
+        steps = [line for line in logs_text.splitlines() if line.startswith("newcomer-step:")]
+        print(f"\nstock Debian: start -> /healthz 200 in {took:.0f}s", *steps, sep="\n")
         assert "install-deps: installing uv" in logs_text, logs_text[-4000:]
         assert "go version go1." in logs_text, logs_text[-4000:]
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
