@@ -20,7 +20,7 @@ release it serves (so a deleted one comes back), and a step may replace that dec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from items_operator.constants import ANNOTATION_DESIRED_HASH, LABEL_RELEASE
 from items_operator.context import Pass
@@ -29,6 +29,7 @@ from items_operator.model import ItemService
 from items_operator.observe import JobState, Observed, SecretState
 from items_operator.plan import Apply, Create, Delete, FailJob, Plan
 from items_operator.policy import TABLE, Reason
+from items_operator.release import Release
 from items_operator.specs.common import migration_job_name
 from items_operator.specs.job import build_migration_job
 from items_operator.specs.pdb import build_pdb
@@ -37,6 +38,9 @@ from items_operator.specs.service import build_service
 from items_operator.specs.serviceaccount import build_service_account
 from items_operator.status import Outcome, conditions_for, timestamp
 from items_operator.verdict import Verdict, VerdictKind, judge
+
+# A pod of a proven release that lost readiness this recently is a blip, not a degradation.
+BLIP_GRACE = timedelta(seconds=20)
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,9 @@ def decide(cr: ItemService, observed: Observed, now: datetime) -> Plan:
     p = Pass.start(cr, observed, now)
     p.keep_serving()
     _converge_supporting_objects(p)
-    _prune(p)
-    _fail_stuck_jobs(p)
+    if not cr.spec.paused:
+        _prune(p)
+        _fail_stuck_jobs(p)
     situation = (
         _paused(p)
         or _requested_rollback(p)
@@ -92,11 +97,44 @@ def _requested_rollback(p: Pass) -> Situation | None:
             f"annotation rollback-to names revision {number}, which is not stored: "
             "kubectl get controllerrevisions lists the stored ones; fix or remove the annotation",
         )
-    p.serve(release)
-    return Situation(
-        Reason.ROLLBACK_REQUESTED,
+    if not _servable(p, release):
+        return Situation(
+            Reason.REVISION_NOT_SERVABLE,
+            f"annotation rollback-to names {release.label}, which never served here and whose "
+            "migration did not succeed: serving it could meet a schema it does not know; "
+            "name a revision that was Available (status.history) or remove the annotation",
+        )
+    dep = p.deployment
+    p.serve(release, rolled_back=dep.rolled_back_release if dep else None)
+    message = (
         f"serving {release.label} as requested by the rollback-to annotation; remove it to roll "
-        f"out the spec's revision {p.target.revision} again",
+        f"out the spec's revision {p.target.revision} again"
+    )
+    if dep is not None and dep.release == release.hash:
+        verdict = judge(release=release.hash, deployment=dep, pods=p.observed.pods, now=p.now,
+                        window=p.window, floor=p.floor)
+        if verdict.kind is VerdictKind.FAILED and verdict.failure is not None:
+            # Reported, never acted on: a person chose this revision.
+            return Situation(
+                Reason.REQUESTED_REVISION_FAILING,
+                f"{verdict.failure.describe(release.label)}; it serves because the rollback-to "
+                "annotation asks for it: remove or change the annotation",
+            )
+    return Situation(Reason.ROLLBACK_REQUESTED, message)
+
+
+def _servable(p: Pass, release: Release) -> bool:
+    """A stored release may serve on request once it has served (proven here) or its schema
+    is the serving release's or was migrated (a succeeded Job for its migration key)."""
+    if release.hash in (p.last_good, p.serving.hash if p.serving else None):
+        return True
+    if any(e.get("release") == release.hash and e.get("rolledOutAt") for e in p.history):
+        return True
+    if p.serving is not None and p.serving.migration_key == release.migration_key:
+        return True
+    return any(
+        j.migration_key == release.migration_key and j.state is JobState.SUCCEEDED
+        for j in p.observed.jobs
     )
 
 
@@ -111,9 +149,11 @@ def _verdict(p: Pass) -> Situation | None:
         pods=p.observed.pods,
         now=p.now,
         window=p.window,
-        floor=p.window_floor,
+        floor=p.floor,
     )
     is_target = serving.hash == p.target.hash
+    if verdict.kind not in (VerdictKind.DEPENDENCY_UNAVAILABLE, VerdictKind.UNSCHEDULABLE):
+        p.release_hold()
     match verdict.kind:
         case VerdictKind.PROVEN:
             p.last_good = serving.hash
@@ -123,14 +163,19 @@ def _verdict(p: Pass) -> Situation | None:
             return None
         case VerdictKind.FAILED:
             return _roll_back(p, verdict)
-        case VerdictKind.DEPENDENCY_UNAVAILABLE if is_target:
-            p.window_floor = p.now  # a fresh window once the dependency is back
+        case VerdictKind.DEPENDENCY_UNAVAILABLE:
+            p.hold()  # the clock stops; every window restarts when the dependency is back
+            if not is_target:
+                return None  # the spec moved on: its flow goes ahead, nothing is blamed
             return Situation(
                 Reason.DEPENDENCY_UNAVAILABLE,
-                f"rollout of {serving.label} holds: {verdict.detail}; the release is not blamed "
-                "and its readiness window restarts when the dependency is back",
+                f"rollout of {serving.label} holds since {p.held_since}: {verdict.detail}; the "
+                "release is not blamed and is judged afresh once the dependency is back",
             )
-        case VerdictKind.UNSCHEDULABLE if is_target:
+        case VerdictKind.UNSCHEDULABLE:
+            p.hold()
+            if not is_target:
+                return None
             return Situation(
                 Reason.UNSCHEDULABLE,
                 f"rollout of {serving.label} waits for capacity: {verdict.detail}",
@@ -216,24 +261,45 @@ def _target_serving(p: Pass) -> Situation | None:
                          "it is judged when scaled up")
     if p.failed == target.hash:
         return _blocked_in_place(p)
-    if p.last_good == target.hash and dep.rollout_complete:
-        return Situation(Reason.ROLLOUT_COMPLETE, f"{target.label}: {ready}")
-    if p.last_good == target.hash:
-        # A proven release that lost pods (node loss, eviction, scaling): report, never roll back.
-        verdict = judge(release=target.hash, deployment=dep, pods=p.observed.pods, now=p.now,
-                        window=p.window, floor=p.window_floor)
-        if verdict.kind is VerdictKind.FAILED and verdict.failure is not None:
-            return Situation(Reason.REPLICAS_UNAVAILABLE, verdict.failure.describe(target.label))
-        if verdict.kind is VerdictKind.DEPENDENCY_UNAVAILABLE:
-            return Situation(Reason.DEPENDENCY_UNAVAILABLE, f"{target.label}: {verdict.detail}")
-        if verdict.kind is VerdictKind.UNSCHEDULABLE:
-            return Situation(Reason.UNSCHEDULABLE, f"{target.label}: {verdict.detail}")
     if p.last_good != target.hash:
         p.record(target, outcome=Outcome.ROLLING_OUT)
-    return Situation(
-        Reason.ROLLING_OUT,
-        f"rolling out {target.label}: {dep.updated_replicas} updated, {ready}",
-    )
+        return _rolling_out(p)
+    scaled = dep.replicas == p.cr.spec.replicas  # the observation is of the current scale
+    if scaled and dep.rollout_complete:
+        return Situation(Reason.ROLLOUT_COMPLETE, f"{target.label}: {ready}")
+    return _proven_health(p, ready)
+
+
+def _rolling_out(p: Pass) -> Situation:
+    """One wording from the pass that starts the rollout on, so the next pass rewrites nothing."""
+    dep, spec = p.deployment, p.cr.spec
+    counts = f"{dep.updated_replicas} updated, {dep.ready_replicas}/{spec.replicas} ready" if (
+        dep is not None and dep.release == p.target.hash and dep.caught_up
+    ) else f"0 updated, 0/{spec.replicas} ready"
+    return Situation(Reason.ROLLING_OUT, f"rolling out {p.target.label}: {counts}")
+
+
+def _proven_health(p: Pass, ready: str) -> Situation:
+    """A proven release short of replicas: scaling, or degraded (node loss, eviction, a crash,
+    an outage); reported, never rolled back: there is nothing better to go back to."""
+    dep, target = p.deployment, p.target
+    assert dep is not None
+    verdict = judge(release=target.hash, deployment=dep, pods=p.observed.pods, now=p.now,
+                    window=p.window, floor=p.floor)
+    live = [pod for pod in p.observed.pods if pod.counts and pod.release == target.hash]
+    if verdict.kind is VerdictKind.FAILED and verdict.failure is not None:
+        detail = verdict.failure.describe(target.label)
+    elif verdict.kind in (VerdictKind.DEPENDENCY_UNAVAILABLE, VerdictKind.UNSCHEDULABLE):
+        detail = f"{target.label}: {verdict.detail}"
+    elif lost := [pod for pod in live if pod.lost_readiness]:
+        if all(p.now - (pod.ready_changed_at or p.now) < BLIP_GRACE for pod in lost):
+            # A readiness probe that failed once: not news yet (no event, no Degraded).
+            p.wake_by(min((pod.ready_changed_at or p.now) for pod in lost) + BLIP_GRACE)
+            return Situation(Reason.ROLLOUT_COMPLETE, f"{target.label}: {ready}")
+        detail = f"{target.label}: {', '.join(pod.name for pod in lost)} lost readiness"
+    else:
+        return Situation(Reason.SCALING, f"scaling {target.label}: {ready}")
+    return Situation(Reason.REPLICAS_UNAVAILABLE, f"{detail} ({ready})")
 
 
 def _blocked_in_place(p: Pass) -> Situation:
@@ -252,7 +318,8 @@ def _migrate_then_deploy(p: Pass) -> Situation:
     """The spec's release does not serve yet: migrate if it needs it, then roll it out."""
     target, serving, owner = p.target, p.serving, p.cr.owner
     assert target.revision is not None
-    if target.hash not in {r.release for r in p.observed.revisions}:
+    stored = target.hash in {r.release for r in p.observed.revisions}
+    if not stored:
         p.desired.set(
             Create(
                 build_controller_revision(
@@ -267,8 +334,18 @@ def _migrate_then_deploy(p: Pass) -> Situation:
         )
     job_name = migration_job_name(owner.name, target.migration_key)
     job = next((j for j in p.observed.jobs if j.name == job_name), None)
+    if _refused_as_foreign(p, "Job", job_name):
+        return Situation(
+            Reason.OBJECT_CONFLICT,
+            f"Job/{job_name} already exists and is not controlled by this ItemService: "
+            f"delete or rename it; {target.label} is migrated after",
+        )
     same_schema = serving is not None and serving.migration_key == target.migration_key
     if same_schema or (job is not None and job.state is JobState.SUCCEEDED):
+        if not stored:
+            # Served only once stored: a release that cannot be rolled back to never goes live.
+            p.wake_by(p.now)
+            return Situation(Reason.ROLLING_OUT, f"storing {target.label} before it rolls out")
         p.serve(target)
         p.record(target, start_new=True, outcome=Outcome.ROLLING_OUT,
                  **({"migrationJob": job_name} if job else {}))
@@ -276,8 +353,7 @@ def _migrate_then_deploy(p: Pass) -> Situation:
             p.migration_job = job_name
             if _was_migrating(p):
                 p.migration_finished = job
-        why = f"migration Job {job_name} succeeded" if job else "same image and database"
-        return Situation(Reason.ROLLING_OUT, f"{why}; rolling out {target.label}")
+        return _rolling_out(p)
 
     keeps = f"; {serving.label} keeps serving" if serving else ""
     p.migration_job = job_name
@@ -310,6 +386,14 @@ def _migrate_then_deploy(p: Pass) -> Situation:
     p.record(target, start_new=True, migrationJob=job_name, outcome=Outcome.MIGRATING)
     return Situation(
         Reason.MIGRATING, f"migrating the schema for {target.label} (Job {job_name}){keeps}"
+    )
+
+
+def _refused_as_foreign(p: Pass, kind: str, name: str) -> bool:
+    """The last pass's create of this object was refused: someone else's object has its name."""
+    return any(
+        r.get("object") == f"{kind}/{name}" and r.get("reason") == Reason.OBJECT_CONFLICT
+        for r in p.cr.status.get("refusedWrites") or []
     )
 
 
@@ -378,6 +462,9 @@ def _fail_stuck_jobs(p: Pass) -> None:
 def _finish(p: Pass, situation: Situation) -> Plan:
     """Status computed once from the situation's row; writes that change nothing dropped."""
     cr, dep, row = p.cr, p.deployment, TABLE[situation.reason]
+    for name in p.observed.conflicts:  # never take over someone else's object, in any step
+        kind, _, obj = name.partition("/")
+        p.desired.drop(kind, obj)
     deployment = p.desired.get("Deployment", cr.owner.name)
     if isinstance(deployment, Apply) and dep is not None and (
         dep.desired_hash == _hash_of(deployment.obj)
@@ -431,6 +518,7 @@ def _finish(p: Pass, situation: Situation) -> Plan:
         k: v
         for k, v in {
             "windowFloor": timestamp(p.window_floor) if p.window_floor else None,
+            "heldSince": p.held_since,
             "pausedAt": p.paused_at,
         }.items()
         if v is not None

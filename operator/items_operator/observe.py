@@ -125,6 +125,8 @@ class DeploymentObservation:
     # Only when the controller has seen the latest spec: a deadline left from the previous
     # template says nothing about this one.
     progress_deadline_exceeded: bool
+    # When the controller said so (its Progressing condition's lastTransitionTime).
+    progress_deadline_at: datetime | None = None
     release: str | None = None  # the template's release label; None for a legacy Deployment
     paused: bool = False
     rolled_back_release: str | None = None
@@ -175,6 +177,7 @@ def observe_deployment(deployment: dict[str, Any]) -> DeploymentObservation:
         progress_deadline_exceeded=observed_generation >= generation
         and progressing.get("status") == "False"
         and progressing.get("reason") == "ProgressDeadlineExceeded",
+        progress_deadline_at=parse_time(progressing.get("lastTransitionTime")),
         release=((template.get("metadata") or {}).get("labels") or {}).get(LABEL_RELEASE),
         paused=bool(spec.get("paused")),
         rolled_back_release=annotations.get(ANNOTATION_ROLLED_BACK_RELEASE),
@@ -247,6 +250,16 @@ class PodObservation:
     @property
     def started(self) -> bool:
         return self.started_at is not None
+
+    @property
+    def lost_readiness(self) -> bool:
+        """It was ready since its container started, and is not now (not merely starting)."""
+        return (
+            not self.ready
+            and self.started_at is not None
+            and self.ready_changed_at is not None
+            and self.ready_changed_at > self.started_at
+        )
 
 
 def _main_container_start(status: dict[str, Any]) -> datetime | None:

@@ -23,6 +23,7 @@ class Phase(enum.StrEnum):
     ROLLING_OUT = "RollingOut"
     AVAILABLE = "Available"
     SCALED_TO_ZERO = "ScaledToZero"
+    SCALING = "Scaling"
     DEGRADED = "Degraded"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
@@ -31,6 +32,7 @@ class Phase(enum.StrEnum):
 class Reason(enum.StrEnum):
     PAUSED = "Paused"
     ROLLOUT_COMPLETE = "RolloutComplete"
+    SCALING = "Scaling"
     SCALED_TO_ZERO = "ScaledToZero"
     MIGRATING = "Migrating"
     WAITING_FOR_PREVIOUS_MIGRATION = "WaitingForPreviousMigration"
@@ -42,7 +44,9 @@ class Reason(enum.StrEnum):
     ROLLED_BACK = "RolledBack"
     ROLLOUT_FAILED = "RolloutFailed"
     ROLLBACK_REQUESTED = "RollbackRequested"
+    REQUESTED_REVISION_FAILING = "RequestedRevisionFailing"
     REVISION_NOT_FOUND = "RevisionNotFound"
+    REVISION_NOT_SERVABLE = "RevisionNotServable"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a secret
     SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a reason, not a secret
     OBJECT_CONFLICT = "ObjectConflict"
@@ -75,6 +79,7 @@ P = Phase
 TABLE: dict[Reason, Row] = {
     # situation                          phase             prog deg  stall requeue         event
     Reason.ROLLOUT_COMPLETE:               Row(P.AVAILABLE,      F,   F,   F,    IDLE_POLL,      N),
+    Reason.SCALING:                        Row(P.SCALING,        T,   F,   F,    ROLLOUT_POLL,   N),
     Reason.SCALED_TO_ZERO:                 Row(P.SCALED_TO_ZERO, F,   F,   F,    IDLE_POLL,      N),
     Reason.PAUSED:                         Row(P.PAUSED,         F,   F,   F,    IDLE_POLL,      N),
     Reason.MIGRATING:                      Row(P.MIGRATING,      T,   F,   F,    MIGRATION_POLL, N),
@@ -84,10 +89,12 @@ TABLE: dict[Reason, Row] = {
     Reason.UNSCHEDULABLE:                  Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),
     Reason.REPLICAS_UNAVAILABLE:           Row(P.DEGRADED,       F,   T,   F,    MIGRATION_POLL, W),
     Reason.ROLLBACK_REQUESTED:             Row(P.ROLLED_BACK,    F,   F,   F,    IDLE_POLL,      N),
+    Reason.REQUESTED_REVISION_FAILING:     Row(P.ROLLED_BACK,    F,   T,   T,    MIGRATION_POLL, W),
     Reason.ROLLED_BACK:                    Row(P.ROLLED_BACK,    F,   T,   T,    IDLE_POLL,      W),
     Reason.ROLLOUT_FAILED:                 Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
     Reason.MIGRATION_FAILED:               Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
     Reason.REVISION_NOT_FOUND:             Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
+    Reason.REVISION_NOT_SERVABLE:          Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
     Reason.SECRET_NOT_FOUND:               Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
     Reason.SECRET_KEY_MISSING:             Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
     Reason.OBJECT_CONFLICT:                Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),

@@ -73,6 +73,13 @@ def _environment_at_fault(
     return None
 
 
+def _during_hold(deployment: DeploymentObservation, floor: datetime | None) -> bool:
+    """The controller's deadline ran out while the verdict was held (an outage, capacity, a
+    pause): it says nothing about the release, and the controller will not say it again."""
+    at = deployment.progress_deadline_at
+    return floor is not None and (at is None or at <= floor)
+
+
 def window_start(pod: PodObservation, floor: datetime | None) -> datetime | None:
     if pod.started_at is None:
         return None  # not started (being scheduled, pulled, created): no window yet
@@ -122,7 +129,7 @@ def judge(
             VerdictKind.UNSCHEDULABLE,
             detail=f"pod {unplaced[0].name} cannot be scheduled: {unplaced[0].unschedulable}",
         )
-    if deployment.progress_deadline_exceeded:
+    if deployment.progress_deadline_exceeded and not _during_hold(deployment, floor):
         failure = Failure(FailureKind.PROGRESS_DEADLINE, None, "the Deployment made no progress")
         return Verdict(VerdictKind.FAILED, failure=failure)
     ready = sum(1 for p in new if p.ready)
