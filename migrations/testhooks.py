@@ -21,6 +21,10 @@ EXIT_CODE = 86
 _READ_ONLY = ("select", "show", "set ", "describe", "explain")
 
 
+def changes_the_database(statement: str) -> bool:
+    return not statement.lstrip().lower().startswith(_READ_ONLY)
+
+
 def _wait_for(path: Path, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -38,7 +42,7 @@ def install(connection: Connection) -> None:
 
     def after_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         nonlocal count
-        if statement.lstrip().lower().startswith(_READ_ONLY):
+        if not changes_the_database(statement):
             return
         count += 1
         if count == exit_after:
