@@ -14,6 +14,8 @@ revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Checked by `items-service migrate --check`; a contract revision also sets contract_reason.
+classification = "expand"
 
 
 def upgrade() -> None:
