@@ -172,6 +172,29 @@ def test_a_marked_contract_revision_passes_and_the_plan_says_what_it_removes(
     }
 
 
+def test_sql_run_through_the_connection_is_linted_too(tmp_path: Path) -> None:
+    script = _script(tmp_path, {"0001": """
+        def upgrade():
+            op.get_bind().execute(sa.text("UPDATE items SET legacy = NULL"))
+            op.get_bind().execute(sa.text("DROP TABLE items"))
+        """})
+    revision = migration_lint.analyse(script)[0]
+    assert [v.kind for v in revision.verdicts] == [EXPAND, CONTRACT]
+    assert "DROP TABLE items" in revision.problems()[0]
+
+
+def test_a_revision_that_cannot_be_recorded_must_be_marked(tmp_path: Path) -> None:
+    script = _script(tmp_path, {"0001": """
+        def upgrade():
+            count = op.get_bind().execute(sa.text("SELECT COUNT(*) FROM items")).scalar()
+            if count > 0:
+                op.drop_table("items")
+        """})
+    problems = migration_lint.analyse(script)[0].problems()
+    assert len(problems) == 1
+    assert "could not be recorded without a database" in problems[0]
+
+
 @pytest.mark.parametrize(("marker", "says"), [
     ('classification = "contract"\n', "needs a contract_reason"),
     ('classification = "shrink"\ncontract_reason = "x"\n', "must be 'expand' or 'contract'"),
