@@ -157,8 +157,10 @@ def drop_table(operations: Operations, operation: ops.DropTableOp) -> None:
 
 @Operations.implementation_for(ops.AddColumnOp, replace=True)
 def add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
-    if not _applies(operations) or operation.column.foreign_keys or operation.column.unique:
-        # Constraints that ride on the column go through Alembic (and are not guarded).
+    column = operation.column
+    if not _applies(operations) or column.foreign_keys or column.unique or column.index or (
+            column.constraints):
+        # Indexes and constraints that ride on the column go through Alembic (not guarded).
         toimpl.add_column(operations, operation)
         return
     if _column_exists(operations, operation.table_name, operation.column.name):
