@@ -257,8 +257,20 @@ def analyse(script: ScriptDirectory | None = None) -> list[Revision]:
     return result
 
 
-def plan(revisions: list[Revision], head: str) -> dict[str, Any]:
-    """What `migrate --plan` prints: this image's head and what each revision does."""
+def uses() -> dict[str, list[str]]:
+    """The tables and columns this image's models read and write: what it needs to serve."""
+    from sqlmodel import SQLModel
+
+    import service.models  # noqa: F401  (registers the tables)
+
+    return {name: sorted(column.name for column in table.columns)
+            for name, table in sorted(SQLModel.metadata.tables.items())}
+
+
+def plan(revisions: list[Revision], head: str,
+         used: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """What `migrate --plan` prints: this image's head, what each revision does, and what the
+    image itself needs (so a contract revision can be checked against older images' plans)."""
     contract = []
     for rev in revisions:
         if rev.classification != CONTRACT:
@@ -278,4 +290,5 @@ def plan(revisions: list[Revision], head: str) -> dict[str, Any]:
         "revisions": [{"revision": r.revision, "down_revision": r.down_revision,
                        "classification": r.classification} for r in revisions],
         "contract": contract,
+        "uses": uses() if used is None else used,
     }

@@ -157,7 +157,7 @@ def test_a_marked_contract_revision_passes_and_the_plan_says_what_it_removes(
         """})
     revisions = migration_lint.analyse(script)
     assert [p for r in revisions for p in r.problems()] == []
-    assert migration_lint.plan(revisions, "0002") == {
+    assert migration_lint.plan(revisions, "0002", {"items": ["id"]}) == {
         "head": "0002",
         "revisions": [
             {"revision": "0001", "down_revision": None, "classification": EXPAND},
@@ -169,6 +169,7 @@ def test_a_marked_contract_revision_passes_and_the_plan_says_what_it_removes(
             "removes": {"tables": [], "columns": ["items.legacy"], "indexes": ["ix_legacy"],
                         "constraints": []},
         }],
+        "uses": {"items": ["id"]},
     }
 
 
@@ -232,3 +233,7 @@ def test_migrate_plan_prints_the_head_and_the_classifications(
     assert [(r["revision"], r["classification"]) for r in plan["revisions"]] == [
         ("0001", EXPAND), ("0002", EXPAND)]
     assert plan["contract"] == []
+    # What this image needs to serve: an older image's "uses" against a newer image's "removes"
+    # tells whether a contract revision would break a rollback to it.
+    assert "sku" in plan["uses"]["items"]
+    assert set(plan["uses"]) == {"items", "idempotency_keys"}
