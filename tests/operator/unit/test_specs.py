@@ -181,6 +181,53 @@ def test_migration_job() -> None:
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
 
 
+def test_migration_job_is_one_pod_at_a_time_and_never_evicted_or_meshed() -> None:
+    job = build_migration_job(OWNER, spec(V2), image=V2, migration_key=_key(V2))
+    assert job["spec"]["podReplacementPolicy"] == "Failed"
+    template = job["spec"]["template"]
+    assert template["metadata"]["annotations"] == {
+        "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+        "sidecar.istio.io/inject": "false",
+        "linkerd.io/inject": "disabled",
+    }
+    # The decision layer finds the Job's pods and image by these; they must not change.
+    assert template["metadata"]["labels"] == job["metadata"]["labels"]
+    assert job["metadata"]["annotations"] == {ANNOTATION_IMAGE: V2}
+
+
+def _policy_action(policy: dict[str, Any], *, exit_code: int | None,
+                   conditions: tuple[str, ...]) -> str:
+    """The Job controller's reading of podFailurePolicy: the first matching rule wins, and a
+    failed pod no rule matches counts against backoffLimit."""
+    for rule in policy["rules"]:
+        on_exit = rule.get("onExitCodes")
+        if on_exit is not None and exit_code is not None:
+            assert on_exit["containerName"] == "items-service"
+            inside = exit_code in on_exit["values"]
+            if inside == (on_exit["operator"] == "In"):
+                return str(rule["action"])
+        for pattern in rule.get("onPodConditions", []):
+            if pattern["type"] in conditions and pattern.get("status", "True") == "True":
+                return str(rule["action"])
+    return "Count"
+
+
+@pytest.mark.parametrize(("exit_code", "conditions", "action"), [
+    (1, (), "FailJob"),  # the migration itself failed: retrying would repeat it
+    (2, (), "FailJob"),  # invalid configuration
+    (137, ("DisruptionTarget",), "Ignore"),  # evicted / drained mid-run: no backoff spent
+    (143, ("DisruptionTarget",), "Ignore"),
+    (None, ("DisruptionTarget",), "Ignore"),  # preempted before the container started
+    (None, (), "Count"),  # e.g. the pod could not start: the ordinary backoff applies
+])
+def test_migration_job_pod_failure_policy(exit_code: int | None, conditions: tuple[str, ...],
+                                          action: str) -> None:
+    job = build_migration_job(OWNER, spec(V2), image=V2, migration_key=_key(V2))
+    policy = job["spec"]["podFailurePolicy"]
+    assert _pod_spec(job)["restartPolicy"] == "Never"  # the API rejects the policy otherwise
+    assert _policy_action(policy, exit_code=exit_code, conditions=conditions) == action
+
+
 def test_job_name_is_deterministic_and_distinct_per_migration() -> None:
     assert migration_job_name("shop", _key(V1)) == migration_job_name("shop", _key(V1))
     assert migration_job_name("shop", _key(V1)) != migration_job_name("shop", _key(V2))
