@@ -39,6 +39,7 @@ from items_operator.specs.serviceaccount import build_service_account
 from items_operator.status import Outcome, conditions_for, timestamp
 from items_operator.verdict import Verdict, VerdictKind, judge
 
+NOT_RETRIED = "It is not retried until the spec names a different release"
 # A pod of a proven release that lost readiness this recently is a blip, not a degradation.
 BLIP_GRACE = timedelta(seconds=20)
 
@@ -200,7 +201,7 @@ def _roll_back(p: Pass, verdict: Verdict) -> Situation | None:
     p.serve(last_good, rolled_back=serving.hash)
     p.record(serving, outcome=Outcome.ROLLED_BACK, reason=failure.kind.value, message=message)
     p.rolled_back = failure
-    return Situation(Reason.ROLLED_BACK, message)
+    return Situation(Reason.ROLLED_BACK, f"{message}. {NOT_RETRIED}")
 
 
 def _conflict(p: Pass) -> Situation | None:
@@ -244,7 +245,7 @@ def _blocked(p: Pass) -> Situation | None:
         (e for e in reversed(p.history) if e.get("release") == target.hash), {}
     )
     detail = str(entry.get("message") or f"{target.label} was rolled back")
-    message = f"{detail}. It is not retried until the spec names a different release"
+    message = f"{detail}. {NOT_RETRIED}"
     if p.last_good is None or serving is None:
         return Situation(Reason.ROLLOUT_FAILED, message)
     return Situation(Reason.ROLLED_BACK, message)
@@ -310,7 +311,7 @@ def _blocked_in_place(p: Pass) -> Situation:
     detail = str(entry.get("message") or f"{p.target.label} failed")
     return Situation(
         Reason.ROLLOUT_FAILED,
-        f"{detail}. It is not retried until the spec names a different release",
+        f"{detail}. {NOT_RETRIED}",
     )
 
 

@@ -61,11 +61,12 @@ def _environment_at_fault(
     or none exists (scale-up from zero, a first release), do the new pods' own /readyz reports
     count.
     """
-    old_started = [p for p in old if p.started]
-    if any(p.ready for p in old_started):
+    # Old pods that ran (now, or before a restart): a crash-looping old pod counts as lost too.
+    old_ran = [p for p in old if p.started or p.restart_count > 0]
+    if any(p.ready for p in old_ran):
         return None
-    if old_started:
-        names = ", ".join(p.name for p in old_started)
+    if old_ran:
+        names = ", ".join(p.name for p in old_ran)
         return f"the serving release's pods ({names}) lost readiness too"
     for pod in unready_new:
         if (reason := dependency_down(pod)) is not None:
@@ -105,13 +106,15 @@ def judge(
     new = [p for p in live if p.release == release]
     old = [p for p in live if p.release != release]
 
-    for pod in new:
-        if (failure := classify_waiting(pod, now=now)) is not None:
-            return Verdict(VerdictKind.FAILED, failure=failure)
-
+    # The environment first: an outage can crash-loop new pods as well as unready them (a
+    # liveness probe that times out while the database hangs), and then it is not the release.
     unready_new = [p for p in new if not p.ready]
     if unready_new and (reason := _environment_at_fault(old, unready_new)) is not None:
         return Verdict(VerdictKind.DEPENDENCY_UNAVAILABLE, detail=reason)
+
+    for pod in new:
+        if (failure := classify_waiting(pod, now=now)) is not None:
+            return Verdict(VerdictKind.FAILED, failure=failure)
 
     deadline: datetime | None = None
     for pod in unready_new:

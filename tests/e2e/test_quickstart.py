@@ -5,6 +5,7 @@ down`. Own namespaces and release, so it shares the cluster with the other stori
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -56,7 +57,10 @@ def test_the_quickstart_script_ends_with_an_item_served() -> None:
         print(f"\nhack/quickstart up: exit {result.returncode} after {took:.0f}s\n{output[-3000:]}")
         assert result.returncode == 0, output[-6000:]
         # The GET of step 6 lists the item that step 6 POSTed.
-        assert '"name":"first item"' in result.stdout.replace(" ", ""), result.stdout
+        pages = [json.loads(line) for line in result.stdout.splitlines()
+                 if line.startswith('{"data"')]
+        assert pages, result.stdout
+        assert [item["name"] for item in pages[-1]["data"]] == ["first item"], result.stdout
         assert "ready in" in result.stderr
     finally:
         down = subprocess.run([str(SCRIPT), "down"], env=env, capture_output=True, text=True,

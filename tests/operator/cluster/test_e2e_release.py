@@ -235,7 +235,10 @@ def test_a_database_outage_during_a_good_rollout_holds_then_completes(
         while time.monotonic() < deadline:  # longer than the window, bounded
             status = cart.status(NAME)
             reasons.add(str(status.get("reason")))
-            assert _template(cart) == template, "rolled back for the database's outage"
+            assert _template(cart) == template, (
+                "rolled back for the database's outage: "
+                f"{json.dumps(status.get('history', [])[-1:])}\n{cart.describe(NAME)}"
+            )
             assert status["phase"] in ("RollingOut", "Available"), status["message"]
             time.sleep(1)
     assert "DependencyUnavailable" in reasons, reasons

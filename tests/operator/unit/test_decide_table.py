@@ -436,3 +436,18 @@ def test_a_rolled_back_release_the_spec_moved_past_is_not_reported_failed() -> N
     world.settle()
     assert world.status["phase"] == "Available"
     assert "failedImage" not in world.status
+
+
+def test_an_outage_that_crash_loops_old_and_new_pods_is_not_the_release() -> None:
+    """A database that hangs can fail liveness too: both releases restart and back off."""
+    world = available_world(replicas=2)
+    world.change(image=V2)
+    world.settle(passes=1)
+    world.controllers(ready=False, waiting=("CrashLoopBackOff",), old_ready=False)
+    world.pods = [
+        replace(p, started_at=None, waiting_reasons=("CrashLoopBackOff",), restart_count=2)
+        for p in world.pods
+    ]
+    world.step()
+    assert world.status["reason"] == "DependencyUnavailable"
+    assert _image(world) == V2
