@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy import Connection, create_engine, pool, text
 from sqlmodel import SQLModel
 
+import migrations.online  # noqa: F401  (re-runnable, online DDL for the MySQL family)
 import service.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from migrations import testhooks
 from service.core.config import get_settings
 from service.core.db import sync_url
 
@@ -29,6 +31,17 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
     )
 
 
+def _prepare(connection: Connection) -> None:
+    if connection.dialect.name in {"mysql", "mariadb"}:
+        # A DDL statement waits this long for its metadata lock (a long transaction holds it),
+        # then fails; meanwhile every query on the table queues behind it, so keep it short.
+        seconds = get_settings().migration_lock_wait_timeout_seconds
+        connection.execute(text(f"SET SESSION lock_wait_timeout = {int(seconds)}"))
+        # End the transaction the SET began, so Alembic's own transaction commits the stamp.
+        connection.commit()
+    testhooks.install(connection)
+
+
 def run_offline() -> None:
     _configure(url=sync_url(get_settings()).render_as_string(hide_password=False))
     with context.begin_transaction():
@@ -39,12 +52,14 @@ def run_online() -> None:
     # `items-service migrate` passes its own connection, the one holding the advisory lock.
     given: Connection | None = config.attributes.get("connection")
     if given is not None:
+        _prepare(given)
         _configure(connection=given)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(sync_url(get_settings()), poolclass=pool.NullPool)
     with engine.connect() as connection:
+        _prepare(connection)
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()

@@ -59,7 +59,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(_: argparse.Namespace) -> int:
+def cmd_migrate_check() -> int:
+    """Lint the revisions: an unmarked contract operation fails. Needs no database."""
+    from service import migration_lint
+
+    revisions = migration_lint.analyse()
+    problems = [problem for rev in revisions for problem in rev.problems()]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"migrations ok: {len(revisions)} revisions, "
+          + ", ".join(f"{r.revision} {r.classification}" for r in revisions))
+    return 0
+
+
+def cmd_migrate_plan() -> int:
+    """This image's Alembic head and each revision's classification, as JSON on stdout."""
+    import json
+
+    from service import migration_lint, schema
+
+    revisions = migration_lint.analyse()
+    print(json.dumps(migration_lint.plan(revisions, schema.known_revisions().head),
+                     sort_keys=True))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    if args.check:
+        return cmd_migrate_check()
+    if args.plan:
+        return cmd_migrate_plan()
     settings = load_settings()
     from loguru import logger
 
@@ -88,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (default: ITEMS_WORKERS, else one per CPU)")
     serve.set_defaults(handler=cmd_serve)
     migrate = sub.add_parser("migrate", help="upgrade the database schema to this version's head")
+    mode = migrate.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="lint the revisions (expand vs contract) and exit; no database")
+    mode.add_argument("--plan", action="store_true",
+                      help="print this image's head and revisions' classifications as JSON")
     migrate.set_defaults(handler=cmd_migrate)
     return parser
 

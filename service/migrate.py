@@ -11,12 +11,16 @@ from alembic import command
 from alembic.runtime.migration import MigrationContext
 from loguru import logger
 from sqlalchemy import Connection, create_engine, pool, text
+from sqlalchemy.exc import OperationalError
 
 from service import schema, text_keys
 from service.core.config import Settings
 from service.core.db import sync_url
 
 LOCK_NAME = "items-platform.migrate"
+ER_LOCK_WAIT_TIMEOUT = 1205
+NOT_ONLINE_ERRORS = frozenset({1845, 1846})
+RERUN = "nothing is half-done: re-running `items-service migrate` continues where this one stopped"
 
 
 class MigrationError(RuntimeError):
@@ -25,6 +29,22 @@ class MigrationError(RuntimeError):
 
 def _revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def _explain(error: OperationalError, settings: Settings) -> MigrationError | None:
+    code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    if code == ER_LOCK_WAIT_TIMEOUT:
+        return MigrationError(
+            "a DDL statement waited ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS="
+            f"{settings.migration_lock_wait_timeout_seconds}s for a table's metadata lock: a long "
+            "transaction holds it (see information_schema.PROCESSLIST / INNODB_TRX); "
+            f"end it, then retry; {RERUN}")
+    if code in NOT_ONLINE_ERRORS:
+        return MigrationError(
+            f"the server cannot make this change online (ALGORITHM/LOCK): {error.orig}; "
+            "split the revision (expand/contract) or run it in a maintenance window; "
+            f"{RERUN}")
+    return None
 
 
 def run_migrations(settings: Settings, *, lock_timeout_seconds: int = 600) -> str:
@@ -55,7 +75,13 @@ def run_migrations(settings: Settings, *, lock_timeout_seconds: int = 600) -> st
                     return before or ""
                 config = schema.alembic_config()
                 config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                try:
+                    command.upgrade(config, "head")
+                except OperationalError as error:
+                    explained = _explain(error, settings)
+                    if explained is None:
+                        raise
+                    raise explained from error
                 # Rows an older image wrote during a rollout have no folded keys yet.
                 refilled = text_keys.backfill(conn)
                 conn.commit()

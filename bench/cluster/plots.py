@@ -1,4 +1,9 @@
-"""PNG plots of a cluster benchmark run (matplotlib, no display needed)."""
+"""PNG plots of a cluster benchmark run (matplotlib, no display needed).
+
+Each axis carries one quantity on a linear scale; where values differ by orders of magnitude
+(an upgrade takes seconds, Helm's timeout minutes) they get panels of their own instead of a log
+axis, so bar lengths compare honestly. Colours are the mechanisms, named in every legend.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,50 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on CI machines
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 COLORS = {"ours": "#1b7837", "helm": "#2166ac", "plain": "#b2182b"}
+NAMES = {
+    "ours": "ItemService (the operator)",
+    "helm": "Helm (upgrade --wait; --atomic for the broken image)",
+    "plain": "plain Deployment",
+}
 TITLES = {
     "ours": "ItemService (operator)",
     "helm": "helm upgrade --atomic (default timeout)",
     "plain": "plain Deployment (default progress deadline)",
 }
+# The defaults the comparison is about (bench/cluster/__main__.py stores the ones a run used).
+DEFAULT_LIMITS = {"readiness_window": 120, "helm_timeout": 300, "progress_deadline": 600}
 
 
-def timeline(episodes: list[dict[str, Any]], path: Path) -> None:
-    """One broken-image episode per mechanism: ready pods of the good image, pods of the broken
-    one, and failed client requests per second, against seconds since the image was changed."""
-    fig, axes = plt.subplots(len(episodes), 1, figsize=(10, 2.6 * len(episodes)), sharex=True)
-    for ax, episode in zip(axes, episodes, strict=True):
-        t0 = episode["started"]
-        # The good image's ready pods, and the broken image's pods (never ready) while present.
+def _save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def timeline_figure(episodes: list[dict[str, Any]],
+                    limits: dict[str, float] | None = None) -> Figure:
+    """One broken-image episode per mechanism, one panel each, pods against seconds since the
+    image was changed; shaded: the window each mechanism waits before it acts."""
+    limits = {**DEFAULT_LIMITS, **(limits or {})}
+    fig, axes = plt.subplots(len(episodes), 1, figsize=(10, 2.8 * len(episodes)), sharex=True,
+                             squeeze=False)
+    for ax, episode in zip(axes[:, 0], episodes, strict=True):
+        t0, mechanism = episode["started"], episode["mechanism"]
+        steps = episode["steps"]
+        if mechanism == "ours" and steps.get("first_new_pod"):
+            start = steps["first_new_pod"] - t0
+            ax.axvspan(start, start + limits["readiness_window"], color=COLORS["ours"],
+                       alpha=0.12, label=f"readiness window ({limits['readiness_window']:.0f} s "
+                                         "from the first new pod)")
+        elif mechanism == "helm":
+            ax.axvspan(0, limits["helm_timeout"], color=COLORS["helm"], alpha=0.12,
+                       label=f"helm --timeout ({limits['helm_timeout']:.0f} s)")
+        elif mechanism == "plain":
+            ax.axvspan(0, limits["progress_deadline"], color=COLORS["plain"], alpha=0.10,
+                       label=f"progressDeadlineSeconds ({limits['progress_deadline']:.0f} s)")
         for image, label, style, column in (
             (episode["old"], "good image: ready pods", "-", 1),
             (episode["new"], "never-ready image: pods present", "--", 0),
@@ -35,62 +68,99 @@ def timeline(episodes: list[dict[str, Any]], path: Path) -> None:
                 ys.append(counts.get(image, (0, 0))[column])
             xs.append(episode["plot_end"] - t0)
             ys.append(ys[-1])
-            ax.step(xs, ys, where="post", linestyle=style, color=COLORS[episode["mechanism"]],
-                    label=label)
-        errors = [(int(s) - t0, bad) for s, (_, bad) in episode["buckets"].items() if bad]
-        if errors:
-            ax.bar([x for x, _ in errors], [y for _, y in errors], width=1.0, color="black",
-                   label="failed requests / s")
-        rollback = episode["steps"].get("rollback_started")
-        if rollback:
-            ax.axvline(rollback - t0, color="grey", linestyle=":", label="rollback started")
-        ax.set_title(f"{TITLES[episode['mechanism']]}: {episode['failed_requests']} failed of "
+            ax.step(xs, ys, where="post", linestyle=style, color=COLORS[mechanism], label=label)
+        # Failed requests are a count, not pods: marks along the bottom, not a second axis.
+        failed = [int(s) - t0 for s, (_, bad) in episode["buckets"].items() if bad]
+        if failed:
+            ax.plot(failed, [-0.1] * len(failed), "|", color="black", markersize=10,
+                    label="a second with failed requests")
+        if steps.get("rollback_started"):
+            ax.axvline(steps["rollback_started"] - t0, color="black", linestyle=":",
+                       label="rollback started")
+        ax.set_title(f"{TITLES[mechanism]}: {episode['failed_requests']} failed of "
                      f"{episode['requests']} requests", fontsize=10)
         ax.set_ylabel("pods")
-        ax.set_ylim(-0.2, 3.5)
+        ax.set_ylim(-0.3, 3.8)
         ax.legend(loc="upper right", fontsize=7)
-    axes[-1].set_xlabel("seconds since the broken image was applied")
+    axes[-1, 0].set_xlabel("seconds since the broken image was applied")
+    axes[-1, 0].set_xlim(left=0)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def timeline(episodes: list[dict[str, Any]], path: Path,
+             limits: dict[str, float] | None = None) -> None:
+    _save(timeline_figure(episodes, limits), path)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0
+
+
+def reactions_figure(rows: list[tuple[str, str, list[float]]]) -> Figure:
+    """Grouped horizontal bars, median with a whisker to the max, for rows of
+    ("section: step", mechanism, seconds); one panel per section, each on its own linear axis."""
+    sections: dict[str, list[tuple[str, str, list[float]]]] = {}
+    for label, mechanism, values in rows:
+        section, _, step = label.partition(": ")
+        sections.setdefault(section, []).append((step, mechanism, values))
+    heights = [len({step for step, _, _ in entries}) + 1 for entries in sections.values()]
+    fig, axes = plt.subplots(len(sections), 1, figsize=(10, 0.55 * sum(heights) + 1.6),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    shown: list[str] = []
+    for ax, (section, entries) in zip(axes[:, 0], sections.items(), strict=True):
+        steps = list(dict.fromkeys(step for step, _, _ in entries))
+        right = max((max(v) for _, _, v in entries if v), default=1.0)
+        for index, step in enumerate(steps):
+            # This step's bars, centred on its row: only the mechanisms it measures.
+            present = [(m, v) for s, m, v in entries if s == step]
+            bar = 0.8 / len(present)
+            for slot, (mechanism, values) in enumerate(present):
+                if mechanism not in shown:
+                    shown.append(mechanism)
+                y = len(steps) - 1 - index + (len(present) - 1) / 2 * bar - slot * bar
+                if not values:
+                    ax.text(0, y, "  never", va="center", fontsize=8, color=COLORS[mechanism])
+                    continue
+                median, top = _median(values), max(values)
+                ax.barh(y, median, height=bar * 0.9, color=COLORS[mechanism],
+                        xerr=[[0], [top - median]], capsize=3)
+                text = f"{median:.1f} s" + (f" (max {top:.1f})" if top - median >= 0.05 else "")
+                ax.text(top + right * 0.01, y, text, va="center", fontsize=8)
+        ax.set_yticks(range(len(steps))[::-1], steps, fontsize=8)
+        ax.set_xlim(0, right * 1.25)
+        ax.set_xlabel(f"{section}: seconds (median of the runs, whisker to the max)")
+    fig.legend(handles=[Patch(color=COLORS[m], label=NAMES[m]) for m in shown],
+               loc="upper center", ncol=len(shown), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return fig
 
 
 def reactions(rows: list[tuple[str, str, list[float]]], path: Path) -> None:
-    """Horizontal bars: median of each (label, mechanism, values), the max as a whisker."""
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.2))
-    labels = [label for label, _, _ in rows]
-    medians = [sorted(v)[len(v) // 2] if v else 0 for _, _, v in rows]
-    spans = [max(v) - m if v else 0 for (_, _, v), m in zip(rows, medians, strict=True)]
-    colors = [COLORS[mechanism] for _, mechanism, _ in rows]
-    positions = list(range(len(rows)))[::-1]
-    ax.barh(positions, medians, xerr=[[0] * len(rows), spans], color=colors, capsize=3)
-    for y, m, span in zip(positions, medians, spans, strict=True):
-        label = f"{m:.1f} s" + (f" (max {m + span:.1f})" if span >= 0.05 else "")
-        ax.text((m + span) * 1.08 + 0.05, y, label, va="center", fontsize=8)
-    ax.set_yticks(positions, labels, fontsize=8)
-    ax.set_xscale("symlog", linthresh=10)
-    ax.set_xlim(0, max((m + span for m, span in zip(medians, spans, strict=True)),
-                       default=10) * 5)
-    ax.set_xlabel("seconds (median, whisker to max; log scale above 10 s)")
+    _save(reactions_figure(rows), path)
+
+
+def operator_cost_figure(levels: list[dict[str, Any]]) -> Figure:
+    """Two panels, one quantity each: RSS and idle CPU per number of ItemServices measured."""
+    counts = [str(level["item_services"]) for level in levels]
+    fig, (rss_axis, cpu_axis) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, title, unit in (
+        (rss_axis, "rss_mib", "memory (RSS)", "MiB"),
+        (cpu_axis, "cpu_percent", "idle CPU", "% of one core"),
+    ):
+        values = [level[key] for level in levels]
+        ax.bar(counts, values, color=COLORS["ours"], width=0.6, label="the operator")
+        for x, value in zip(counts, values, strict=True):
+            ax.text(x, value, f"{value:g}", ha="center", va="bottom", fontsize=8)
+        ax.set_title(f"operator {title}", fontsize=10)
+        ax.set_xlabel("ItemServices served (each measured level)")
+        ax.set_ylabel(unit)
+        ax.set_ylim(0, max(values, default=1) * 1.2)
+        ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def operator_cost(levels: list[dict[str, Any]], path: Path) -> None:
-    counts = [level["item_services"] for level in levels]
-    fig, rss_axis = plt.subplots(figsize=(7, 3.5))
-    rss_axis.plot(counts, [level["rss_mib"] for level in levels], "o-", color=COLORS["ours"],
-                  label="RSS (MiB)")
-    rss_axis.set_xlabel("ItemServices served")
-    rss_axis.set_ylabel("operator RSS (MiB)")
-    rss_axis.set_ylim(bottom=0)
-    cpu_axis = rss_axis.twinx()
-    cpu_axis.plot(counts, [level["cpu_percent"] for level in levels], "s--", color="grey",
-                  label="idle CPU (% of a core)")
-    cpu_axis.set_ylabel("idle CPU (% of one core)")
-    cpu_axis.set_ylim(bottom=0)
-    fig.legend(loc="upper left", bbox_to_anchor=(0.12, 0.88), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(operator_cost_figure(levels), path)

@@ -18,7 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from items_operator.model import ItemServiceSpec, Owner
+from items_operator.model import ItemService, ItemServiceSpec, Owner
+from items_operator.release import spec_release
 from items_operator.specs.deployment import build_deployment
 from items_operator.specs.job import build_migration_job
 from items_operator.specs.pdb import build_pdb
@@ -70,12 +71,15 @@ def plain_objects(name: str, namespace: str, spec: dict[str, Any], image: str) -
     """ServiceAccount, Service, PDB (when the operator would make one), Deployment and the
     migration Job for `image`, keyed by kind."""
     owner = Owner(name=name, namespace=namespace, uid="0")
-    parsed = ItemServiceSpec.model_validate(spec)
+    parsed = ItemServiceSpec.model_validate({**spec, "image": image})
+    release = spec_release(ItemService(owner, 1, parsed, {}), url_digest=None)
     objects = {
         "ServiceAccount": build_service_account(owner, parsed),
         "Service": build_service(owner, parsed),
-        "Deployment": build_deployment(owner, parsed, image=image),
-        "Job": build_migration_job(owner, parsed, image=image),
+        "Deployment": build_deployment(owner, parsed, template=release.template),
+        "Job": build_migration_job(
+            owner, parsed, image=image, migration_key=release.migration_key
+        ),
     }
     if (pdb := build_pdb(owner, parsed)) is not None:
         objects["PodDisruptionBudget"] = pdb

@@ -21,6 +21,8 @@ revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Checked by `items-service migrate --check`; a contract revision also sets contract_reason.
+classification = "expand"
 
 
 def _sqlite_autoincrement() -> bool | None:

@@ -22,14 +22,23 @@ LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_IMAGE_HASH: Final = f"{GROUP}/image-hash"
+# The release (pod template) a Deployment template, a pod or a ControllerRevision belongs to.
+LABEL_RELEASE: Final = f"{GROUP}/release"
+# What a migration Job migrated: image + database target, hashed (see release.migration_key).
+LABEL_MIGRATION_KEY: Final = f"{GROUP}/migration-key"
 
 # Hash of the desired object, so a steady-state pass can skip the write entirely.
 ANNOTATION_DESIRED_HASH: Final = f"{GROUP}/desired-hash"
 ANNOTATION_IMAGE: Final = f"{GROUP}/image"
 # Written on the Deployment in the same request as a rollback, so the "do not retry this image"
 # memory survives a lost status patch.
-ANNOTATION_ROLLED_BACK_IMAGE: Final = f"{GROUP}/rolled-back-image"
-ANNOTATION_ROLLED_BACK_GENERATION: Final = f"{GROUP}/rolled-back-generation"
+ANNOTATION_ROLLED_BACK_RELEASE: Final = f"{GROUP}/rolled-back-release"
+# Set by a person on the ItemService: serve this stored revision number instead of the spec's.
+ANNOTATION_ROLLBACK_TO: Final = f"{GROUP}/rollback-to"
+# On a ControllerRevision: the release's image and migration key, readable without decoding data.
+ANNOTATION_RELEASE_IMAGE: Final = f"{GROUP}/release-image"
+# On a release's pod template: a digest of the database URL, so a new target is a new release.
+ANNOTATION_DATABASE_TARGET: Final = f"{GROUP}/database-target"
 
 # Why the operator ended a migration Job early (its pod could not even start).
 ANNOTATION_FAILURE: Final = f"{GROUP}/failure"

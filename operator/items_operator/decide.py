@@ -1,629 +1,536 @@
 """The decision layer: (ItemService, what the cluster shows, now) -> Plan. Pure; no I/O.
 
-One pass, in order:
-1. paused: report only.
-2. supporting objects (ServiceAccount, Service, PDB) converge by desired-hash.
-3. the database Secret must exist with its key, or nothing new starts (Degraded).
-4. rollout guard: if the Deployment runs an image not yet proven good, promote it when every pod
-   is ready, or roll it back to lastGoodImage on the first sign it will not get there.
-5. target flow for spec.image: blocked if it was rolled back; else migrate (one Job at a time,
-   waiting for a superseded one to end), then update the Deployment.
-Every write is conditional on a difference, so a steady-state pass yields an empty Plan.
+A pass is a guard chain (cloudnative-pg style): each step either names the situation the pass
+ends in (a policy.Reason) or passes; the first situation wins. The policy for a situation
+(phase, conditions, wake-up, event) is its row in policy.TABLE. Order matters and is the policy:
+
+1. paused             the Deployment is paused too; nothing starts; the verdict clock stops
+2. requested rollback a person named a stored revision (annotation rollback-to): serve it
+3. verdict            the serving release, if unproven: promote, roll back, or hold (a fault of
+                      the environment, capacity); runs before anything that could fail
+4. conflicts, Secret  reported; the serving release keeps serving (re-created if deleted)
+5. blocked release    the spec's release was rolled back: hold until the spec changes
+6. target serving     the spec's release runs: rolling out, available, scaled to zero, degraded
+7. migrate, deploy    migrate when image or database changed, then roll the release out
+
+Writes: one desired state per owned object (plan.Desired); the Deployment defaults to the
+release it serves (so a deleted one comes back), and a step may replace that decision.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
 
-from items_operator.constants import ANNOTATION_DESIRED_HASH
-from items_operator.failures import Failure, classify_waiting, detect_rollout_failure
+from items_operator.constants import ANNOTATION_DESIRED_HASH, LABEL_RELEASE
+from items_operator.context import Pass
+from items_operator.failures import classify_waiting
 from items_operator.model import ItemService
-from items_operator.observe import (
-    DeploymentObservation,
-    JobObservation,
-    JobState,
-    Observed,
-    SecretState,
-)
+from items_operator.observe import JobState, Observed, SecretState
+from items_operator.plan import Apply, Create, Delete, FailJob, Plan
+from items_operator.policy import TABLE, Reason
+from items_operator.release import Release
 from items_operator.specs.common import migration_job_name
-from items_operator.specs.deployment import build_deployment
 from items_operator.specs.job import build_migration_job
 from items_operator.specs.pdb import build_pdb
+from items_operator.specs.revision import build_controller_revision
 from items_operator.specs.service import build_service
 from items_operator.specs.serviceaccount import build_service_account
-from items_operator.status import (
-    ConditionType,
-    Outcome,
-    Phase,
-    get_condition,
-    record_revision,
-    set_condition,
-    timestamp,
-)
+from items_operator.status import Outcome, conditions_for, timestamp
+from items_operator.verdict import Verdict, VerdictKind, judge
 
-# Seconds until the next pass when nothing wakes the loop earlier. Rollouts poll fast so a broken
-# image is rolled back within the readiness window plus one interval.
-ROLLOUT_POLL = 2.0
-MIGRATION_POLL = 5.0
-RETRY_POLL = 15.0
-IDLE_POLL = 60.0
+NOT_RETRIED = "It is not retried until the spec names a different release"
+# A pod of a proven release that lost readiness this recently is a blip, not a degradation.
+BLIP_GRACE = timedelta(seconds=20)
 
 
 @dataclass(frozen=True)
-class Apply:
-    """Server-side apply of a desired object (the handler skips nothing; the plan already did)."""
-
-    obj: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.obj["kind"])
-
-    @property
-    def name(self) -> str:
-        return str(self.obj["metadata"]["name"])
-
-
-@dataclass(frozen=True)
-class CreateJob:
-    obj: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return str(self.obj["metadata"]["name"])
-
-
-@dataclass(frozen=True)
-class FailJob:
-    """End a migration Job now (activeDeadlineSeconds -> 1) because its pod cannot start.
-
-    Without this an unpullable image would sit in "Migrating" for the whole deadline; the failed
-    Job then stays as the record, with `note` saying why.
-    """
-
-    name: str
-    note: str
-
-
-@dataclass(frozen=True)
-class Delete:
-    kind: str
-    name: str
-    # Background: the Job's pods go too, without blocking this pass on their termination.
-    propagation: Literal["Background", "Foreground"] = "Background"
-
-
-Action = Apply | CreateJob | FailJob | Delete
-
-
-@dataclass(frozen=True)
-class Event:
-    type: Literal["Normal", "Warning"]
-    reason: str
+class Situation:
+    reason: Reason
     message: str
 
 
-@dataclass(frozen=True)
-class Plan:
-    actions: tuple[Action, ...]
-    events: tuple[Event, ...]
-    status: dict[str, Any]
-    requeue_after: float
-    # For metrics: the failure that caused a rollback this pass, if any.
-    rolled_back: Failure | None = None
-    migration_finished: JobObservation | None = None
-
-
-@dataclass
-class _Pass:
-    """Mutable scratch state of one decide() call; turned into a frozen Plan at the end."""
-
-    cr: ItemService
-    now: datetime
-    conditions: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-    last_good: str | None
-    failed_image: str | None
-    actions: list[Action] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    rolled_back: Failure | None = None
-    migration_finished: JobObservation | None = None
-
-    def condition(
-        self, type_: ConditionType, status: bool | None, reason: str, message: str
-    ) -> None:
-        self.conditions = set_condition(
-            self.conditions,
-            type_=str(type_),
-            status=status,
-            reason=reason,
-            message=message,
-            generation=self.cr.generation,
-            now=self.now,
-        )
-
-    def revision(self, image: str, *, start_new: bool = False, **changes: Any) -> None:
-        self.history = record_revision(
-            self.history,
-            image=image,
-            limit=self.cr.spec.revision_history_limit,
-            start_new=start_new,
-            **changes,
-        )
-
-    def event(self, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
-        self.events.append(Event(type_, reason, message))
-
-    def prior_reason(self, type_: ConditionType) -> str | None:
-        previous = get_condition(list(self.cr.status.get("conditions") or []), str(type_))
-        return None if previous is None else str(previous.get("reason"))
-
-
 def decide(cr: ItemService, observed: Observed, now: datetime) -> Plan:
-    p = _Pass(
-        cr=cr,
-        now=now,
-        conditions=list(cr.status.get("conditions") or []),
-        history=list(cr.status.get("history") or []),
-        last_good=cr.status.get("lastGoodImage"),
-        failed_image=cr.status.get("failedImage"),
+    p = Pass.start(cr, observed, now)
+    p.keep_serving()
+    _converge_supporting_objects(p)
+    if not cr.spec.paused:
+        _prune(p)
+        _fail_stuck_jobs(p)
+    situation = (
+        _paused(p)
+        or _requested_rollback(p)
+        or _verdict(p)
+        or _conflict(p)
+        or _secret_unusable(p)
+        or _blocked(p)
+        or _target_serving(p)
+        or _migrate_then_deploy(p)
     )
-    spec, target, dep = cr.spec, cr.spec.image, observed.deployment
+    return _finish(p, situation)
 
-    if spec.paused:
-        p.condition(
-            ConditionType.PROGRESSING,
-            False,
-            "Paused",
-            "spec.paused is true: no migration, rollout or rollback is started",
+
+# -- steps, in order ----------------------------------------------------------------------------
+
+
+def _paused(p: Pass) -> Situation | None:
+    if not p.cr.spec.paused:
+        if p.paused_at is not None:  # the clock restarts: time paused never counts
+            p.window_floor, p.paused_at = p.now, None
+        return None
+    p.paused_at = p.paused_at or timestamp(p.now)
+    serving = p.serving.label if p.serving else "nothing"
+    return Situation(
+        Reason.PAUSED,
+        f"spec.paused is true: the rollout is paused (Deployment paused; {serving} serves); "
+        "no migration, rollout or rollback starts until it is false",
+    )
+
+
+def _requested_rollback(p: Pass) -> Situation | None:
+    number = p.cr.rollback_to
+    if number is None:
+        return None
+    release = p.by_revision(number)
+    if release is None:
+        return Situation(
+            Reason.REVISION_NOT_FOUND,
+            f"annotation rollback-to names revision {number}, which is not stored: "
+            "kubectl get controllerrevisions lists the stored ones; fix or remove the annotation",
         )
-        phase = Phase(cr.status.get("phase", Phase.PENDING))
-        return _finish(p, observed, phase, serving=dep.image if dep else None, requeue=IDLE_POLL)
+    if not _servable(p, release):
+        return Situation(
+            Reason.REVISION_NOT_SERVABLE,
+            f"annotation rollback-to names {release.label}, which never served here and whose "
+            "migration did not succeed: serving it could meet a schema it does not know; "
+            "name a revision that was Available (status.history) or remove the annotation",
+        )
+    dep = p.deployment
+    p.serve(release, rolled_back=dep.rolled_back_release if dep else None)
+    message = (
+        f"serving {release.label} as requested by the rollback-to annotation; remove it to roll "
+        f"out the spec's revision {p.target.revision} again"
+    )
+    if dep is not None and dep.release == release.hash:
+        verdict = judge(release=release.hash, deployment=dep, pods=p.observed.pods, now=p.now,
+                        window=p.window, floor=p.floor)
+        if verdict.kind is VerdictKind.FAILED and verdict.failure is not None:
+            # Reported, never acted on: a person chose this revision.
+            return Situation(
+                Reason.REQUESTED_REVISION_FAILING,
+                f"{verdict.failure.describe(release.label)}; it serves because the rollback-to "
+                "annotation asks for it: remove or change the annotation",
+            )
+    return Situation(Reason.ROLLBACK_REQUESTED, message)
 
-    if observed.conflicts:
-        return _conflict(p, observed)
 
-    _converge_supporting_objects(p, observed)
-
-    if observed.secret is not SecretState.PRESENT:
-        return _secret_unusable(p, observed)
-
-    _prune_finished_jobs(p, observed.jobs)
-    _fail_stuck_jobs(p, observed)
-
-    serving = dep.image if dep else None
-    if dep is not None and serving is not None and serving != p.last_good:
-        serving = _guard_unproven_rollout(p, observed, dep, serving)
-
-    if p.failed_image is not None and p.failed_image != target:
-        p.failed_image = None  # the spec names a different image: the block is lifted
-    blocked = p.failed_image == target or (
-        dep is not None
-        and dep.rolled_back_image == target
-        and dep.rolled_back_generation == cr.generation
+def _servable(p: Pass, release: Release) -> bool:
+    """A stored release may serve on request once it has served (proven here) or its schema
+    is the serving release's or was migrated (a succeeded Job for its migration key)."""
+    if release.hash in (p.last_good, p.serving.hash if p.serving else None):
+        return True
+    if any(e.get("release") == release.hash and e.get("rolledOutAt") for e in p.history):
+        return True
+    if p.serving is not None and p.serving.migration_key == release.migration_key:
+        return True
+    return any(
+        j.migration_key == release.migration_key and j.state is JobState.SUCCEEDED
+        for j in p.observed.jobs
     )
 
-    if blocked and serving != target:
-        p.failed_image = target  # restores the memory if only the Deployment annotation had it
-        return _hold_blocked_image(p, observed, dep, serving)
-    if serving == target and dep is not None:
-        return _track_target_rollout(p, observed, dep)
-    return _migrate_then_deploy(p, observed, dep, serving)
+
+def _verdict(p: Pass) -> Situation | None:
+    """Judge the release the Deployment serves, unless it is already proven."""
+    dep, serving = p.deployment, p.serving
+    if dep is None or serving is None or serving.hash == p.last_good or dep.paused:
+        return None
+    verdict = judge(
+        release=serving.hash,
+        deployment=dep,
+        pods=p.observed.pods,
+        now=p.now,
+        window=p.window,
+        floor=p.floor,
+    )
+    is_target = serving.hash == p.target.hash
+    if verdict.kind not in (VerdictKind.DEPENDENCY_UNAVAILABLE, VerdictKind.UNSCHEDULABLE):
+        p.release_hold()
+    match verdict.kind:
+        case VerdictKind.PROVEN:
+            p.last_good = serving.hash
+            if p.failed == serving.hash:
+                p.failed = None
+            p.record(serving, outcome=Outcome.AVAILABLE, rolledOutAt=timestamp(p.now))
+            return None
+        case VerdictKind.FAILED:
+            return _roll_back(p, verdict)
+        case VerdictKind.DEPENDENCY_UNAVAILABLE:
+            p.hold()  # the clock stops; every window restarts when the dependency is back
+            if not is_target:
+                return None  # the spec moved on: its flow goes ahead, nothing is blamed
+            return Situation(
+                Reason.DEPENDENCY_UNAVAILABLE,
+                f"rollout of {serving.label} holds since {p.held_since}: {verdict.detail}; the "
+                "release is not blamed and is judged afresh once the dependency is back",
+            )
+        case VerdictKind.UNSCHEDULABLE:
+            p.hold()
+            if not is_target:
+                return None
+            return Situation(
+                Reason.UNSCHEDULABLE,
+                f"rollout of {serving.label} waits for capacity: {verdict.detail}",
+            )
+        case VerdictKind.WAITING:
+            p.wake_by(verdict.deadline)
+    return None
 
 
-def _converge_supporting_objects(p: _Pass, observed: Observed) -> None:
+def _roll_back(p: Pass, verdict: Verdict) -> Situation | None:
+    serving, failure = p.serving, verdict.failure
+    assert serving is not None
+    assert failure is not None
+    last_good = p.release(p.last_good)
+    p.failed = serving.hash
+    if last_good is None:
+        message = f"rollout of {failure.describe(serving.label)}; nothing earlier to roll back to"
+        p.record(serving, outcome=Outcome.ROLLOUT_FAILED, reason=failure.kind.value,
+                 message=message)
+        return Situation(Reason.ROLLOUT_FAILED, message) if serving.hash == p.target.hash else None
+    message = f"rolled back from {failure.describe(serving.label)}; now serving {last_good.label}"
+    p.serve(last_good, rolled_back=serving.hash)
+    p.record(serving, outcome=Outcome.ROLLED_BACK, reason=failure.kind.value, message=message)
+    p.rolled_back = failure
+    return Situation(Reason.ROLLED_BACK, f"{message}. {NOT_RETRIED}")
+
+
+def _conflict(p: Pass) -> Situation | None:
+    """Never take over objects someone else created under our names; say what is in the way."""
+    if not p.observed.conflicts:
+        return None
+    for name in p.observed.conflicts:
+        kind, _, obj = name.partition("/")
+        p.desired.drop(kind, obj)
+    names = ", ".join(p.observed.conflicts)
+    return Situation(
+        Reason.OBJECT_CONFLICT,
+        f"{names} already exist(s) and is not controlled by this ItemService: "
+        "delete or rename it; the serving release is kept, nothing new starts until then",
+    )
+
+
+def _secret_unusable(p: Pass) -> Situation | None:
+    ref, ns = p.cr.spec.database.secret_ref, p.cr.owner.namespace
+    if p.observed.secret is SecretState.MISSING:
+        return Situation(
+            Reason.SECRET_NOT_FOUND,
+            f"Secret {ns}/{ref.name} not found: create it with key {ref.key!r} holding the "
+            "DATABASE_URL",
+        )
+    if p.observed.secret is SecretState.KEY_MISSING:
+        return Situation(
+            Reason.SECRET_KEY_MISSING,
+            f"Secret {ns}/{ref.name} has no key {ref.key!r}: add the DATABASE_URL under that "
+            "key or fix spec.database.secretRef.key",
+        )
+    return None
+
+
+def _blocked(p: Pass) -> Situation | None:
+    """The spec's release failed: keep serving the last good one until the spec changes."""
+    target, serving = p.target, p.serving
+    if p.failed != target.hash or (serving is not None and serving.hash == target.hash):
+        return None
+    entry: dict[str, object] = next(
+        (e for e in reversed(p.history) if e.get("release") == target.hash), {}
+    )
+    detail = str(entry.get("message") or f"{target.label} was rolled back")
+    message = f"{detail}. {NOT_RETRIED}"
+    if p.last_good is None or serving is None:
+        return Situation(Reason.ROLLOUT_FAILED, message)
+    return Situation(Reason.ROLLED_BACK, message)
+
+
+def _target_serving(p: Pass) -> Situation | None:
+    dep, target = p.deployment, p.target
+    if dep is None or p.serving is None or p.serving.hash != target.hash:
+        return None
+    p.serve(target)
+    ready = f"{dep.ready_replicas}/{p.cr.spec.replicas} replicas ready"
+    if p.cr.spec.replicas == 0:
+        return Situation(Reason.SCALED_TO_ZERO, f"{target.label} is rolled out at 0 replicas; "
+                         "it is judged when scaled up")
+    if p.failed == target.hash:
+        return _blocked_in_place(p)
+    if p.last_good != target.hash:
+        p.record(target, outcome=Outcome.ROLLING_OUT)
+        return _rolling_out(p)
+    scaled = dep.replicas == p.cr.spec.replicas  # the observation is of the current scale
+    if scaled and dep.rollout_complete:
+        return Situation(Reason.ROLLOUT_COMPLETE, f"{target.label}: {ready}")
+    return _proven_health(p, ready)
+
+
+def _rolling_out(p: Pass) -> Situation:
+    """One wording from the pass that starts the rollout on, so the next pass rewrites nothing."""
+    dep, spec = p.deployment, p.cr.spec
+    counts = f"{dep.updated_replicas} updated, {dep.ready_replicas}/{spec.replicas} ready" if (
+        dep is not None and dep.release == p.target.hash and dep.caught_up
+    ) else f"0 updated, 0/{spec.replicas} ready"
+    return Situation(Reason.ROLLING_OUT, f"rolling out {p.target.label}: {counts}")
+
+
+def _proven_health(p: Pass, ready: str) -> Situation:
+    """A proven release short of replicas: scaling, or degraded (node loss, eviction, a crash,
+    an outage); reported, never rolled back: there is nothing better to go back to."""
+    dep, target = p.deployment, p.target
+    assert dep is not None
+    verdict = judge(release=target.hash, deployment=dep, pods=p.observed.pods, now=p.now,
+                    window=p.window, floor=p.floor)
+    live = [pod for pod in p.observed.pods if pod.counts and pod.release == target.hash]
+    if verdict.kind is VerdictKind.FAILED and verdict.failure is not None:
+        detail = verdict.failure.describe(target.label)
+    elif verdict.kind in (VerdictKind.DEPENDENCY_UNAVAILABLE, VerdictKind.UNSCHEDULABLE):
+        detail = f"{target.label}: {verdict.detail}"
+    elif lost := [pod for pod in live if pod.lost_readiness]:
+        if all(p.now - (pod.ready_changed_at or p.now) < BLIP_GRACE for pod in lost):
+            # A readiness probe that failed once: not news yet (no event, no Degraded).
+            p.wake_by(min((pod.ready_changed_at or p.now) for pod in lost) + BLIP_GRACE)
+            return Situation(Reason.ROLLOUT_COMPLETE, f"{target.label}: {ready}")
+        detail = f"{target.label}: {', '.join(pod.name for pod in lost)} lost readiness"
+    else:
+        return Situation(Reason.SCALING, f"scaling {target.label}: {ready}")
+    return Situation(Reason.REPLICAS_UNAVAILABLE, f"{detail} ({ready})")
+
+
+def _blocked_in_place(p: Pass) -> Situation:
+    """The first release ever failed and nothing earlier exists: its pods stay, visible."""
+    entry: dict[str, object] = next(
+        (e for e in reversed(p.history) if e.get("release") == p.target.hash), {}
+    )
+    detail = str(entry.get("message") or f"{p.target.label} failed")
+    return Situation(
+        Reason.ROLLOUT_FAILED,
+        f"{detail}. {NOT_RETRIED}",
+    )
+
+
+def _migrate_then_deploy(p: Pass) -> Situation:
+    """The spec's release does not serve yet: migrate if it needs it, then roll it out."""
+    target, serving, owner = p.target, p.serving, p.cr.owner
+    assert target.revision is not None
+    stored = target.hash in {r.release for r in p.observed.revisions}
+    if not stored:
+        p.desired.set(
+            Create(
+                build_controller_revision(
+                    owner,
+                    revision=target.revision,
+                    release_hash=target.hash,
+                    template=target.template,
+                    image=target.image,
+                    migration_key=target.migration_key,
+                )
+            )
+        )
+    job_name = migration_job_name(owner.name, target.migration_key)
+    job = next((j for j in p.observed.jobs if j.name == job_name), None)
+    if _refused_as_foreign(p, "Job", job_name):
+        return Situation(
+            Reason.OBJECT_CONFLICT,
+            f"Job/{job_name} already exists and is not controlled by this ItemService: "
+            f"delete or rename it; {target.label} is migrated after",
+        )
+    same_schema = serving is not None and serving.migration_key == target.migration_key
+    if same_schema or (job is not None and job.state is JobState.SUCCEEDED):
+        if not stored:
+            # Served only once stored: a release that cannot be rolled back to never goes live.
+            p.wake_by(p.now)
+            return Situation(Reason.ROLLING_OUT, f"storing {target.label} before it rolls out")
+        p.serve(target)
+        p.record(target, start_new=True, outcome=Outcome.ROLLING_OUT,
+                 **({"migrationJob": job_name} if job else {}))
+        if job is not None:
+            p.migration_job = job_name
+            if _was_migrating(p):
+                p.migration_finished = job
+        return _rolling_out(p)
+
+    keeps = f"; {serving.label} keeps serving" if serving else ""
+    p.migration_job = job_name
+    if job is not None and job.state is JobState.FAILED:
+        detail = job.failure_note or job.message
+        p.record(target, start_new=True, migrationJob=job_name, outcome=Outcome.MIGRATION_FAILED)
+        if _was_migrating(p):
+            p.migration_finished = job
+        return Situation(
+            Reason.MIGRATION_FAILED,
+            f"migration Job {job_name} for {target.label} failed ({job.reason or 'Failed'}"
+            f"{': ' + detail if detail else ''}); nothing was rolled out{keeps}. Read kubectl "
+            f"logs job/{job_name}; delete that Job to retry, or change the spec",
+        )
+    others = [j for j in p.observed.jobs if j.state is JobState.ACTIVE and j.name != job_name]
+    if job is None and others:
+        # Waiting, not deleting: MySQL DDL is not transactional, so killing a migration midway
+        # can leave a half-applied revision. The old Job is bounded by its activeDeadlineSeconds.
+        running = ", ".join(f"{j.name} ({j.image})" for j in others)
+        p.record(target, start_new=True, outcome=Outcome.MIGRATING)
+        return Situation(
+            Reason.WAITING_FOR_PREVIOUS_MIGRATION,
+            f"waiting for superseded migration Job {running} to finish before migrating "
+            f"{target.label}{keeps}",
+        )
+    if job is None:
+        p.desired.set(Create(build_migration_job(
+            owner, p.cr.spec, image=target.image, migration_key=target.migration_key
+        )))
+    p.record(target, start_new=True, migrationJob=job_name, outcome=Outcome.MIGRATING)
+    return Situation(
+        Reason.MIGRATING, f"migrating the schema for {target.label} (Job {job_name}){keeps}"
+    )
+
+
+def _refused_as_foreign(p: Pass, kind: str, name: str) -> bool:
+    """The last pass's create of this object was refused: someone else's object has its name."""
+    return any(
+        r.get("object") == f"{kind}/{name}" and r.get("reason") == Reason.OBJECT_CONFLICT
+        for r in p.cr.status.get("refusedWrites") or []
+    )
+
+
+def _was_migrating(p: Pass) -> bool:
+    """The previous pass waited on a migration: this one sees it finish (counted once)."""
+    return p.cr.status.get("reason") in (Reason.MIGRATING, Reason.WAITING_FOR_PREVIOUS_MIGRATION)
+
+
+# -- supporting objects and housekeeping --------------------------------------------------------
+
+
+def _converge_supporting_objects(p: Pass) -> None:
     owner, spec = p.cr.owner, p.cr.spec
     desired = [build_service_account(owner, spec), build_service(owner, spec)]
     pdb = build_pdb(owner, spec)
     if pdb is not None:
         desired.append(pdb)
-    elif "PodDisruptionBudget" in observed.owned_hashes:
-        p.actions.append(Delete("PodDisruptionBudget", owner.name))
+    elif "PodDisruptionBudget" in p.observed.owned_hashes:
+        p.desired.set(Delete("PodDisruptionBudget", owner.name))
     for obj in desired:
-        if observed.owned_hashes.get(obj["kind"]) != _hash_of(obj):
-            p.actions.append(Apply(obj))
+        if p.observed.owned_hashes.get(obj["kind"]) != _hash_of(obj):
+            p.desired.set(Apply(obj))
 
 
-def _hash_of(obj: dict[str, Any]) -> str:
-    return str(obj["metadata"]["annotations"][ANNOTATION_DESIRED_HASH])
+def _hash_of(obj: dict[str, object]) -> str:
+    return str(obj["metadata"]["annotations"][ANNOTATION_DESIRED_HASH])  # type: ignore[index]
 
 
-def _apply_deployment_if_changed(
-    p: _Pass, dep: DeploymentObservation | None, desired: dict[str, Any]
-) -> None:
-    if dep is None or dep.desired_hash != _hash_of(desired):
-        p.actions.append(Apply(desired))
-
-
-def _secret_unusable(p: _Pass, observed: Observed) -> Plan:
-    ref = p.cr.spec.database.secret_ref
-    if observed.secret is SecretState.MISSING:
-        reason = "SecretNotFound"
-        message = (
-            f"Secret {p.cr.owner.namespace}/{ref.name} not found: "
-            f"create it with key {ref.key!r} holding the DATABASE_URL"
-        )
-    else:
-        reason = "SecretKeyMissing"
-        message = (
-            f"Secret {p.cr.owner.namespace}/{ref.name} has no key {ref.key!r}: add the "
-            "DATABASE_URL under that key or fix spec.database.secretRef.key"
-        )
-    if p.prior_reason(ConditionType.PROGRESSING) != reason:
-        p.event("Warning", reason, message)
-    p.condition(ConditionType.PROGRESSING, False, reason, message)
-    dep = observed.deployment
-    return _finish(
-        p,
-        observed,
-        Phase.DEGRADED,
-        serving=dep.image if dep else None,
-        requeue=RETRY_POLL,
-        message=message,
-    )
-
-
-def _conflict(p: _Pass, observed: Observed) -> Plan:
-    """Never take over objects someone else created under our names; say what is in the way."""
-    names = ", ".join(observed.conflicts)
-    message = (
-        f"{names} already exist(s) and is not controlled by this ItemService: "
-        "delete or rename it; nothing is changed until then"
-    )
-    if p.prior_reason(ConditionType.PROGRESSING) != "ObjectConflict":
-        p.event("Warning", "ObjectConflict", message)
-    p.condition(ConditionType.PROGRESSING, False, "ObjectConflict", message)
-    return _finish(p, observed, Phase.DEGRADED, serving=None, requeue=RETRY_POLL, message=message)
-
-
-def _prune_finished_jobs(p: _Pass, jobs: tuple[JobObservation, ...]) -> None:
-    """Keep the newest migration.historyLimit finished Jobs (always the target's); delete older."""
-    target_job = migration_job_name(p.cr.owner.name, p.cr.spec.image)
-    finished = [j for j in jobs if j.finished and j.name != target_job]
-    finished.sort(
-        key=lambda j: (j.finished_at or datetime.min.replace(tzinfo=p.now.tzinfo), j.name),
+def _prune(p: Pass) -> None:
+    """Keep the newest migration.historyLimit finished Jobs and revisionHistoryLimit revisions,
+    always those of the spec's, the serving and the last good release."""
+    target_job = migration_job_name(p.cr.owner.name, p.target.migration_key)
+    finished = sorted(
+        (j for j in p.observed.jobs if j.finished and j.name != target_job),
+        key=lambda j: (j.finished_at.timestamp() if j.finished_at else 0.0, j.name),
         reverse=True,
     )
     keep = p.cr.spec.migration.history_limit - sum(
-        1 for j in jobs if j.finished and j.name == target_job
+        1 for j in p.observed.jobs if j.finished and j.name == target_job
     )
-    for job in finished[max(keep, 0) :]:
-        p.actions.append(Delete("Job", job.name))
+    for job in finished[max(keep, 0):]:
+        p.desired.set(Delete("Job", job.name))
+    protected = {p.target.hash, p.last_good, p.failed, p.serving.hash if p.serving else None}
+    revisions = sorted(p.observed.revisions, key=lambda r: r.revision, reverse=True)
+    for stored in revisions[p.cr.spec.revision_history_limit:]:
+        if stored.release not in protected:
+            p.desired.set(Delete("ControllerRevision", stored.name))
 
 
-def _fail_stuck_jobs(p: _Pass, observed: Observed) -> None:
+def _fail_stuck_jobs(p: Pass) -> None:
     """Fail fast a running migration whose pod cannot start (image pull, missing config)."""
-    for job in observed.jobs:
+    for job in p.observed.jobs:
         if job.state is not JobState.ACTIVE:
             continue
-        pods = (pod for pod in observed.job_pods if pod.job_name == job.name)
+        pods = (pod for pod in p.observed.job_pods if pod.job_name == job.name)
         failure = next(
             (f for pod in pods if (f := classify_waiting(pod, now=p.now)) is not None), None
         )
         if failure is not None:
-            note = failure.describe(job.image)
-            p.actions.append(FailJob(job.name, note))
-            p.event("Warning", "MigrationPodFailed", f"ending migration Job {job.name}: {note}")
+            p.desired.set(FailJob(job.name, failure.describe(job.image)))
 
 
-def _rollout_failure(
-    p: _Pass, observed: Observed, dep: DeploymentObservation, image: str
-) -> Failure | None:
-    return detect_rollout_failure(
-        image=image,
-        deployment=dep,
-        pods=observed.pods,
-        now=p.now,
-        readiness_timeout=timedelta(seconds=p.cr.spec.rollout.readiness_timeout_seconds),
+# -- the Plan -----------------------------------------------------------------------------------
+
+
+def _finish(p: Pass, situation: Situation) -> Plan:
+    """Status computed once from the situation's row; writes that change nothing dropped."""
+    cr, dep, row = p.cr, p.deployment, TABLE[situation.reason]
+    for name in p.observed.conflicts:  # never take over someone else's object, in any step
+        kind, _, obj = name.partition("/")
+        p.desired.drop(kind, obj)
+    deployment = p.desired.get("Deployment", cr.owner.name)
+    if isinstance(deployment, Apply) and dep is not None and (
+        dep.desired_hash == _hash_of(deployment.obj)
+    ):
+        p.desired.drop("Deployment", cr.owner.name)
+    previous = cr.status
+    transition = (previous.get("reason"), previous.get("targetRevision")) != (
+        str(situation.reason), p.target.revision
     )
-
-
-def _guard_unproven_rollout(
-    p: _Pass, observed: Observed, dep: DeploymentObservation, serving: str
-) -> str:
-    """Promote or roll back the image the Deployment runs; return the image it will run."""
-    spec, owner = p.cr.spec, p.cr.owner
-    if dep.rollout_complete:
-        p.last_good = serving
-        if p.failed_image == serving:
-            p.failed_image = None
-        p.revision(serving, outcome=Outcome.AVAILABLE, rolledOutAt=timestamp(p.now))
-        p.event(
-            "Normal",
-            "RolloutComplete",
-            f"{serving}: all {dep.replicas} replicas ready and available",
-        )
-        return serving
-    failure = _rollout_failure(p, observed, dep, serving)
-    if failure is None:
-        return serving
-    if p.last_good is None:
-        # Nothing to go back to: leave the pods (the failure stays visible) and stop retrying.
-        if p.failed_image != serving and serving == spec.image:
-            p.failed_image = serving
-            message = (
-                f"rollout of {failure.describe(serving)}; no earlier good image to roll back to"
-            )
-            p.revision(serving, outcome=Outcome.ROLLOUT_FAILED, message=message)
-            p.event("Warning", "RolloutFailed", message)
-        return serving
-    message = f"rolled back from {failure.describe(serving)}; now serving {p.last_good}"
-    p.actions.append(
-        Apply(
-            build_deployment(
-                owner,
-                spec,
-                image=p.last_good,
-                rolled_back_image=serving,
-                rolled_back_generation=p.cr.generation,
-            )
-        )
-    )
-    if serving == spec.image:
-        p.failed_image = serving
-    p.revision(serving, outcome=Outcome.ROLLED_BACK, message=message)
-    p.condition(ConditionType.ROLLED_BACK, True, failure.kind.value, message)
-    p.event("Warning", "RolledBack", message)
-    p.rolled_back = failure
-    return p.last_good
-
-
-def _hold_blocked_image(
-    p: _Pass, observed: Observed, dep: DeploymentObservation | None, serving: str | None
-) -> Plan:
-    """spec.image was rolled back: keep serving lastGoodImage until the spec names another."""
-    target = p.cr.spec.image
-    if dep is not None and serving is not None and p.rolled_back is None:
-        desired = build_deployment(
-            p.cr.owner,
-            p.cr.spec,
-            image=serving,
-            rolled_back_image=dep.rolled_back_image,
-            rolled_back_generation=dep.rolled_back_generation,
-        )
-        _apply_deployment_if_changed(p, dep, desired)
-    rolled_back = get_condition(p.conditions, str(ConditionType.ROLLED_BACK))
-    if rolled_back is None or rolled_back.get("status") != "True":
-        # Known only from the Deployment's annotation (the status patch was lost): restate it.
-        p.condition(ConditionType.ROLLED_BACK, True, "RolledBack", f"{target} was rolled back")
-        rolled_back = get_condition(p.conditions, str(ConditionType.ROLLED_BACK))
-    detail = str((rolled_back or {}).get("message"))
-    message = f"{detail}. {target} is not retried until spec.image names a different image"
-    if p.last_good is None:
-        p.condition(ConditionType.PROGRESSING, False, "RolloutFailed", message)
-        return _finish(
-            p, observed, Phase.FAILED, serving=serving, requeue=IDLE_POLL, message=message
-        )
-    p.condition(ConditionType.PROGRESSING, False, "RolledBack", message)
-    return _finish(
-        p, observed, Phase.ROLLED_BACK, serving=serving, requeue=IDLE_POLL, message=message
-    )
-
-
-def _track_target_rollout(p: _Pass, observed: Observed, dep: DeploymentObservation) -> Plan:
-    """The Deployment runs spec.image: keep it converged and report how the rollout goes."""
-    spec, target = p.cr.spec, p.cr.spec.image
-    _apply_deployment_if_changed(p, dep, build_deployment(p.cr.owner, spec, image=target))
-    job = migration_job_name(p.cr.owner.name, target)
-    p.condition(
-        ConditionType.MIGRATION_SUCCEEDED,
-        True,
-        "Migrated",
-        f"schema migrated for {target} (Job {job})",
-    )
-    if p.failed_image != target:
-        p.condition(
-            ConditionType.ROLLED_BACK, False, "NotRolledBack", f"{target} was not rolled back"
-        )
-    if p.last_good == target and dep.rollout_complete:
-        message = f"{target}: {dep.ready_replicas}/{spec.replicas} replicas ready"
-        p.condition(ConditionType.PROGRESSING, False, "RolloutComplete", message)
-        return _finish(
-            p, observed, Phase.AVAILABLE, serving=target, requeue=IDLE_POLL, message=message
-        )
-    if p.last_good == target:
-        # A proven image that lost pods (node loss, a template-only change, scaling): report, do
-        # not roll back — the image itself has been good.
-        failure = _rollout_failure(p, observed, dep, target)
-        if failure is not None:
-            message = failure.describe(target)
-            if p.prior_reason(ConditionType.PROGRESSING) != failure.kind.value:
-                p.event("Warning", failure.kind.value, message)
-            p.condition(ConditionType.PROGRESSING, False, failure.kind.value, message)
-            return _finish(
-                p, observed, Phase.DEGRADED, serving=target, requeue=MIGRATION_POLL, message=message
-            )
-    if p.failed_image == target:
-        # First rollout ever failed and there is no good image to return to.
-        detail = next(
-            (str(e.get("message")) for e in reversed(p.history) if e.get("image") == target), ""
-        )
-        message = f"{detail}. {target} is not retried until spec.image names a different image"
-        p.condition(ConditionType.PROGRESSING, False, "RolloutFailed", message)
-        return _finish(
-            p, observed, Phase.FAILED, serving=target, requeue=IDLE_POLL, message=message
-        )
-    message = (
-        f"rolling out {target}: {dep.updated_replicas} updated, "
-        f"{dep.ready_replicas}/{spec.replicas} ready"
-    )
-    p.condition(ConditionType.PROGRESSING, True, "RollingOut", message)
-    if p.last_good != target:
-        p.revision(target, outcome=Outcome.ROLLING_OUT)
-    return _finish(
-        p, observed, Phase.ROLLING_OUT, serving=target, requeue=ROLLOUT_POLL, message=message
-    )
-
-
-def _migrate_then_deploy(
-    p: _Pass, observed: Observed, dep: DeploymentObservation | None, serving: str | None
-) -> Plan:
-    """spec.image is not deployed yet: run its migration, and deploy it once that succeeded."""
-    spec, owner, target = p.cr.spec, p.cr.owner, p.cr.spec.image
-    job_name = migration_job_name(owner.name, target)
-    job = next((j for j in observed.jobs if j.name == job_name), None)
-    others = [j for j in observed.jobs if j.state is JobState.ACTIVE and j.name != job_name]
-    if p.rolled_back is None:
-        p.condition(
-            ConditionType.ROLLED_BACK, False, "NotRolledBack", f"{target} was not rolled back"
-        )
-
-    if job is not None and job.state is JobState.SUCCEEDED:
-        p.actions.append(Apply(build_deployment(owner, spec, image=target)))
-        p.condition(
-            ConditionType.MIGRATION_SUCCEEDED,
-            True,
-            "Migrated",
-            f"schema migrated for {target} (Job {job_name})",
-        )
-        message = f"migration Job {job_name} succeeded; rolling out {target}"
-        p.condition(ConditionType.PROGRESSING, True, "RollingOut", message)
-        p.revision(
-            target,
-            start_new=True,
-            migrationJob=job_name,
-            outcome=Outcome.ROLLING_OUT,
-            migratedAt=timestamp(job.finished_at or p.now),
-        )
-        p.event("Normal", "RolloutStarted", message)
-        p.migration_finished = job
-        return _finish(
-            p, observed, Phase.ROLLING_OUT, serving=target, requeue=ROLLOUT_POLL, message=message
-        )
-
-    # The running version keeps serving whatever happens below; keep its Deployment converged.
-    if dep is not None and serving is not None and p.rolled_back is None:
-        desired = build_deployment(
-            owner,
-            spec,
-            image=serving,
-            rolled_back_image=dep.rolled_back_image,
-            rolled_back_generation=dep.rolled_back_generation,
-        )
-        _apply_deployment_if_changed(p, dep, desired)
-
-    if job is not None and job.state is JobState.FAILED:
-        message = (
-            f"migration Job {job_name} for {target} failed ({job.reason or 'Failed'}"
-            f"{': ' + detail if (detail := job.failure_note or job.message) else ''}); "
-            "nothing was rolled out"
-            f"{' and ' + serving + ' keeps serving' if serving else ''}. "
-            f"Read kubectl logs job/{job_name}; delete that Job to retry, "
-            "or set a different spec.image"
-        )
-        if (
-            p.prior_reason(ConditionType.MIGRATION_SUCCEEDED) != "MigrationFailed"
-            or p.cr.status.get("migrationJob") != job_name
-        ):
-            p.event("Warning", "MigrationFailed", message)
-            p.migration_finished = job
-        p.condition(ConditionType.MIGRATION_SUCCEEDED, False, "MigrationFailed", message)
-        p.condition(ConditionType.PROGRESSING, False, "MigrationFailed", message)
-        p.revision(
-            target,
-            start_new=True,
-            migrationJob=job_name,
-            outcome=Outcome.MIGRATION_FAILED,
-            message=message,
-        )
-        return _finish(
-            p,
-            observed,
-            Phase.FAILED,
-            serving=serving,
-            requeue=IDLE_POLL,
-            message=message,
-            migration_job=job_name,
-        )
-
-    if job is None and others:
-        # Waiting, not deleting: MySQL DDL is not transactional, so killing a migration midway
-        # can leave a half-applied revision. The old Job is bounded by its activeDeadlineSeconds.
-        running = ", ".join(f"{j.name} ({j.image})" for j in others)
-        message = (
-            f"waiting for superseded migration Job {running} to finish before migrating {target}"
-        )
-        p.condition(ConditionType.MIGRATION_SUCCEEDED, None, "WaitingForPreviousMigration", message)
-        p.condition(ConditionType.PROGRESSING, True, "WaitingForPreviousMigration", message)
-        p.revision(target, start_new=True, outcome=Outcome.MIGRATING)
-        return _finish(
-            p, observed, Phase.MIGRATING, serving=serving, requeue=MIGRATION_POLL, message=message
-        )
-
-    if job is None:
-        p.actions.append(CreateJob(build_migration_job(owner, spec, image=target)))
-        p.event("Normal", "MigrationStarted", f"migration Job {job_name} started for {target}")
-    message = f"migrating the schema for {target} (Job {job_name})"
-    p.condition(ConditionType.MIGRATION_SUCCEEDED, None, "MigrationRunning", message)
-    p.condition(ConditionType.PROGRESSING, True, "Migrating", message)
-    p.revision(target, start_new=True, migrationJob=job_name, outcome=Outcome.MIGRATING)
-    return _finish(
-        p,
-        observed,
-        Phase.MIGRATING,
-        serving=serving,
-        requeue=MIGRATION_POLL,
-        message=message,
-        migration_job=job_name,
-    )
-
-
-def _finish(
-    p: _Pass,
-    observed: Observed,
-    phase: Phase,
-    *,
-    serving: str | None,
-    requeue: float,
-    message: str | None = None,
-    migration_job: str | None = None,
-) -> Plan:
-    """Fill the Ready condition and the flat status fields, and freeze the Plan."""
-    spec, dep = p.cr.spec, observed.deployment
-    ready = dep.ready_replicas if dep else 0
-    if dep is None:
-        p.condition(
-            ConditionType.READY,
-            False,
-            "NoDeployment",
-            "nothing serves yet: the first image is not rolled out",
-        )
-    elif ready >= spec.replicas:
-        p.condition(
-            ConditionType.READY, True, "AllReplicasReady", f"{ready}/{spec.replicas} replicas ready"
-        )
-    else:
-        p.condition(
-            ConditionType.READY,
-            False,
-            "ReplicasNotReady",
-            f"{ready}/{spec.replicas} replicas ready",
-        )
-    if message is None:
-        progressing = get_condition(p.conditions, str(ConditionType.PROGRESSING))
-        message = str(progressing.get("message", "")) if progressing else ""
-
-    status: dict[str, Any] = {
-        "observedGeneration": p.cr.generation,
-        "phase": str(phase),
-        "message": message,
-        "targetImage": spec.image,
-        "readyReplicas": ready,
-        "replicas": spec.replicas,
-        "conditions": p.conditions,
+    if transition:
+        p.event(row.event, str(situation.reason), situation.message)
+    serving = p.serving
+    if isinstance(deployment, Apply):  # what will serve once the write lands
+        template_labels = deployment.obj["spec"]["template"]["metadata"]["labels"]
+        serving = p.release(template_labels.get(LABEL_RELEASE)) or serving
+    last_good = p.release(p.last_good)
+    failed = p.release(p.failed)
+    status: dict[str, object] = {
+        "observedGeneration": cr.generation,
+        "phase": str(row.phase),
+        "reason": str(situation.reason),
+        "message": situation.message,
+        "targetImage": p.target.image,
+        "targetRevision": p.target.revision,
+        "targetRelease": p.target.hash,
+        "readyReplicas": dep.ready_replicas if dep else 0,
+        "replicas": cr.spec.replicas,
+        "conditions": conditions_for(
+            list(previous.get("conditions") or []),
+            reason=situation.reason,
+            row=row,
+            message=situation.message,
+            generation=cr.generation,
+            now=p.now,
+        ),
         "history": p.history,
     }
-    optional: dict[str, str | None] = {
-        "currentImage": serving,
-        "lastGoodImage": p.last_good,
-        "failedImage": p.failed_image,
-        "migrationJob": migration_job or p.cr.status.get("migrationJob"),
+    optional = {
+        "currentImage": serving.image if serving else None,
+        "currentRevision": serving.revision if serving else None,
+        "currentRelease": serving.hash if serving else None,
+        "lastGoodImage": last_good.image if last_good else previous.get("lastGoodImage"),
+        "lastGoodRevision": last_good.revision if last_good else None,
+        "lastGoodRelease": p.last_good,
+        "failedImage": failed.image if failed else None,
+        "failedRelease": p.failed,
+        "migrationJob": p.migration_job or previous.get("migrationJob"),
     }
     status.update({k: v for k, v in optional.items() if v is not None})
+    verdict = {
+        k: v
+        for k, v in {
+            "windowFloor": timestamp(p.window_floor) if p.window_floor else None,
+            "heldSince": p.held_since,
+            "pausedAt": p.paused_at,
+        }.items()
+        if v is not None
+    }
+    if verdict:
+        status["verdict"] = verdict
+    requeue = row.requeue
+    if p.wake_at is not None:
+        requeue = max(min(requeue, (p.wake_at - p.now).total_seconds() + 0.5), 0.5)
     return Plan(
-        actions=tuple(p.actions),
+        actions=p.desired.ordered(),
         events=tuple(p.events),
         status=status,
         requeue_after=requeue,

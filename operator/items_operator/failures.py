@@ -1,13 +1,12 @@
-"""Classify why a new revision is not becoming ready, fast enough to roll back early."""
+"""Name what a pod's containers report that waiting longer will not fix (pull, config, crash)."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from items_operator.observe import DeploymentObservation, PodObservation
+from items_operator.observe import PodObservation
 
 
 class FailureKind(enum.Enum):
@@ -59,37 +58,4 @@ def classify_waiting(pod: PodObservation, *, now: datetime) -> Failure | None:
         kind = _WAITING_REASONS.get(reason) or (_SETTLING_REASONS.get(reason) if settled else None)
         if kind is not None:
             return Failure(kind, pod.name, pod.waiting_message or reason)
-    return None
-
-
-def classify_pod(
-    pod: PodObservation, *, now: datetime, readiness_timeout: timedelta
-) -> Failure | None:
-    """Why this pod counts as failed, or None while it is healthy or may still become ready."""
-    if pod.deleting or pod.ready:
-        return None
-    if (failure := classify_waiting(pod, now=now)) is not None:
-        return failure
-    if pod.created_at is not None and now - pod.created_at > readiness_timeout:
-        seconds = int(readiness_timeout.total_seconds())
-        return Failure(FailureKind.UNREADY, pod.name, f"not ready after {seconds}s")
-    return None
-
-
-def detect_rollout_failure(
-    *,
-    image: str,
-    deployment: DeploymentObservation,
-    pods: Iterable[PodObservation],
-    now: datetime,
-    readiness_timeout: timedelta,
-) -> Failure | None:
-    """First failure among the pods running `image`, or the Deployment's own deadline."""
-    for pod in sorted(pods, key=lambda p: p.name):
-        if pod.image != image:
-            continue
-        if (failure := classify_pod(pod, now=now, readiness_timeout=readiness_timeout)) is not None:
-            return failure
-    if deployment.progress_deadline_exceeded:
-        return Failure(FailureKind.PROGRESS_DEADLINE, None, "the Deployment made no progress")
     return None

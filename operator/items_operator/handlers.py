@@ -16,7 +16,6 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -31,9 +30,11 @@ from items_operator.constants import (
     PLURAL,
     VERSION,
 )
-from items_operator.decide import Action, Apply, CreateJob, Delete, FailJob, Plan, decide
+from items_operator.decide import decide
 from items_operator.model import ItemService
 from items_operator.observe import JobState
+from items_operator.plan import Action, Apply, Create, Delete, FailJob, Plan
+from items_operator.rejections import Rejection, classify
 from items_operator.status import merge_patch
 
 # Kopf logs every event handler's success at INFO; for these per-event wake-ups that is noise.
@@ -51,6 +52,7 @@ _UIDS: dict[tuple[str, str], str] = {}  # (namespace, ItemService name) -> uid
 # the Deployment, a ReplicaSet and pods together) costs one pass, not one per event.
 COALESCE_SECONDS = 0.1
 MAX_ERROR_BACKOFF = 60.0
+REFUSED_RETRY_SECONDS = 10.0
 
 
 def apply_settings(settings: kopf.OperatorSettings) -> None:
@@ -91,6 +93,7 @@ def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     apply_settings(settings)
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
+    memo.clock = kube.ServerClock()
 
 
 @kopf.on.cleanup()
@@ -157,7 +160,7 @@ async def reconcile_loop(
             wakeup.clear()
             started = time.monotonic()
             try:
-                delay = await reconcile_once(client, name, namespace, body, logger)
+                delay = await reconcile_once(client, memo.clock, name, namespace, body, logger)
                 metrics.RECONCILES.labels("ok").inc()
                 error_backoff = 1.0
             except ApiError as error:
@@ -184,26 +187,26 @@ async def reconcile_loop(
 async def _report_rejection(
     client: AsyncClient, name: str, namespace: str, body: kopf.Body, error: ApiError
 ) -> None:
-    """Make a refused request visible on the ItemService (RBAC missing, invalid object)."""
-    code = error.status.code or 0
-    if not 400 <= code < 500 or code in (404, 409, 429):
-        return  # transient or handled elsewhere: retried quietly
-    hint = (
-        f"; bind ClusterRole items-operator-workloads in namespace {namespace}"
-        if code == 403
-        else ""
-    )
-    message = f"the API server refused a request ({code}): {error.status.message}{hint}"
+    """Make a refused read or status write visible on the ItemService (RBAC missing, ...)."""
+    rejection = classify(error, namespace=namespace)
+    if rejection.transient or error.status.code == 404:
+        return  # retried quietly
+    message = f"the API server refused a request ({rejection.refusal}): {rejection.message}"
     status = body.get("status") or {}
-    if status.get("phase") == "Degraded" and status.get("message") == message:
+    if status.get("message") == message:
         return
-    kopf.warn(body, reason="ApiRequestRejected", message=message)
+    kopf.warn(body, reason=str(rejection.refusal), message=message)
     with contextlib.suppress(ApiError):
-        await kube.patch_status(client, name, namespace, {"phase": "Degraded", "message": message})
+        await kube.patch_status(client, name, namespace, {"message": message})
 
 
 async def reconcile_once(
-    client: AsyncClient, name: str, namespace: str, body: kopf.Body, logger: kopf.Logger
+    client: AsyncClient,
+    clock: kube.ServerClock,
+    name: str,
+    namespace: str,
+    body: kopf.Body,
+    logger: kopf.Logger,
 ) -> float:
     """One level-based pass; returns seconds until the next one."""
     raw = await kube.read_item_service(client, name, namespace)
@@ -211,30 +214,55 @@ async def reconcile_once(
         return 1.0  # Kopf is stopping this daemon; owned objects go by garbage collection
     cr = ItemService.from_body(raw)
     observed = await kube.observe(client, cr)
-    plan = decide(cr, observed, datetime.now(UTC))
+    plan = decide(cr, observed, await clock.now(client))
 
-    for action in plan.actions:
-        await kube.execute(client, namespace, action)
+    refused: list[dict[str, str]] = []
+    for action in plan.actions:  # each on its own: a refused Service never blocks a rollback
         verb, kind, target = _verb_and_target(action)
+        try:
+            await kube.execute(client, namespace, action)
+        except (ApiError, kube.ForeignObjectError) as error:
+            rejection = classify(error, namespace=namespace)
+            metrics.WRITES_REFUSED.labels(verb, kind, str(rejection.refusal)).inc()
+            logger.warning(f"{verb} {kind}/{target} refused: {rejection.message}")
+            refused.append(_refusal_entry(kind, target, rejection))
+            continue
         metrics.WRITES.labels(verb, kind).inc()
         logger.info(f"{verb} {kind}/{target}")
     for event in plan.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    previous_refusals = cr.status.get("refusedWrites") or []
+    for entry in refused:
+        if entry not in previous_refusals:  # announced once, not every pass
+            message = f"{entry['object']}: {entry['message']}"
+            kopf.warn(body, reason=entry["reason"], message=message)
     _record_outcomes(plan)
 
-    patch = merge_patch(cr.status, plan.status)
+    status = dict(plan.status)
+    if refused:
+        status["refusedWrites"] = refused
+    patch = merge_patch(cr.status, status)
     if patch:
         await kube.patch_status(client, name, namespace, patch)
         metrics.WRITES.labels("patch-status", "ItemService").inc()
-    return plan.requeue_after
+    # A refused write is retried soon, not at the idle pace; the refusal itself is in status.
+    return min(plan.requeue_after, REFUSED_RETRY_SECONDS) if refused else plan.requeue_after
+
+
+def _refusal_entry(kind: str, name: str, rejection: Rejection) -> dict[str, str]:
+    return {
+        "object": f"{kind}/{name}",
+        "reason": str(rejection.refusal),
+        "message": rejection.message[:500],
+    }
 
 
 def _verb_and_target(action: Action) -> tuple[str, str, str]:
     match action:
         case Apply():
             return "apply", action.kind, action.name
-        case CreateJob():
-            return "create", "Job", action.name
+        case Create():
+            return "create", action.kind, action.name
         case FailJob():
             return "fail", "Job", action.name
         case Delete():

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx2 as httpx
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import ControllerRevision, Deployment
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Pod, Secret, Service, ServiceAccount
 from lightkube.resources.policy_v1 import PodDisruptionBudget
@@ -20,20 +27,24 @@ from items_operator.constants import (
     COMPONENT_SERVER,
     FIELD_MANAGER,
     GROUP,
+    HTTP_PORT,
     KIND,
     PLURAL,
     VERSION,
 )
-from items_operator.decide import Action, Apply, CreateJob, Delete, FailJob
 from items_operator.model import ItemService, Owner
 from items_operator.observe import (
     Observed,
+    PodObservation,
     controlled_by,
     observe_deployment,
     observe_job,
     observe_pod,
+    observe_revision,
     secret_state,
+    secret_value_digest,
 )
+from items_operator.plan import Action, Apply, Create, Delete, FailJob
 from items_operator.specs.common import selector_labels
 
 ItemServiceResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
@@ -44,7 +55,15 @@ _SUPPORTING: dict[str, Any] = {
     "PodDisruptionBudget": PodDisruptionBudget,
 }
 # Only what a Plan may delete; everything else goes by garbage collection with the CR.
-_DELETABLE: dict[str, Any] = {"Job": Job, "PodDisruptionBudget": PodDisruptionBudget}
+_DELETABLE: dict[str, Any] = {
+    "Job": Job,
+    "PodDisruptionBudget": PodDisruptionBudget,
+    "ControllerRevision": ControllerRevision,
+}
+_CREATABLE: dict[str, Any] = {"Job": Job, "ControllerRevision": ControllerRevision}
+# /readyz bodies read through the API server per pass, at most: only unready running pods.
+READINESS_READS = 3
+READINESS_TIMEOUT = 3.0
 
 
 def _label_filter(owner: Owner, component: str) -> dict[str, Any]:
@@ -84,8 +103,9 @@ async def observe(client: AsyncClient, cr: ItemService) -> Observed:
     """Read everything decide() needs for one ItemService, all in its own namespace."""
     owner, ns = cr.owner, cr.owner.namespace
     conflicts: list[str] = []
+    ref = cr.spec.database.secret_ref
 
-    secret = await _get(client, Secret, cr.spec.database.secret_ref.name, ns)
+    secret = await _get(client, Secret, ref.name, ns)
 
     owned_hashes: dict[str, str | None] = {}
     for kind_name, kind in _SUPPORTING.items():
@@ -107,15 +127,19 @@ async def observe(client: AsyncClient, cr: ItemService) -> Observed:
         else:
             conflicts.append(f"Deployment/{owner.name}")
 
+    server = _label_filter(owner, COMPONENT_SERVER)
+    revisions = [
+        revision
+        for obj in await _list(client, ControllerRevision, ns, server)
+        if controlled_by(obj, owner.uid) and (revision := observe_revision(obj)) is not None
+    ]
     jobs = [
         observe_job(job)
         for job in await _list(client, Job, ns, _label_filter(owner, COMPONENT_MIGRATION))
         if controlled_by(job, owner.uid)
     ]
-    pods = [
-        observe_pod(pod)
-        for pod in await _list(client, Pod, ns, _label_filter(owner, COMPONENT_SERVER))
-    ]
+    pods = [observe_pod(pod) for pod in await _list(client, Pod, ns, server)]
+    pods = await _with_readiness(client, ns, pods)
     # Pods of running migrations only matter while a Job is active; skip the list otherwise.
     job_pods = []
     if any(not job.finished for job in jobs):
@@ -124,8 +148,10 @@ async def observe(client: AsyncClient, cr: ItemService) -> Observed:
             for pod in await _list(client, Pod, ns, _label_filter(owner, COMPONENT_MIGRATION))
         ]
     return Observed(
-        secret=secret_state(secret, cr.spec.database.secret_ref.key),
+        secret=secret_state(secret, ref.key),
+        secret_digest=secret_value_digest(secret, ref.key),
         deployment=deployment,
+        revisions=tuple(revisions),
         jobs=tuple(jobs),
         pods=tuple(pods),
         job_pods=tuple(job_pods),
@@ -134,17 +160,80 @@ async def observe(client: AsyncClient, cr: ItemService) -> Observed:
     )
 
 
+def _http(client: AsyncClient) -> httpx.AsyncClient:
+    """lightkube's own httpx client (base URL and credentials set), for the two requests it has
+    no API for: pods/proxy and the server's Date. Internal attributes of lightkube 1.0.x
+    (pinned in pyproject.toml): GenericAsyncClient._client is an httpx2.AsyncClient."""
+    return client._client._client
+
+
+async def _with_readiness(
+    client: AsyncClient, namespace: str, pods: list[PodObservation]
+) -> list[PodObservation]:
+    """Attach /readyz's checks to unready running pods: the service names the failing
+    dependency there, which tells an outage from a broken release (verdict.py)."""
+    unready = [p for p in pods if p.counts and p.started and not p.ready][:READINESS_READS]
+    if not unready:
+        return pods
+    bodies = await asyncio.gather(*(_readiness(client, namespace, p.name) for p in unready))
+    checks = {p.name: b for p, b in zip(unready, bodies, strict=True) if b}
+    return [replace(p, readiness_checks=checks[p.name]) if p.name in checks else p for p in pods]
+
+
+async def _readiness(client: AsyncClient, namespace: str, pod: str) -> dict[str, str]:
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{HTTP_PORT}/proxy/readyz"
+    metrics.READS.labels("proxy", "Pod").inc()
+    try:
+        response = await _http(client).get(path, timeout=READINESS_TIMEOUT)
+        checks = json.loads(response.text).get("checks") or {}
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return {}  # no answer is no evidence either way
+    return {str(k): str(v) for k, v in checks.items()} if isinstance(checks, dict) else {}
+
+
+class ServerClock:
+    """The API server's clock, from the Date header of a cheap request, refreshed each minute.
+
+    Readiness windows compare object timestamps (written by the API server and the kubelet)
+    with "now": the operator's own clock may be skewed, so now = local time + measured offset.
+    Date has a resolution of one second, enough for windows of tens of seconds.
+    """
+
+    REFRESH_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+        self.measured_at: float | None = None
+
+    async def now(self, client: AsyncClient) -> datetime:
+        if self.measured_at is None or time.monotonic() - self.measured_at > self.REFRESH_SECONDS:
+            await self._measure(client)
+        return datetime.now(UTC) + self.offset
+
+    async def _measure(self, client: AsyncClient) -> None:
+        before = datetime.now(UTC)
+        try:
+            response = await _http(client).get("/version", timeout=READINESS_TIMEOUT)
+            server = parsedate_to_datetime(response.headers["date"])
+        except (httpx.HTTPError, KeyError, TypeError, ValueError):
+            return  # keep the last offset; try again next pass
+        after = datetime.now(UTC)
+        self.offset = server - (before + (after - before) / 2)
+        self.measured_at = time.monotonic()
+
+
 async def execute(client: AsyncClient, namespace: str, action: Action) -> None:
     """Carry out one action; "already there" and "already gone" count as done."""
     match action:
         case Apply(obj=obj):
             await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
-        case CreateJob(obj=obj):
+        case Create(obj=obj):
             try:
                 await client.create(codecs.from_dict(obj))
             except ApiError as error:
                 if error.status.code != 409:
                     raise
+                await _check_ours(client, namespace, obj)
         case FailJob(name=name, note=note):
             patch = {
                 "metadata": {"annotations": {ANNOTATION_FAILURE: note}},
@@ -160,6 +249,23 @@ async def execute(client: AsyncClient, namespace: str, action: Action) -> None:
             except ApiError as error:
                 if not is_not_found(error):
                     raise
+
+
+class ForeignObjectError(Exception):
+    """An object we would create exists under our name and someone else controls it."""
+
+
+async def _check_ours(client: AsyncClient, namespace: str, obj: dict[str, Any]) -> None:
+    """"Already exists" counts as done only when it is our own object (Job names are
+    deterministic: someone else's Job with that name would otherwise stall a release forever)."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    existing = await _get(client, _CREATABLE[kind], name, namespace)
+    uid = obj["metadata"]["ownerReferences"][0]["uid"]
+    if existing is not None and not controlled_by(existing, uid):
+        raise ForeignObjectError(
+            f"{kind}/{name} already exists and is not controlled by this ItemService: "
+            "delete or rename it"
+        )
 
 
 async def patch_status(

@@ -17,6 +17,11 @@ WRITES = Counter(
     "Writes to the API server, by action and kind (0 in steady state).",
     ["action", "kind"],
 )
+WRITES_REFUSED = Counter(
+    "items_operator_writes_refused_total",
+    "Writes the API server refused, by action, kind and why (Forbidden, QuotaExceeded, ...).",
+    ["action", "kind", "refusal"],
+)
 READS = Counter(
     "items_operator_reads_total",
     "Reads from the API server (get, list), by verb and kind: the cost of each reconcile pass.",

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from items_operator.constants import API_VERSION, KIND
+from items_operator.constants import ANNOTATION_ROLLBACK_TO, API_VERSION, KIND
 
 Quantity = int | float | str
 IntOrPercent = int | str
@@ -66,23 +66,19 @@ class ServiceSpec(CamelModel):
     port: int = 80
 
 
-def _default_requests() -> dict[str, Quantity]:
-    return {"cpu": "100m", "memory": "128Mi"}
-
-
-def _default_limits() -> dict[str, Quantity]:
-    return {"memory": "256Mi"}
-
-
 class ResourcesSpec(CamelModel):
-    requests: dict[str, Quantity] = Field(default_factory=_default_requests)
-    limits: dict[str, Quantity] = Field(default_factory=_default_limits)
+    """Absent keys are derived from spec.workers (specs/pod.py: derived_resources)."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
 
 
 class ItemServiceSpec(CamelModel):
     image: str
     database: DatabaseSpec
     replicas: int = 2
+    # Gunicorn workers per pod; scale with replicas. Resources and ITEMS_WORKERS follow it.
+    workers: int = 1
     paused: bool = False
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     env: list[dict[str, Any]] = Field(default_factory=list)
@@ -121,13 +117,17 @@ class ItemService:
     generation: int
     spec: ItemServiceSpec
     status: dict[str, Any]
+    # Revision number a person asked to serve (annotation rollback-to), if any.
+    rollback_to: int | None = None
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ItemService:
         meta = body["metadata"]
+        requested = str((meta.get("annotations") or {}).get(ANNOTATION_ROLLBACK_TO, "")).strip()
         return cls(
             owner=Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
             generation=int(meta.get("generation", 1)),
             spec=ItemServiceSpec.model_validate(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
+            rollback_to=int(requested) if requested.isascii() and requested.isdigit() else None,
         )

@@ -7,6 +7,7 @@ small frozen records, so the decision layer never digs through nested dicts.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,10 +17,12 @@ from items_operator.constants import (
     ANNOTATION_DESIRED_HASH,
     ANNOTATION_FAILURE,
     ANNOTATION_IMAGE,
-    ANNOTATION_ROLLED_BACK_GENERATION,
-    ANNOTATION_ROLLED_BACK_IMAGE,
+    ANNOTATION_RELEASE_IMAGE,
+    ANNOTATION_ROLLED_BACK_RELEASE,
     CONTAINER_NAME,
     JOB_NAME_LABELS,
+    LABEL_MIGRATION_KEY,
+    LABEL_RELEASE,
 )
 
 
@@ -42,6 +45,16 @@ def secret_state(secret: dict[str, Any] | None, key: str) -> SecretState:
     return SecretState.PRESENT if data.get(key) else SecretState.KEY_MISSING
 
 
+def secret_value_digest(secret: dict[str, Any] | None, key: str) -> str | None:
+    """A short digest of the database URL: enough to notice a new target, never the value."""
+    if secret is None:
+        return None
+    value = {**(secret.get("data") or {}), **(secret.get("stringData") or {})}.get(key)
+    if not value:
+        return None
+    return hashlib.sha256(str(value).encode()).hexdigest()[:16]
+
+
 class JobState(enum.Enum):
     ACTIVE = "Active"
     SUCCEEDED = "Succeeded"
@@ -59,6 +72,7 @@ class JobObservation:
     finished_at: datetime | None = None
     # Set when the operator failed the Job early because its pod could not start.
     failure_note: str = ""
+    migration_key: str = ""
 
     @property
     def finished(self) -> bool:
@@ -93,6 +107,7 @@ def observe_job(job: dict[str, Any]) -> JobObservation:
         finished_at=parse_time(status.get("completionTime"))
         or parse_time((terminal or {}).get("lastTransitionTime")),
         failure_note=annotations.get(ANNOTATION_FAILURE, ""),
+        migration_key=(meta.get("labels") or {}).get(LABEL_MIGRATION_KEY, ""),
     )
 
 
@@ -107,15 +122,25 @@ class DeploymentObservation:
     updated_replicas: int
     ready_replicas: int
     available_replicas: int
+    # Only when the controller has seen the latest spec: a deadline left from the previous
+    # template says nothing about this one.
     progress_deadline_exceeded: bool
-    rolled_back_image: str | None = None
-    rolled_back_generation: int | None = None
+    # When the controller said so (its Progressing condition's lastTransitionTime).
+    progress_deadline_at: datetime | None = None
+    release: str | None = None  # the template's release label; None for a legacy Deployment
+    paused: bool = False
+    rolled_back_release: str | None = None
+    template: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def caught_up(self) -> bool:
+        return self.observed_generation >= self.generation
 
     @property
     def rollout_complete(self) -> bool:
         """Every pod runs the current template and is ready and available (no old pods left)."""
         return (
-            self.observed_generation >= self.generation
+            self.caught_up
             and self.updated_replicas == self.replicas
             and self.status_replicas == self.replicas
             and self.ready_replicas >= self.replicas
@@ -123,34 +148,77 @@ class DeploymentObservation:
         )
 
 
+def _container_image(template: dict[str, Any]) -> str:
+    containers = (template.get("spec") or {}).get("containers") or []
+    return next((c.get("image", "") for c in containers if c.get("name") == CONTAINER_NAME), "")
+
+
 def observe_deployment(deployment: dict[str, Any]) -> DeploymentObservation:
     meta = deployment["metadata"]
     spec = deployment.get("spec") or {}
     status = deployment.get("status") or {}
     annotations = meta.get("annotations") or {}
-    containers = spec.get("template", {}).get("spec", {}).get("containers") or []
-    image = next((c.get("image", "") for c in containers if c.get("name") == CONTAINER_NAME), "")
+    template = spec.get("template") or {}
     progressing: dict[str, Any] = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
     )
-    rolled_back_generation = annotations.get(ANNOTATION_ROLLED_BACK_GENERATION)
+    generation = int(meta.get("generation", 0))
+    observed_generation = int(status.get("observedGeneration", 0))
     return DeploymentObservation(
-        image=image,
+        image=_container_image(template),
         desired_hash=annotations.get(ANNOTATION_DESIRED_HASH),
-        generation=int(meta.get("generation", 0)),
-        observed_generation=int(status.get("observedGeneration", 0)),
+        generation=generation,
+        observed_generation=observed_generation,
         replicas=int(spec.get("replicas", 1)),
         status_replicas=int(status.get("replicas", 0)),
         updated_replicas=int(status.get("updatedReplicas", 0)),
         ready_replicas=int(status.get("readyReplicas", 0)),
         available_replicas=int(status.get("availableReplicas", 0)),
-        progress_deadline_exceeded=progressing.get("status") == "False"
+        progress_deadline_exceeded=observed_generation >= generation
+        and progressing.get("status") == "False"
         and progressing.get("reason") == "ProgressDeadlineExceeded",
-        rolled_back_image=annotations.get(ANNOTATION_ROLLED_BACK_IMAGE),
-        rolled_back_generation=int(rolled_back_generation)
-        if rolled_back_generation and rolled_back_generation.isdigit()
-        else None,
+        progress_deadline_at=parse_time(progressing.get("lastTransitionTime")),
+        release=((template.get("metadata") or {}).get("labels") or {}).get(LABEL_RELEASE),
+        paused=bool(spec.get("paused")),
+        rolled_back_release=annotations.get(ANNOTATION_ROLLED_BACK_RELEASE),
+        template=template,
     )
+
+
+@dataclass(frozen=True)
+class RevisionObservation:
+    """A stored release (ControllerRevision)."""
+
+    name: str
+    revision: int
+    release: str
+    image: str
+    migration_key: str
+    template: dict[str, Any] = field(compare=False)
+
+
+def observe_revision(obj: dict[str, Any]) -> RevisionObservation | None:
+    meta = obj["metadata"]
+    labels = meta.get("labels") or {}
+    template = (obj.get("data") or {}).get("template")
+    if not isinstance(template, dict) or LABEL_RELEASE not in labels:
+        return None  # not one of ours, or damaged: never served from
+    return RevisionObservation(
+        name=meta["name"],
+        revision=int(obj.get("revision", 0)),
+        release=labels[LABEL_RELEASE],
+        image=(meta.get("annotations") or {}).get(ANNOTATION_RELEASE_IMAGE, ""),
+        migration_key=labels.get(LABEL_MIGRATION_KEY, ""),
+        template=template,
+    )
+
+
+class PodPhase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
 
 
 @dataclass(frozen=True)
@@ -164,6 +232,43 @@ class PodObservation:
     waiting_message: str = ""
     restart_count: int = 0
     job_name: str | None = None
+    release: str | None = None
+    phase: PodPhase = PodPhase.RUNNING
+    # API-server/kubelet timestamps: when the service container (last) started, and when the
+    # Ready condition last changed (a pod that was ready and lost it starts a fresh window).
+    started_at: datetime | None = None
+    ready_changed_at: datetime | None = None
+    unschedulable: str | None = None  # the scheduler's message while it cannot place the pod
+    # /readyz body of an unready running pod, read through the API server (kube.py), if read.
+    readiness_checks: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def counts(self) -> bool:
+        """Terminating and finished (evicted, preempted, completed) pods serve nothing."""
+        return not self.deleting and self.phase not in (PodPhase.SUCCEEDED, PodPhase.FAILED)
+
+    @property
+    def started(self) -> bool:
+        return self.started_at is not None
+
+    @property
+    def lost_readiness(self) -> bool:
+        """It was ready since its container started, and is not now (not merely starting)."""
+        return (
+            not self.ready
+            and self.started_at is not None
+            and self.ready_changed_at is not None
+            and self.ready_changed_at > self.started_at
+        )
+
+
+def _main_container_start(status: dict[str, Any]) -> datetime | None:
+    for container in status.get("containerStatuses") or []:
+        if container.get("name") != CONTAINER_NAME:
+            continue
+        running = (container.get("state") or {}).get("running") or {}
+        return parse_time(running.get("startedAt"))
+    return None
 
 
 def observe_pod(pod: dict[str, Any]) -> PodObservation:
@@ -171,30 +276,45 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
     labels = meta.get("labels") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
-    image = next(
-        (
-            c.get("image", "")
-            for c in spec.get("containers") or []
-            if c.get("name") == CONTAINER_NAME
-        ),
-        "",
-    )
+    conditions = status.get("conditions") or []
     statuses = [
         *(status.get("initContainerStatuses") or []),
         *(status.get("containerStatuses") or []),
     ]
     waiting = [s.get("state", {}).get("waiting") or {} for s in statuses]
+    ready_condition: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    scheduled: dict[str, Any] = next(
+        (c for c in conditions if c.get("type") == "PodScheduled"), {}
+    )
+    unschedulable = (
+        str(scheduled.get("message") or "Unschedulable")
+        if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
+        else None
+    )
+    try:
+        phase = PodPhase(status.get("phase") or "Pending")
+    except ValueError:
+        phase = PodPhase.UNKNOWN
     return PodObservation(
         name=meta["name"],
-        image=image,
+        image=_pod_image(spec),
         created_at=parse_time(meta.get("creationTimestamp")),
-        ready=_condition(status.get("conditions") or [], "Ready") is not None,
+        ready=ready_condition.get("status") == "True",
         deleting=meta.get("deletionTimestamp") is not None,
         waiting_reasons=tuple(w["reason"] for w in waiting if w.get("reason")),
         waiting_message=next((w["message"] for w in waiting if w.get("message")), ""),
         restart_count=sum(int(s.get("restartCount", 0)) for s in statuses),
         job_name=next((labels[k] for k in JOB_NAME_LABELS if k in labels), None),
+        release=labels.get(LABEL_RELEASE),
+        phase=phase,
+        started_at=_main_container_start(status),
+        ready_changed_at=parse_time(ready_condition.get("lastTransitionTime")),
+        unschedulable=unschedulable,
     )
+
+
+def _pod_image(spec: dict[str, Any]) -> str:
+    return _container_image({"spec": spec})
 
 
 @dataclass(frozen=True)
@@ -203,6 +323,9 @@ class Observed:
 
     secret: SecretState
     deployment: DeploymentObservation | None = None
+    revisions: tuple[RevisionObservation, ...] = ()
+    # Digest of the database URL in the Secret (part of the release), None when unreadable.
+    secret_digest: str | None = None
     jobs: tuple[JobObservation, ...] = ()
     pods: tuple[PodObservation, ...] = ()
     job_pods: tuple[PodObservation, ...] = ()

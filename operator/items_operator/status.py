@@ -1,4 +1,4 @@
-"""Status helpers: conditions that keep lastTransitionTime, bounded history, merge patches."""
+"""Status helpers: conditions computed from the policy row, bounded history, merge patches."""
 
 from __future__ import annotations
 
@@ -6,22 +6,16 @@ import enum
 from datetime import UTC, datetime
 from typing import Any
 
-
-class Phase(enum.StrEnum):
-    PENDING = "Pending"
-    MIGRATING = "Migrating"
-    ROLLING_OUT = "RollingOut"
-    AVAILABLE = "Available"
-    DEGRADED = "Degraded"
-    ROLLED_BACK = "RolledBack"
-    FAILED = "Failed"
+from items_operator.policy import AVAILABLE_PHASES, Reason, Row
 
 
 class ConditionType(enum.StrEnum):
-    READY = "Ready"
+    AVAILABLE = "Available"
+    READY = "Ready"  # alias of Available, for tools that only read Ready
     PROGRESSING = "Progressing"
-    MIGRATION_SUCCEEDED = "MigrationSucceeded"
-    ROLLED_BACK = "RolledBack"
+    DEGRADED = "Degraded"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
 
 
 class Outcome(enum.StrEnum):
@@ -74,25 +68,62 @@ def set_condition(
     return sorted([*others, updated], key=lambda c: str(c.get("type")))
 
 
+def conditions_for(
+    previous: list[dict[str, Any]],
+    *,
+    reason: Reason,
+    row: Row,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Every condition of the status, from the situation's row; nothing else sets them."""
+    available = row.phase in AVAILABLE_PHASES
+    values: dict[ConditionType, bool] = {
+        ConditionType.AVAILABLE: available,
+        ConditionType.READY: available,
+        ConditionType.PROGRESSING: row.progressing,
+        ConditionType.RECONCILING: row.progressing,
+        ConditionType.DEGRADED: row.degraded,
+        ConditionType.STALLED: row.stalled,
+    }
+    known = {str(t) for t in ConditionType}
+    conditions = [c for c in previous if c.get("type") in known]
+    for type_, value in values.items():
+        conditions = set_condition(
+            conditions,
+            type_=str(type_),
+            status=value,
+            reason=str(reason),
+            message=message,
+            generation=generation,
+            now=now,
+        )
+    return conditions
+
+
 def record_revision(
     history: list[dict[str, Any]],
     *,
-    image: str,
+    revision: int,
     limit: int,
     start_new: bool = False,
     **changes: Any,
 ) -> list[dict[str, Any]]:
-    """Update the newest entry for `image`, or append one; keep at most `limit` entries.
+    """Update the newest entry for `revision`, or append one; keep at most `limit` entries.
 
-    `start_new` appends a fresh entry unless the newest entry is already this image (A → B → A
-    makes three entries), and marks an unfinished predecessor Superseded.
+    `start_new` appends a fresh entry unless the newest entry is already this revision (1 → 2 →
+    1 makes three entries), and marks an unfinished predecessor Superseded.
     """
     entries = [dict(e) for e in history]
-    index = next((i for i in range(len(entries) - 1, -1, -1) if entries[i]["image"] == image), None)
-    if start_new and (not entries or entries[-1]["image"] != image):
+    index = next(
+        (i for i in range(len(entries) - 1, -1, -1) if entries[i].get("revision") == revision),
+        None,
+    )
+    if start_new and (not entries or entries[-1].get("revision") != revision):
         if entries and entries[-1].get("outcome") in IN_PROGRESS_OUTCOMES:
             entries[-1]["outcome"] = str(Outcome.SUPERSEDED)
-        entries.append({"image": image})
+        entries.append({"revision": revision})
         index = len(entries) - 1
     if index is None:
         return entries[-limit:]

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # How long a migration's DDL waits for a metadata lock before it fails (MySQL family).
+    migration_lock_wait_timeout_seconds: int = Field(default=30, ge=1, le=3600)
 
     # HTTP behaviour.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)

@@ -1,7 +1,7 @@
 """helm lint is clean, plain and --strict, with the default values and with everything on.
 
-helm lint has no --api-versions, so the monitoring objects (rendered only when the cluster
-serves monitoring.coreos.com/v1) are checked by test_chart_kubeconform and test_alert_rules.
+helm lint has no --api-versions: values-everything.yaml sets monitoring.ifApiMissing=render, so
+the monitoring objects are linted too (and checked by test_chart_kubeconform, test_alert_rules).
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ def test_defaults_install_the_operator_and_nothing_optional(render: Render) -> N
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "Pod",  # the helm test hook
+            "PodDisruptionBudget",
             "RoleBinding",
             "Service",
             "ServiceAccount",
@@ -115,8 +117,8 @@ def test_all_namespaces_binds_the_workload_role_cluster_wide(render: Render) -> 
     assert "--namespace" not in container(manifests)["args"]
 
 
-def test_monitoring_needs_both_the_values_and_the_prometheus_operator_api(
-    render: Render,
+def test_monitoring_objects_need_the_values_and_the_api_or_an_explicit_choice(
+    render: Render, helm: Path
 ) -> None:
     enabled = (
         "--set",
@@ -124,15 +126,23 @@ def test_monitoring_needs_both_the_values_and_the_prometheus_operator_api(
         "--set",
         "monitoring.prometheusRule.enabled=true",
     )
-    without_api = kinds(render(*enabled))
-    assert "ServiceMonitor" not in without_api
-    assert "PrometheusRule" not in without_api
     api_only = kinds(render("--api-versions", MONITORING_API))
     assert "ServiceMonitor" not in api_only
     assert "PrometheusRule" not in api_only
     both = render(*enabled, "--api-versions", MONITORING_API)
     assert len(find(both, "ServiceMonitor")) == 2
     assert len(find(both, "PrometheusRule")) == 1
+    # Enabled without the API: never a silent skip unless asked for.
+    refused = run([helm, "template", "items", CHART, *enabled])
+    assert refused.returncode != 0
+    assert "--api-versions monitoring.coreos.com/v1" in refused.stderr
+    assert "monitoring.ifApiMissing=render" in refused.stderr
+    rendered = render(*enabled, "--set", "monitoring.ifApiMissing=render")
+    assert len(find(rendered, "ServiceMonitor")) == 2
+    assert len(find(rendered, "PrometheusRule")) == 1
+    skipped = kinds(render(*enabled, "--set", "monitoring.ifApiMissing=skip"))
+    assert "ServiceMonitor" not in skipped
+    assert "PrometheusRule" not in skipped
 
 
 def test_everything_renders_the_item_service_with_its_secret(render: Render) -> None:

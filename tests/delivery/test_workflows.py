@@ -1,10 +1,14 @@
-"""The GitHub Actions workflows: actionlint-clean, actions pinned to commits, the pinned tools."""
+"""The GitHub Actions workflows: actionlint- and zizmor-clean, actions pinned to commits, the
+pinned tools; the release signs, attests and labels what it publishes; Dependabot's config."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,8 +21,26 @@ PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"#\s*v\d+\.\d+\.\d+")
 
 
-def test_the_three_workflows_exist() -> None:
-    assert {path.name for path in WORKFLOWS} == {"ci.yml", "e2e.yml", "release.yml"}
+def load(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    return document
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = job["steps"]
+    return result
+
+
+def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    return [step for step in steps(job) if step.get("uses", "").startswith(action + "@")]
+
+
+def scripts(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in steps(job))
+
+
+def test_the_workflows_exist() -> None:
+    assert {path.name for path in WORKFLOWS} == {"ci.yml", "e2e.yml", "release.yml", "pins.yml"}
 
 
 def test_actionlint_is_clean(actionlint: Path) -> None:
@@ -61,3 +83,103 @@ def test_e2e_kind_node_images_are_pinned_by_digest() -> None:
     assert len(matrix) >= 2
     for entry in matrix:
         assert re.fullmatch(r"kindest/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}", entry["node-image"])
+
+
+def test_zizmor_is_clean() -> None:
+    """zizmor's offline audits (template injection, credentials, permissions, pinning...)."""
+    zizmor = Path(sys.executable).with_name("zizmor")
+    assert zizmor.exists(), "zizmor is in the dev group: uv sync"
+    result = subprocess.run(
+        [str(zizmor), "--offline", "--no-progress", "--min-severity", "low",
+         str(ROOT / ".github" / "workflows")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_pins_the_images_python() -> None:
+    assert (ROOT / ".python-version").read_text().strip() == "3.11"
+    for name in ("ci.yml", "e2e.yml"):
+        assert load(name)["env"]["UV_PYTHON"] == "3.11", name
+
+
+def test_release_waits_for_ci_and_e2e_on_the_tag() -> None:
+    release = load("release.yml")
+    jobs = release["jobs"]
+    assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
+    assert jobs["e2e"]["uses"] == "./.github/workflows/e2e.yml"
+    assert {"ci", "e2e"} <= set(jobs["images"]["needs"])
+    assert "images" in jobs["chart"]["needs"]
+    for called in ("ci.yml", "e2e.yml"):
+        triggers = yaml.safe_load((ROOT / ".github" / "workflows" / called).read_text())[True]
+        assert "workflow_call" in triggers, called  # YAML 1.1 reads the key `on` as True
+
+
+def test_release_builds_multi_arch_with_provenance_sbom_and_oci_labels() -> None:
+    job = load("release.yml")["jobs"]["images"]
+    images = {entry["image"] for entry in job["strategy"]["matrix"]["include"]}
+    assert images == {"items-service", "items-operator"}
+    assert uses(job, "docker/setup-qemu-action")
+    assert uses(job, "docker/setup-buildx-action")
+    (build,) = uses(job, "docker/build-push-action")
+    options = build["with"]
+    assert set(options["platforms"].split(",")) == {"linux/amd64", "linux/arm64"}
+    assert options["provenance"] == "mode=max"
+    assert options["sbom"] is True
+    assert options["labels"] == "${{ steps.meta.outputs.labels }}"
+    # docker/metadata-action sets org.opencontainers.image.source, .revision and .version.
+    (meta,) = uses(job, "docker/metadata-action")
+    assert meta["id"] == "meta"
+    assert "type=semver,pattern={{version}}" in meta["with"]["tags"]
+
+
+def test_release_signs_images_and_chart_keyless() -> None:
+    jobs = load("release.yml")["jobs"]
+    for name in ("images", "chart"):
+        job = jobs[name]
+        assert job["permissions"]["id-token"] == "write", name
+        assert uses(job, "sigstore/cosign-installer"), name
+        text = scripts(job)
+        assert "cosign sign --yes" in text, name
+        assert "cosign verify" in text, name
+        assert "--key" not in text, f"{name}: keyless signing takes no key"
+    assert '"$IMAGE@$DIGEST"' in scripts(jobs["images"])
+    assert '"$REPO/charts/items@$DIGEST"' in scripts(jobs["chart"])
+
+
+def test_release_version_reaches_the_package_and_the_chart() -> None:
+    jobs = load("release.yml")["jobs"]
+    assert 'uv version --frozen "$VERSION"' in scripts(jobs["images"])
+    assert "service.__version__" in scripts(jobs["images"])
+    assert '--version "$VERSION" --app-version "$VERSION"' in scripts(jobs["chart"])
+
+
+def test_e2e_runs_the_operator_cluster_docker_and_helm_tests() -> None:
+    jobs = load("e2e.yml")["jobs"]
+    kind = scripts(jobs["kind"])
+    assert "helm test items" in kind
+    assert "tests/operator/cluster tests/e2e" in kind
+    assert "KUBECONFIG=" in kind
+    assert "-m docker" in scripts(jobs["docker"])
+    assert "tests/docker" in scripts(jobs["docker"])
+
+
+def test_dependabot_covers_actions_uv_and_go_modules() -> None:
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert config["version"] == 2
+    by_ecosystem = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert set(by_ecosystem) == {"github-actions", "uv", "gomod"}
+    for update in config["updates"]:
+        assert update["schedule"]["interval"] in {"daily", "weekly", "monthly"}
+        for folder in update.get("directories", [update.get("directory")]):
+            assert (ROOT / folder.lstrip("/")).is_dir(), folder
+    for folder in by_ecosystem["gomod"]["directories"]:
+        assert (ROOT / folder.lstrip("/") / "go.mod").is_file(), folder
+    assert (ROOT / "uv.lock").is_file()
+
+
+def test_check_pins_covers_every_tool_pin() -> None:
+    script = (ROOT / "hack" / "check-pins").read_text()
+    assert "tools.versions" in script
+    assert "versions.env" in script
+    assert "hack/check-pins" in (ROOT / ".github" / "workflows" / "pins.yml").read_text()

@@ -206,3 +206,21 @@ def test_serve_never_migrates_a_server_database(fresh_db: str, tmp_path: Path) -
     finally:
         stop_process_group(process)
     assert _revision(fresh_db) is None
+
+
+def test_the_cluster_tests_v2_revision_sits_on_the_head() -> None:
+    """tests/operator/cluster/images adds revision e2e0003 on top of the image's head: it must
+    follow the newest revision here, or the v2 test image has two heads and cannot migrate."""
+    import ast
+    from pathlib import Path
+
+    from service import schema
+
+    marker = Path(__file__).resolve().parents[1] / "operator/cluster/images/e2e0003_marker.py"
+    tree = ast.parse(marker.read_text())
+    assigned = {
+        node.target.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value
+    }
+    assert assigned["down_revision"] == schema.known_revisions().head

@@ -63,9 +63,15 @@ namespace=~"{{ join "|" $namespaces }}"
 {{- end -}}
 {{- end -}}
 
-{{/* Monitoring objects need the Prometheus Operator's API in the cluster. */}}
+{{/* "true" when the enabled monitoring objects are to be rendered: Helm knows
+monitoring.coreos.com/v1, or monitoring.ifApiMissing says render; `fail` stops the render with
+the way out, `skip` leaves them out (NOTES.txt says so). Never a silent skip by default. */}}
 {{- define "items.monitoringApi" -}}
-{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" -}}true{{- end -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1" -}}true
+{{- else if eq .Values.monitoring.ifApiMissing "render" -}}true
+{{- else if eq .Values.monitoring.ifApiMissing "fail" -}}
+{{- fail "monitoring is enabled but Helm does not know monitoring.coreos.com/v1 (no Prometheus Operator?). Install it, or pass --api-versions monitoring.coreos.com/v1 to helm template, or set monitoring.ifApiMissing=render (or skip)" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Where the optional ItemService goes: its own setting, else the first served namespace. */}}

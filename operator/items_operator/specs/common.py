@@ -28,9 +28,9 @@ def image_hash(image: str) -> str:
     return hashlib.sha256(image.encode()).hexdigest()[:IMAGE_HASH_LENGTH]
 
 
-def migration_job_name(owner_name: str, image: str) -> str:
-    """Deterministic per (ItemService, image): a second create for the same image is a no-op."""
-    suffix = f"-{COMPONENT_MIGRATION}-{image_hash(image)}"
+def migration_job_name(owner_name: str, migration_key: str) -> str:
+    """Deterministic per (ItemService, image + database target): a second create is a no-op."""
+    suffix = f"-{COMPONENT_MIGRATION}-{migration_key[:IMAGE_HASH_LENGTH]}"
     prefix = owner_name[: MAX_NAME_LENGTH - len(suffix)].rstrip("-")
     return prefix + suffix
 

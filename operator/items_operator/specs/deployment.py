@@ -1,25 +1,33 @@
-"""Deployment running the service; the image is chosen by the decision layer, not the spec."""
+"""Deployment running the service: the pod template of a release, scaled by the spec.
+
+The template comes from a release (release.py): the decision layer picks which one serves (the
+spec's, or a stored one on rollback); replicas and the rollout strategy always come from the
+spec, because scaling is not a release.
+"""
 
 from typing import Any
 
 from items_operator.constants import (
-    ANNOTATION_ROLLED_BACK_GENERATION,
-    ANNOTATION_ROLLED_BACK_IMAGE,
+    ANNOTATION_ROLLED_BACK_RELEASE,
     COMPONENT_SERVER,
     HTTP_PORT,
+    LABEL_RELEASE,
 )
 from items_operator.model import ItemServiceSpec, Owner, ProbeSpec
 from items_operator.specs.common import object_meta, selector_labels, stamp_desired_hash
 from items_operator.specs.pod import base_container, base_pod_spec
 from items_operator.specs.serviceaccount import service_account_name
 
-# Matches the service's drain: readiness flips false on SIGTERM, in-flight requests finish.
-TERMINATION_GRACE_SECONDS = 30
 # After SIGTERM the service keeps serving this long (readiness already false) before it closes its
 # listener, so the endpoints and kube-proxy stop sending it traffic first; without it a rollout
 # drops requests ("connection refused", measured by tests/e2e). Set in spec.env to override.
 SHUTDOWN_DELAY_ENV = "ITEMS_SHUTDOWN_DELAY_SECONDS"
 SHUTDOWN_DELAY_SECONDS = 5
+# The service drains in-flight requests for up to this long after the delay (service/cli.py:
+# Gunicorn's graceful_timeout = shutdown delay + 30).
+DRAIN_SECONDS = 30
+# The kubelet SIGKILLs at terminationGracePeriodSeconds: leave room past the server's own timeout.
+GRACE_MARGIN_SECONDS = 10
 
 
 def deployment_name(owner: Owner) -> str:
@@ -36,26 +44,22 @@ def _probe(path: str, tuning: ProbeSpec) -> dict[str, Any]:
     }
 
 
-def build_deployment(
-    owner: Owner,
-    spec: ItemServiceSpec,
-    *,
-    image: str,
-    rolled_back_image: str | None = None,
-    rolled_back_generation: int | None = None,
-) -> dict[str, Any]:
-    """Desired Deployment for `image`.
+def shutdown_delay_seconds(spec: ItemServiceSpec) -> float:
+    value = next((e.get("value") for e in spec.env if e.get("name") == SHUTDOWN_DELAY_ENV), None)
+    try:
+        return max(float(value), 0.0) if value is not None else SHUTDOWN_DELAY_SECONDS
+    except ValueError:
+        return SHUTDOWN_DELAY_SECONDS  # the service refuses to start with it: no pod to drain
 
-    `rolled_back_image` records, on the object itself, which image was just rolled back, so the
-    decision survives a lost status patch (see decide.py).
-    """
-    meta = object_meta(owner, name=deployment_name(owner), component=COMPONENT_SERVER)
-    if rolled_back_image is not None:
-        meta["annotations"] = {
-            ANNOTATION_ROLLED_BACK_IMAGE: rolled_back_image,
-            ANNOTATION_ROLLED_BACK_GENERATION: str(rolled_back_generation),
-        }
-    container = base_container(spec, image)
+
+def termination_grace_seconds(spec: ItemServiceSpec) -> int:
+    """Shutdown delay + drain + margin, so the kubelet never SIGKILLs a draining pod."""
+    return int(shutdown_delay_seconds(spec)) + 1 + DRAIN_SECONDS + GRACE_MARGIN_SECONDS
+
+
+def build_pod_template(owner: Owner, spec: ItemServiceSpec) -> dict[str, Any]:
+    """The pod template of the spec's release, without its release label (see release.py)."""
+    container = base_container(spec, spec.image)
     if not any(e.get("name") == SHUTDOWN_DELAY_ENV for e in spec.env):
         container["env"] = [
             *container["env"],
@@ -67,32 +71,51 @@ def build_deployment(
         "livenessProbe": _probe("/healthz", spec.probes.liveness),
         "readinessProbe": _probe("/readyz", spec.probes.readiness),
     }
-    selector = selector_labels(owner, COMPONENT_SERVER)
-    return stamp_desired_hash(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": meta,
-            "spec": {
-                "replicas": spec.replicas,
-                "revisionHistoryLimit": 3,
-                "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
-                "selector": {"matchLabels": selector},
-                "strategy": {
-                    "type": "RollingUpdate",
-                    "rollingUpdate": {
-                        "maxSurge": spec.rollout.max_surge,
-                        "maxUnavailable": spec.rollout.max_unavailable,
-                    },
-                },
-                "template": {
-                    "metadata": {"labels": dict(meta["labels"])},
-                    "spec": {
-                        **base_pod_spec(spec, service_account_name(owner)),
-                        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                        "containers": [container],
-                    },
-                },
+    meta = object_meta(owner, name=deployment_name(owner), component=COMPONENT_SERVER)
+    return {
+        "metadata": {"labels": dict(meta["labels"])},
+        "spec": {
+            **base_pod_spec(spec, service_account_name(owner)),
+            "terminationGracePeriodSeconds": termination_grace_seconds(spec),
+            "containers": [container],
+        },
+    }
+
+
+def build_deployment(
+    owner: Owner,
+    spec: ItemServiceSpec,
+    *,
+    template: dict[str, Any],
+    paused: bool = False,
+    rolled_back_release: str | None = None,
+) -> dict[str, Any]:
+    """Desired Deployment serving `template` (a release's, carrying its release label).
+
+    `rolled_back_release` records, on the object itself, which release was just rolled back, so
+    the decision survives a lost status patch (see decide.py).
+    """
+    if LABEL_RELEASE not in template["metadata"]["labels"]:
+        raise ValueError("a Deployment serves a release: the template needs its release label")
+    meta = object_meta(owner, name=deployment_name(owner), component=COMPONENT_SERVER)
+    if rolled_back_release is not None:
+        meta["annotations"] = {ANNOTATION_ROLLED_BACK_RELEASE: rolled_back_release}
+    deployment_spec: dict[str, Any] = {
+        "replicas": spec.replicas,
+        "revisionHistoryLimit": 3,
+        "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
+        "selector": {"matchLabels": selector_labels(owner, COMPONENT_SERVER)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {
+                "maxSurge": spec.rollout.max_surge,
+                "maxUnavailable": spec.rollout.max_unavailable,
             },
-        }
+        },
+        "template": template,
+    }
+    if paused:
+        deployment_spec["paused"] = True
+    return stamp_desired_hash(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": deployment_spec}
     )

@@ -47,6 +47,34 @@ def database_volume(spec: ItemServiceSpec) -> tuple[list[dict[str, Any]], list[d
     return [volume], [mount]
 
 
+WORKERS_ENV = "ITEMS_WORKERS"
+# Measured (docs/benchmarks.md): ~100-106 MiB resident per Uvicorn worker, ~40 MiB for the
+# Gunicorn master. The limit leaves headroom for a request burst; the request is what is used.
+MEMORY_LIMIT_BASE_MI, MEMORY_LIMIT_PER_WORKER_MI = 128, 128
+MEMORY_REQUEST_BASE_MI, MEMORY_REQUEST_PER_WORKER_MI = 64, 96
+CPU_REQUEST_PER_WORKER_M = 100
+
+
+def derived_resources(spec: ItemServiceSpec) -> dict[str, dict[str, str]]:
+    """Requests and limits that fit spec.workers; keys set in spec.resources win."""
+    workers = spec.workers
+    requests = {
+        "cpu": f"{CPU_REQUEST_PER_WORKER_M * workers}m",
+        "memory": f"{MEMORY_REQUEST_BASE_MI + MEMORY_REQUEST_PER_WORKER_MI * workers}Mi",
+    }
+    limits = {"memory": f"{MEMORY_LIMIT_BASE_MI + MEMORY_LIMIT_PER_WORKER_MI * workers}Mi"}
+    return {
+        "requests": quantities({**requests, **spec.resources.requests}),
+        "limits": quantities({**limits, **spec.resources.limits}),
+    }
+
+
+def workers_env(spec: ItemServiceSpec) -> list[dict[str, Any]]:
+    if any(e.get("name") == WORKERS_ENV for e in spec.env):
+        return []
+    return [{"name": WORKERS_ENV, "value": str(spec.workers)}]
+
+
 def base_container(spec: ItemServiceSpec, image: str) -> dict[str, Any]:
     """The container both workloads share; callers add args, ports and probes."""
     _, writable_mounts = writable_volumes()
@@ -55,11 +83,8 @@ def base_container(spec: ItemServiceSpec, image: str) -> dict[str, Any]:
         "name": CONTAINER_NAME,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "env": [*database_env(spec), *spec.env],
-        "resources": {
-            "requests": quantities(spec.resources.requests),
-            "limits": quantities(spec.resources.limits),
-        },
+        "env": [*database_env(spec), *workers_env(spec), *spec.env],
+        "resources": derived_resources(spec),
         "securityContext": container_security_context(),
         "volumeMounts": [*writable_mounts, *secret_mounts],
     }

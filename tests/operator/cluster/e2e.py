@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from items_operator.specs.common import migration_job_name
+import pytest
+from items_operator.constants import ANNOTATION_IMAGE
 
 from tests.cluster.kube_support import KUBECTL, Kubectl, load_images, port_forward, wait_until
 
@@ -24,7 +26,8 @@ DB_NAMESPACE = "items-e2e-db"
 # The operator is started with --namespace for each of these (Kopf needs no namespace watch then).
 ROLLOUT_NAMESPACE = "items-e2e-rollout"
 LIFECYCLE_NAMESPACE = "items-e2e-lifecycle"
-E2E_NAMESPACES = (ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE)
+RELEASE_NAMESPACE = "items-e2e-release"
+E2E_NAMESPACES = (ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE, RELEASE_NAMESPACE)
 
 # The image under test (ci-smoke exports ITEMS_SMOKE_IMAGE) and the operator image.
 V1 = os.environ.get("ITEMS_E2E_SERVICE_IMAGE") or os.environ.get(
@@ -203,8 +206,14 @@ class Cluster:
         return self.items("jobs", f"app.kubernetes.io/instance={name}")
 
     def job(self, name: str, image: str) -> dict[str, Any] | None:
-        wanted = migration_job_name(name, image)
-        return next((j for j in self.jobs(name) if j["metadata"]["name"] == wanted), None)
+        """The newest migration Job of `image` (one per image and database target)."""
+        jobs = [
+            j
+            for j in self.jobs(name)
+            if (j["metadata"].get("annotations") or {}).get(ANNOTATION_IMAGE) == image
+        ]
+        jobs.sort(key=lambda j: j["metadata"]["creationTimestamp"])
+        return jobs[-1] if jobs else None
 
     def server_pods(self, name: str) -> list[dict[str, Any]]:
         return self.items(
@@ -323,3 +332,45 @@ def metric_total(text: str, name: str) -> float:
         for line in text.splitlines()
         if line.startswith((f"{name}{{", f"{name} "))
     )
+
+
+CRICTL_GLOB = "/var/cache/items-platform/crictl/*/crictl"
+CONTAINERD_SOCKET = "unix:///run/items-local-cluster/containerd/containerd.sock"
+
+
+def _container_processes(kube: Kubectl, pod: str) -> list[int]:
+    """Host pids of every process of the pod's first container (its pid namespace)."""
+    crictl = sorted(Path("/").glob(CRICTL_GLOB.lstrip("/")))
+    if not crictl:
+        pytest.skip("freezing a pod needs the local cluster's crictl (hack/local-cluster)")
+    container_id = kube.get("pod", pod)["status"]["containerStatuses"][0]["containerID"]
+    inspected = subprocess.run(
+        [str(crictl[-1]), "--runtime-endpoint", CONTAINERD_SOCKET, "inspect",
+         container_id.split("://", 1)[-1]],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout
+    root = int(json.loads(inspected)["info"]["pid"])
+    namespace = os.readlink(f"/proc/{root}/ns/pid")
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "ns" / "pid") == namespace:
+                    pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def frozen(kube: Kubectl, pod: str) -> Iterator[None]:
+    """SIGSTOP every process of the pod (a database that hangs: connections open, no answer),
+    and SIGCONT them on the way out whatever happens."""
+    pids = _container_processes(kube, pod)
+    assert pids, f"no process found for pod {pod}"
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)

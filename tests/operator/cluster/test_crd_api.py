@@ -7,12 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from items_operator.decide import decide
 from items_operator.model import ItemServiceSpec
-from items_operator.observe import JobState
 
 from tests.cluster.kube_support import Kubectl
-from tests.operator.unit.factories import NOW, V1, V2, deployment, item_service, job, observed, pod
+from tests.operator.unit.world import V1, V2, available_world
 
 pytestmark = pytest.mark.cluster
 
@@ -67,14 +65,14 @@ def test_server_defaults_equal_the_model_defaults(kube: Kubectl) -> None:
 
 def test_status_from_decide_survives_the_status_subresource(kube: Kubectl) -> None:
     kube.apply(_item_service("status", image=V2))
-    cr = item_service(V2, status={"lastGoodImage": V1, "phase": "RollingOut"}, generation=2)
-    seen = observed(
-        cr,
-        deployment=deployment(cr, V2, complete=False, ready=2),
-        jobs=(job(V2, JobState.SUCCEEDED),),
-        pods=(pod(V2, waiting=("CrashLoopBackOff",)),),
-    )
-    status = decide(cr, seen, NOW).status
+    world = available_world()
+    world.change(image=V2)
+    world.settle(passes=1)
+    world.controllers(ready=False, waiting=("CrashLoopBackOff",))
+    status = {
+        **world.step().status,
+        "refusedWrites": [{"object": "Service/x", "reason": "QuotaExceeded", "message": "m"}],
+    }
     assert status["phase"] == "RolledBack"
 
     kube.run(
@@ -91,5 +89,7 @@ def test_status_from_decide_survives_the_status_subresource(kube: Kubectl) -> No
 
 def test_printer_columns(kube: Kubectl) -> None:
     header = kube.run("get", "itemservices", "-o", "wide").stdout.splitlines()[0].split()
-    assert header[:6] == ["NAME", "IMAGE", "PHASE", "READY", "DESIRED", "AGE"]
-    assert "LAST-GOOD" in header
+    assert header[:8] == [
+        "NAME", "PHASE", "REASON", "SERVING", "REVISION", "READY", "DESIRED", "AGE"
+    ]
+    assert {"TARGET", "LAST-GOOD", "MESSAGE"} <= set(header)

@@ -140,8 +140,8 @@ def test_operator_restarts_mid_migration_and_mid_rollout_resume_without_duplicat
     assert status["currentImage"] == status["lastGoodImage"] == slow
     assert [(h["image"], h["outcome"]) for h in status["history"]] == [(slow, "Available")]
     reasons = [e["reason"] for e in cluster.events("billing")]
-    assert reasons.count("MigrationStarted") == 1, reasons
-    assert reasons.count("RolloutStarted") == 1, reasons
+    assert reasons.count("Migrating") == 1, reasons
+    assert reasons.count("RollingOut") == 1, reasons
 
 
 def test_invalid_item_service_is_refused_with_the_cel_message(cluster: Cluster) -> None:

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import yaml
 from items_operator.constants import GROUP, KIND, PLURAL, VERSION
-from items_operator.decide import decide
 from items_operator.model import ItemServiceSpec
-from items_operator.status import ConditionType, Outcome, Phase
+from items_operator.observe import JobState
+from items_operator.policy import Phase
+from items_operator.status import ConditionType, Outcome
 
-from .factories import NOW
-from .test_decide_table import _cases
+from .world import V2, V3, World, available_world
 
 CRD_PATH = Path(__file__).resolve().parents[3] / "crds" / "itemservice.yaml"
 
@@ -54,7 +54,9 @@ def test_names_scope_and_subresources(crd: dict[str, Any]) -> None:
 
 def test_printer_columns(crd: dict[str, Any]) -> None:
     columns = {c["name"]: c["jsonPath"] for c in _version(crd)["additionalPrinterColumns"]}
-    assert columns["Image"] == ".spec.image"
+    assert columns["Target"] == ".spec.image"
+    assert columns["Serving"] == ".status.currentImage"
+    assert columns["Reason"] == ".status.reason"
     assert columns["Phase"] == ".status.phase"
     assert columns["Ready"] == ".status.readyReplicas"
     assert columns["Age"] == ".metadata.creationTimestamp"
@@ -103,7 +105,8 @@ def test_crd_defaults_mirror_the_model_defaults(crd: dict[str, Any]) -> None:
     assert defaulted["rollout"]["readinessTimeoutSeconds"] == 120
     assert defaulted["migration"]["backoffLimit"] == 1
     assert defaulted["probes"]["readiness"]["periodSeconds"] == 5
-    assert defaulted["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
+    assert defaulted["workers"] == 1
+    assert "resources" not in defaulted  # derived from workers by the operator
 
 
 def _assert_in_schema(value: Any, schema: dict[str, Any], path: str) -> None:
@@ -119,10 +122,38 @@ def _assert_in_schema(value: Any, schema: dict[str, Any], path: str) -> None:
             _assert_in_schema(item, schema["items"], f"{path}[{i}]")
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda c: c.id)
-def test_status_written_by_decide_fits_the_status_schema(crd: dict[str, Any], case: Any) -> None:
-    plan = decide(case.cr, case.seen, NOW)
-    _assert_in_schema(plan.status, _schema(crd)["properties"]["status"], "status")
+def _statuses() -> list[dict[str, Any]]:
+    """Statuses of a release's whole life: migrate, roll out, roll back, pause, fail."""
+    seen: list[dict[str, Any]] = []
+    world = available_world()
+    seen.append(world.status)
+    world.change(image=V2)
+    for step in ("migrate", "deploy", "crash", "hold"):
+        if step == "deploy":
+            world.finish_jobs()
+        if step == "crash":
+            world.controllers(ready=False, waiting=("CrashLoopBackOff",))
+        world.step()
+        seen.append(world.status)
+    world.change(image=V3, paused=True)
+    seen.append(world.step().status)
+    world.change(paused=False)
+    world.step()
+    world.finish_jobs(JobState.FAILED)
+    seen.append(world.step().status)
+    first = World()
+    seen.append(first.step().status)
+    return [
+        {**s, "refusedWrites": [{"object": "Service/shop", "reason": "Forbidden", "message": "x"}]}
+        for s in seen
+    ]
+
+
+@pytest.mark.parametrize("status", _statuses(), ids=lambda s: f"{s['phase']}-{s['reason']}")
+def test_status_written_by_decide_fits_the_status_schema(
+    crd: dict[str, Any], status: dict[str, Any]
+) -> None:
+    _assert_in_schema(status, _schema(crd)["properties"]["status"], "status")
 
 
 def test_status_enums_match_the_code(crd: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from items_operator.observe import (
     secret_state,
 )
 
-from .factories import NOW, V1, V2
+from .world import NOW, V1, V2
 
 
 def test_secret_state() -> None:
@@ -62,14 +62,14 @@ def test_observe_deployment_rollout_complete_and_deadline() -> None:
         "metadata": {
             "name": "shop",
             "generation": 3,
-            "annotations": {
-                "items.platform.dev/rolled-back-image": V2,
-                "items.platform.dev/rolled-back-generation": "2",
-            },
+            "annotations": {"items.platform.dev/rolled-back-release": "b16e91fbe0"},
         },
         "spec": {
             "replicas": 2,
-            "template": {"spec": {"containers": [{"name": "items-service", "image": V1}]}},
+            "template": {
+                "metadata": {"labels": {"items.platform.dev/release": "df8cc29fbf"}},
+                "spec": {"containers": [{"name": "items-service", "image": V1}]},
+            },
         },
         "status": {
             "observedGeneration": 3,
@@ -86,15 +86,17 @@ def test_observe_deployment_rollout_complete_and_deadline() -> None:
     assert dep.image == V1
     assert dep.rollout_complete
     assert not dep.progress_deadline_exceeded
-    assert dep.rolled_back_image == V2
-    assert dep.rolled_back_generation == 2
+    assert dep.rolled_back_release == "b16e91fbe0"
+    assert dep.release == "df8cc29fbf"
 
-    body["status"]["observedGeneration"] = 2  # the controller has not seen the new template yet
-    assert not observe_deployment(body).rollout_complete
     body["status"]["conditions"] = [
         {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
     ]
     assert observe_deployment(body).progress_deadline_exceeded
+    body["status"]["observedGeneration"] = 2  # the controller has not seen the new template yet
+    assert not observe_deployment(body).rollout_complete
+    # ... so a deadline it reports belongs to the previous template.
+    assert not observe_deployment(body).progress_deadline_exceeded
 
 
 def test_rollout_with_old_pods_left_is_not_complete() -> None:
@@ -135,6 +137,56 @@ def test_observe_pod() -> None:
     assert observed.restart_count == 4
     assert observed.created_at is not None
     assert (NOW - observed.created_at).total_seconds() == 60
+    assert observed.started_at is None  # waiting, not running: no readiness window yet
+    assert observed.counts
+
+
+def test_observe_pod_times_phase_and_scheduling() -> None:
+    body: dict[str, Any] = {
+        "metadata": {
+            "name": "shop-2",
+            "creationTimestamp": "2026-11-29T01:50:00Z",
+            "labels": {"items.platform.dev/release": "abc"},
+        },
+        "spec": {"containers": [{"name": "items-service", "image": V2}]},
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-29T01:58:00Z"},
+                {"type": "PodScheduled", "status": "True"},
+            ],
+            "containerStatuses": [
+                {
+                    "name": "items-service",
+                    "state": {"running": {"startedAt": "2026-11-29T01:55:00Z"}},
+                }
+            ],
+        },
+    }
+    pod = observe_pod(body)
+    assert pod.release == "abc"
+    assert pod.started_at is not None
+    assert (NOW - pod.started_at).total_seconds() == 300
+    assert pod.ready_changed_at is not None
+    assert (NOW - pod.ready_changed_at).total_seconds() == 120
+    assert pod.unschedulable is None
+    evicted = {**body, "status": {**body["status"], "phase": "Failed", "reason": "Evicted"}}
+    assert not observe_pod(evicted).counts
+    pending = {
+        **body,
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 Insufficient cpu.",
+                }
+            ],
+        },
+    }
+    assert observe_pod(pending).unschedulable == "0/1 nodes are available: 1 Insufficient cpu."
 
 
 def test_controlled_by() -> None:

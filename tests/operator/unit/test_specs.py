@@ -8,17 +8,30 @@ import pytest
 from items_operator.constants import (
     ANNOTATION_DESIRED_HASH,
     ANNOTATION_IMAGE,
-    ANNOTATION_ROLLED_BACK_IMAGE,
+    ANNOTATION_ROLLED_BACK_RELEASE,
     LABEL_IMAGE_HASH,
 )
+from items_operator.model import ItemService, ItemServiceSpec
+from items_operator.release import spec_release
 from items_operator.specs.common import desired_hash, image_hash, migration_job_name
-from items_operator.specs.deployment import build_deployment
+from items_operator.specs.deployment import build_deployment, termination_grace_seconds
 from items_operator.specs.job import build_migration_job
 from items_operator.specs.pdb import build_pdb
 from items_operator.specs.service import build_service
 from items_operator.specs.serviceaccount import build_service_account
 
-from .factories import OWNER, V1, V2, spec
+from .world import OWNER, V1, V2, spec
+
+
+def _key(image: str) -> str:
+    return f"key-{image.rsplit(':', 1)[-1]}"[:10]
+
+
+def _deployment(s: ItemServiceSpec, *, image: str, **kwargs: object) -> dict[str, Any]:
+    """The Deployment serving the release of `s` with `image` (rollbacks pass kwargs)."""
+    cr = ItemService(OWNER, 1, s.model_copy(update={"image": image}), {})
+    template = spec_release(cr, "d1").template
+    return build_deployment(OWNER, s, template=template, paused=s.paused, **kwargs)  # type: ignore[arg-type]
 
 
 def _pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -30,8 +43,8 @@ def _all_objects() -> list[dict[str, Any]]:
     pdb = build_pdb(OWNER, s)
     assert pdb is not None
     return [
-        build_deployment(OWNER, s, image=V1),
-        build_migration_job(OWNER, s, image=V1),
+        _deployment(s, image=V1),
+        build_migration_job(OWNER, s, image=V1, migration_key=_key(V1)),
         build_service(OWNER, s),
         build_service_account(OWNER, s),
         pdb,
@@ -80,7 +93,7 @@ def test_pods_meet_the_restricted_pod_security_standard(obj: dict[str, Any]) -> 
 
 
 def test_deployment_serves_the_given_image_with_probes_and_database_env() -> None:
-    dep = build_deployment(OWNER, spec(V2, replicas=3), image=V1)
+    dep = _deployment(spec(V2, replicas=3), image=V1)
     container = _pod_spec(dep)["containers"][0]
     assert container["image"] == V1  # the decision layer picks the image, not spec.image
     assert dep["spec"]["replicas"] == 3
@@ -91,18 +104,15 @@ def test_deployment_serves_the_given_image_with_probes_and_database_env() -> Non
         "name": "DATABASE_URL",
         "valueFrom": {"secretKeyRef": {"name": "shop-db", "key": "url"}},
     }
-    assert _pod_spec(dep)["terminationGracePeriodSeconds"] == 30
+    assert _pod_spec(dep)["terminationGracePeriodSeconds"] == 46  # 5 delay + 1 + 30 drain + 10
     strategy = dep["spec"]["strategy"]["rollingUpdate"]
     assert strategy == {"maxSurge": 1, "maxUnavailable": 0}
     assert dep["spec"]["progressDeadlineSeconds"] == 300
 
 
 def test_database_url_as_a_mounted_file() -> None:
-    dep = build_deployment(
-        OWNER,
-        spec(V1, database={"secretRef": {"name": "db", "key": "dsn"}, "asFile": True}),
-        image=V1,
-    )
+    as_file = {"secretRef": {"name": "db", "key": "dsn"}, "asFile": True}
+    dep = _deployment(spec(V1, database=as_file), image=V1)
     pod = _pod_spec(dep)
     container = pod["containers"][0]
     assert container["env"][0] == {
@@ -115,44 +125,49 @@ def test_database_url_as_a_mounted_file() -> None:
 
 
 def test_extra_env_follows_the_database_env() -> None:
-    dep = build_deployment(OWNER, spec(V1, env=[{"name": "LOG_LEVEL", "value": "debug"}]), image=V1)
+    dep = _deployment(spec(V1, env=[{"name": "LOG_LEVEL", "value": "debug"}]), image=V1)
     names = [e["name"] for e in _pod_spec(dep)["containers"][0]["env"]]
-    assert names == ["DATABASE_URL", "LOG_LEVEL", "ITEMS_SHUTDOWN_DELAY_SECONDS"]
+    assert names == ["DATABASE_URL", "ITEMS_WORKERS", "LOG_LEVEL", "ITEMS_SHUTDOWN_DELAY_SECONDS"]
 
 
 def test_server_pods_keep_serving_briefly_after_sigterm() -> None:
     """Endpoints and kube-proxy need a moment to drop a terminating pod (tests/e2e measured
     refused connections in every rollout without it); the migration Job does not serve."""
-    env = _pod_spec(build_deployment(OWNER, spec(V1), image=V1))["containers"][0]["env"]
+    env = _pod_spec(_deployment(spec(V1), image=V1))["containers"][0]["env"]
     delay = next(e for e in env if e["name"] == "ITEMS_SHUTDOWN_DELAY_SECONDS")
-    assert 0 < int(delay["value"]) < _pod_spec(build_deployment(OWNER, spec(V1), image=V1))[
+    assert 0 < int(delay["value"]) < _pod_spec(_deployment(spec(V1), image=V1))[
         "terminationGracePeriodSeconds"
     ]
-    job_env = _pod_spec(build_migration_job(OWNER, spec(V1), image=V1))["containers"][0]["env"]
+    job = build_migration_job(OWNER, spec(V1), image=V1, migration_key=_key(V1))
+    job_env = _pod_spec(job)["containers"][0]["env"]
     assert not any(e["name"] == "ITEMS_SHUTDOWN_DELAY_SECONDS" for e in job_env)
     own = [{"name": "ITEMS_SHUTDOWN_DELAY_SECONDS", "value": "12"}]
-    env = _pod_spec(build_deployment(OWNER, spec(V1, env=own), image=V1))["containers"][0]["env"]
+    env = _pod_spec(_deployment(spec(V1, env=own), image=V1))["containers"][0]["env"]
     assert [e for e in env if e["name"] == "ITEMS_SHUTDOWN_DELAY_SECONDS"] == own
 
 
 def test_selector_does_not_depend_on_image_or_spec() -> None:
-    a = build_deployment(OWNER, spec(V1), image=V1)
-    b = build_deployment(OWNER, spec(V2, replicas=5), image=V2)
+    a = _deployment(spec(V1), image=V1)
+    b = _deployment(spec(V2, replicas=5), image=V2)
     assert a["spec"]["selector"] == b["spec"]["selector"]  # the selector is immutable
 
 
-def test_rollback_annotations_are_recorded_on_the_deployment() -> None:
-    dep = build_deployment(
-        OWNER, spec(V2), image=V1, rolled_back_image=V2, rolled_back_generation=4
-    )
-    annotations = dep["metadata"]["annotations"]
-    assert annotations[ANNOTATION_ROLLED_BACK_IMAGE] == V2
-    assert annotations["items.platform.dev/rolled-back-generation"] == "4"
+def test_rollback_is_recorded_on_the_deployment() -> None:
+    dep = _deployment(spec(V2), image=V1, rolled_back_release="b16e91fbe0")
+    assert dep["metadata"]["annotations"][ANNOTATION_ROLLED_BACK_RELEASE] == "b16e91fbe0"
+
+
+def test_a_deployment_needs_a_release() -> None:
+    with pytest.raises(ValueError, match="release label"):
+        build_deployment(OWNER, spec(V1), template={"metadata": {"labels": {}}, "spec": {}})
 
 
 def test_migration_job() -> None:
     job = build_migration_job(
-        OWNER, spec(V2, migration={"backoffLimit": 2, "activeDeadlineSeconds": 90}), image=V2
+        OWNER,
+        spec(V2, migration={"backoffLimit": 2, "activeDeadlineSeconds": 90}),
+        image=V2,
+        migration_key=_key(V2),
     )
     pod = _pod_spec(job)
     assert job["spec"]["backoffLimit"] == 2
@@ -166,17 +181,64 @@ def test_migration_job() -> None:
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "migration"
 
 
-def test_job_name_is_deterministic_and_distinct_per_image() -> None:
-    assert migration_job_name("shop", V1) == migration_job_name("shop", V1)
-    assert migration_job_name("shop", V1) != migration_job_name("shop", V2)
-    assert migration_job_name("shop", V1) == f"shop-migration-{image_hash(V1)}"
+def test_migration_job_is_one_pod_at_a_time_and_never_evicted_or_meshed() -> None:
+    job = build_migration_job(OWNER, spec(V2), image=V2, migration_key=_key(V2))
+    assert job["spec"]["podReplacementPolicy"] == "Failed"
+    template = job["spec"]["template"]
+    assert template["metadata"]["annotations"] == {
+        "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+        "sidecar.istio.io/inject": "false",
+        "linkerd.io/inject": "disabled",
+    }
+    # The decision layer finds the Job's pods and image by these; they must not change.
+    assert template["metadata"]["labels"] == job["metadata"]["labels"]
+    assert job["metadata"]["annotations"] == {ANNOTATION_IMAGE: V2}
+
+
+def _policy_action(policy: dict[str, Any], *, exit_code: int | None,
+                   conditions: tuple[str, ...]) -> str:
+    """The Job controller's reading of podFailurePolicy: the first matching rule wins, and a
+    failed pod no rule matches counts against backoffLimit."""
+    for rule in policy["rules"]:
+        on_exit = rule.get("onExitCodes")
+        if on_exit is not None and exit_code is not None:
+            assert on_exit["containerName"] == "items-service"
+            inside = exit_code in on_exit["values"]
+            if inside == (on_exit["operator"] == "In"):
+                return str(rule["action"])
+        for pattern in rule.get("onPodConditions", []):
+            if pattern["type"] in conditions and pattern.get("status", "True") == "True":
+                return str(rule["action"])
+    return "Count"
+
+
+@pytest.mark.parametrize(("exit_code", "conditions", "action"), [
+    (1, (), "FailJob"),  # the migration itself failed: retrying would repeat it
+    (2, (), "FailJob"),  # invalid configuration
+    (137, ("DisruptionTarget",), "Ignore"),  # evicted / drained mid-run: no backoff spent
+    (143, ("DisruptionTarget",), "Ignore"),
+    (None, ("DisruptionTarget",), "Ignore"),  # preempted before the container started
+    (None, (), "Count"),  # e.g. the pod could not start: the ordinary backoff applies
+])
+def test_migration_job_pod_failure_policy(exit_code: int | None, conditions: tuple[str, ...],
+                                          action: str) -> None:
+    job = build_migration_job(OWNER, spec(V2), image=V2, migration_key=_key(V2))
+    policy = job["spec"]["podFailurePolicy"]
+    assert _pod_spec(job)["restartPolicy"] == "Never"  # the API rejects the policy otherwise
+    assert _policy_action(policy, exit_code=exit_code, conditions=conditions) == action
+
+
+def test_job_name_is_deterministic_and_distinct_per_migration() -> None:
+    assert migration_job_name("shop", _key(V1)) == migration_job_name("shop", _key(V1))
+    assert migration_job_name("shop", _key(V1)) != migration_job_name("shop", _key(V2))
+    assert migration_job_name("shop", _key(V1)) == f"shop-migration-{_key(V1)}"
     assert len(image_hash(V1)) == 10
 
 
 def test_job_name_fits_a_label_value_for_the_longest_allowed_name() -> None:
-    name = migration_job_name("a" * 40, V1)
+    name = migration_job_name("a" * 40, _key(V1))
     assert len(name) <= 63
-    long = migration_job_name("b" * 80 + "-", V1)
+    long = migration_job_name("b" * 80 + "-", _key(V1))
     assert len(long) <= 63
     assert "--" not in long
 
@@ -206,9 +268,9 @@ def test_service_account_has_no_token_and_carries_pull_secrets() -> None:
 
 
 def test_desired_hash_is_stable_and_tracks_changes() -> None:
-    a = build_deployment(OWNER, spec(V1), image=V1)
-    again = build_deployment(OWNER, spec(V1), image=V1)
-    other = build_deployment(OWNER, spec(V1, replicas=4), image=V1)
+    a = _deployment(spec(V1), image=V1)
+    again = _deployment(spec(V1), image=V1)
+    other = _deployment(spec(V1, replicas=4), image=V1)
     hash_a = a["metadata"]["annotations"][ANNOTATION_DESIRED_HASH]
     assert hash_a == again["metadata"]["annotations"][ANNOTATION_DESIRED_HASH]
     assert hash_a != other["metadata"]["annotations"][ANNOTATION_DESIRED_HASH]
@@ -216,7 +278,44 @@ def test_desired_hash_is_stable_and_tracks_changes() -> None:
 
 
 def test_resource_quantities_are_strings() -> None:
-    dep = build_deployment(
-        OWNER, spec(V1, resources={"requests": {"cpu": 1}, "limits": {}}), image=V1
+    dep = _deployment(spec(V1, resources={"requests": {"cpu": 1}, "limits": {}}), image=V1
     )
-    assert _pod_spec(dep)["containers"][0]["resources"] == {"requests": {"cpu": "1"}, "limits": {}}
+    resources = _pod_spec(dep)["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "1", "memory": "160Mi"}, "limits": {"memory": "256Mi"}}
+
+
+@pytest.mark.parametrize(
+    ("workers", "request_mi", "limit_mi"), [(1, 160, 256), (2, 256, 384), (4, 448, 640)]
+)
+def test_resources_fit_the_worker_count(workers: int, request_mi: int, limit_mi: int) -> None:
+    container = _pod_spec(_deployment(spec(V1, workers=workers), image=V1))["containers"][0]
+    assert container["resources"]["requests"]["memory"] == f"{request_mi}Mi"
+    assert container["resources"]["limits"]["memory"] == f"{limit_mi}Mi"
+    assert {"name": "ITEMS_WORKERS", "value": str(workers)} in container["env"]
+
+
+def test_termination_grace_covers_shutdown_delay_drain_and_margin() -> None:
+    pod = _pod_spec(_deployment(spec(V1), image=V1))
+    # service/cli.py: Gunicorn's graceful timeout is the shutdown delay (5 s here) + 30 s.
+    assert pod["terminationGracePeriodSeconds"] >= 5 + 30 + 5
+    slow = spec(V1, env=[{"name": "ITEMS_SHUTDOWN_DELAY_SECONDS", "value": "20"}])
+    assert termination_grace_seconds(slow) >= 20 + 30 + 5
+
+
+def test_paused_release_pauses_the_deployment() -> None:
+    assert _deployment(spec(V1, paused=True), image=V1)["spec"]["paused"] is True
+    assert "paused" not in _deployment(spec(V1), image=V1)["spec"]
+
+
+def test_release_hash_covers_the_pod_template_but_not_scaling() -> None:
+    def release(s: ItemServiceSpec, digest: str = "d1") -> str:
+        return spec_release(ItemService(OWNER, 1, s, {}), digest).hash
+
+    base = release(spec(V1))
+    assert release(spec(V1, replicas=7)) == base
+    assert release(spec(V1, rollout={"maxSurge": 3})) == base
+    assert release(spec(V1, env=[{"name": "A", "value": "1"}])) != base
+    assert release(spec(V1, resources={"limits": {"memory": "1Gi"}})) != base
+    assert release(spec(V1, probes={"readiness": {"periodSeconds": 9}})) != base
+    assert release(spec(V1), digest="d2") != base  # another database target
+    assert release(spec(V2)) != base

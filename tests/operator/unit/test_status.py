@@ -7,7 +7,7 @@ from typing import Any
 
 from items_operator.status import merge_patch, record_revision, set_condition, timestamp
 
-from .factories import NOW, V1, V2, V3
+from .world import NOW, V1, V2
 
 
 def _set(
@@ -52,42 +52,42 @@ def test_timestamp_is_utc_seconds() -> None:
 
 
 def test_history_appends_new_images_and_marks_unfinished_superseded() -> None:
-    history = record_revision([], image=V1, limit=10, start_new=True, outcome="Migrating")
-    history = record_revision(history, image=V2, limit=10, start_new=True, outcome="Migrating")
-    assert [e["image"] for e in history] == [V1, V2]
+    history = record_revision([], revision=1, limit=10, start_new=True, outcome="Migrating")
+    history = record_revision(history, revision=2, limit=10, start_new=True, outcome="Migrating")
+    assert [e["revision"] for e in history] == [1, 2]
     assert history[0]["outcome"] == "Superseded"
 
 
-def test_history_updates_the_newest_entry_for_an_image() -> None:
-    history = record_revision([], image=V1, limit=10, start_new=True, outcome="Migrating")
-    history = record_revision(history, image=V1, limit=10, start_new=True, outcome="RollingOut")
-    history = record_revision(history, image=V1, limit=10, outcome="Available", rolledOutAt="t")
-    assert history == [{"image": V1, "outcome": "Available", "rolledOutAt": "t"}]
+def test_history_updates_the_newest_entry_for_a_revision() -> None:
+    history = record_revision([], revision=1, limit=10, start_new=True, outcome="Migrating")
+    history = record_revision(history, revision=1, limit=10, start_new=True, outcome="RollingOut")
+    history = record_revision(history, revision=1, limit=10, outcome="Available", rolledOutAt="t")
+    assert history == [{"revision": 1, "outcome": "Available", "rolledOutAt": "t"}]
 
 
 def test_history_is_bounded_newest_last() -> None:
     history: list[dict[str, Any]] = []
     for i in range(15):
         history = record_revision(
-            history, image=f"img:{i}", limit=10, start_new=True, outcome="Available"
+            history, revision=i, limit=10, start_new=True, outcome="Available"
         )
     assert len(history) == 10
-    assert history[-1]["image"] == "img:14"
-    assert history[0]["image"] == "img:5"
+    assert history[-1]["revision"] == 14
+    assert history[0]["revision"] == 5
 
 
 def test_history_a_b_a_makes_three_entries() -> None:
     history: list[dict[str, Any]] = []
-    for image in (V1, V2, V1):
+    for revision in (1, 2, 1):
         history = record_revision(
-            history, image=image, limit=10, start_new=True, outcome="Available"
+            history, revision=revision, limit=10, start_new=True, outcome="Available"
         )
-    assert [e["image"] for e in history] == [V1, V2, V1]
+    assert [e["revision"] for e in history] == [1, 2, 1]
 
 
-def test_history_update_of_unknown_image_changes_nothing() -> None:
-    history = record_revision([], image=V1, limit=10, start_new=True, outcome="Available")
-    assert record_revision(history, image=V3, limit=10, outcome="RolledBack") == history
+def test_history_update_of_unknown_revision_changes_nothing() -> None:
+    history = record_revision([], revision=1, limit=10, start_new=True, outcome="Available")
+    assert record_revision(history, revision=3, limit=10, outcome="RolledBack") == history
 
 
 def test_merge_patch() -> None:

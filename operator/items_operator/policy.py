@@ -1,0 +1,104 @@
+"""The policy in one table: each situation a pass can end in -> phase, conditions, wake-up, event.
+
+decide.py names the situation (a Reason); everything a person or a machine reads about it comes
+from its row here, so the whole behaviour can be scanned in one place (docs/operator.md renders
+the same table). Conditions follow the Kubernetes API conventions and kstatus:
+- Available (and Ready, its alias): the current generation's release serves on every replica.
+- Progressing / Reconciling: the operator is moving towards the spec and expects to get there.
+- Degraded: something is wrong that the on-call person should know about.
+- Stalled: no progress without a change by a person (spec, Secret, a conflicting object).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Final, Literal
+
+
+class Phase(enum.StrEnum):
+    PENDING = "Pending"
+    PAUSED = "Paused"
+    MIGRATING = "Migrating"
+    ROLLING_OUT = "RollingOut"
+    AVAILABLE = "Available"
+    SCALED_TO_ZERO = "ScaledToZero"
+    SCALING = "Scaling"
+    DEGRADED = "Degraded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class Reason(enum.StrEnum):
+    PAUSED = "Paused"
+    ROLLOUT_COMPLETE = "RolloutComplete"
+    SCALING = "Scaling"
+    SCALED_TO_ZERO = "ScaledToZero"
+    MIGRATING = "Migrating"
+    WAITING_FOR_PREVIOUS_MIGRATION = "WaitingForPreviousMigration"
+    ROLLING_OUT = "RollingOut"
+    DEPENDENCY_UNAVAILABLE = "DependencyUnavailable"
+    UNSCHEDULABLE = "Unschedulable"
+    REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
+    MIGRATION_FAILED = "MigrationFailed"
+    ROLLED_BACK = "RolledBack"
+    ROLLOUT_FAILED = "RolloutFailed"
+    ROLLBACK_REQUESTED = "RollbackRequested"
+    REQUESTED_REVISION_FAILING = "RequestedRevisionFailing"
+    REVISION_NOT_FOUND = "RevisionNotFound"
+    REVISION_NOT_SERVABLE = "RevisionNotServable"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a secret
+    SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a reason, not a secret
+    OBJECT_CONFLICT = "ObjectConflict"
+
+
+# Seconds until the next pass when no watch event wakes the loop earlier.
+ROLLOUT_POLL = 2.0
+MIGRATION_POLL = 5.0
+RETRY_POLL = 15.0
+IDLE_POLL = 60.0
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class Row:
+    phase: Phase
+    progressing: bool
+    degraded: bool
+    stalled: bool
+    requeue: float
+    event: EventType
+
+
+# fmt: off
+N: Final = "Normal"
+W: Final = "Warning"
+T, F = True, False
+P = Phase
+TABLE: dict[Reason, Row] = {
+    # situation                          phase             prog deg  stall requeue         event
+    Reason.ROLLOUT_COMPLETE:               Row(P.AVAILABLE,      F,   F,   F,    IDLE_POLL,      N),
+    Reason.SCALING:                        Row(P.SCALING,        T,   F,   F,    ROLLOUT_POLL,   N),
+    Reason.SCALED_TO_ZERO:                 Row(P.SCALED_TO_ZERO, F,   F,   F,    IDLE_POLL,      N),
+    Reason.PAUSED:                         Row(P.PAUSED,         F,   F,   F,    IDLE_POLL,      N),
+    Reason.MIGRATING:                      Row(P.MIGRATING,      T,   F,   F,    MIGRATION_POLL, N),
+    Reason.WAITING_FOR_PREVIOUS_MIGRATION: Row(P.MIGRATING,      T,   F,   F,    MIGRATION_POLL, N),
+    Reason.ROLLING_OUT:                    Row(P.ROLLING_OUT,    T,   F,   F,    ROLLOUT_POLL,   N),
+    Reason.DEPENDENCY_UNAVAILABLE:         Row(P.ROLLING_OUT,    T,   T,   F,    ROLLOUT_POLL,   W),
+    Reason.UNSCHEDULABLE:                  Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),
+    Reason.REPLICAS_UNAVAILABLE:           Row(P.DEGRADED,       F,   T,   F,    MIGRATION_POLL, W),
+    Reason.ROLLBACK_REQUESTED:             Row(P.ROLLED_BACK,    F,   F,   F,    IDLE_POLL,      N),
+    Reason.REQUESTED_REVISION_FAILING:     Row(P.ROLLED_BACK,    F,   T,   T,    MIGRATION_POLL, W),
+    Reason.ROLLED_BACK:                    Row(P.ROLLED_BACK,    F,   T,   T,    IDLE_POLL,      W),
+    Reason.ROLLOUT_FAILED:                 Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
+    Reason.MIGRATION_FAILED:               Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
+    Reason.REVISION_NOT_FOUND:             Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
+    Reason.REVISION_NOT_SERVABLE:          Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
+    Reason.SECRET_NOT_FOUND:               Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
+    Reason.SECRET_KEY_MISSING:             Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
+    Reason.OBJECT_CONFLICT:                Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
+}
+# fmt: on
+
+AVAILABLE_PHASES = frozenset({Phase.AVAILABLE, Phase.SCALED_TO_ZERO})

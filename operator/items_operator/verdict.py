@@ -1,0 +1,140 @@
+"""The verdict on a release the Deployment serves: proven, still in its window, or failed, and
+whose fault a failure is.
+
+Rules (docs/operator.md, "The verdict"):
+- Only pods of the release count, and only live ones: terminating, Succeeded and Failed pods
+  (evicted, preempted) are ignored.
+- A pod's readiness window starts when its service container started, or when its Ready
+  condition last changed, or at the window floor (unpause, a dependency back), whichever is
+  latest; every time is the API server's (object timestamps), never the operator's clock.
+- A pod the scheduler cannot place is waiting for capacity, not failing.
+- The environment is to blame, not the release, when the other release's pods lost readiness
+  too, or, with none of them running, when the new pods' /readyz says the database is
+  unreachable. Ready pods of the other release prove the environment works: then the release
+  is at fault, whatever its pods report.
+- A Deployment's own deadline counts only once its controller has seen the current template.
+- At zero replicas nothing can prove or fail the release: the verdict waits for scale-up.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from items_operator.failures import Failure, FailureKind, classify_waiting
+from items_operator.observe import DeploymentObservation, PodObservation
+
+
+class VerdictKind(enum.Enum):
+    PROVEN = "Proven"
+    WAITING = "Waiting"
+    FAILED = "Failed"
+    SCALED_TO_ZERO = "ScaledToZero"
+    UNSCHEDULABLE = "Unschedulable"
+    DEPENDENCY_UNAVAILABLE = "DependencyUnavailable"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    failure: Failure | None = None
+    detail: str = ""
+    # While WAITING: when the first pod's window ends (the next pass is due then at the latest).
+    deadline: datetime | None = None
+
+
+def dependency_down(pod: PodObservation) -> str | None:
+    """The service's own readiness report names its database as the problem."""
+    database = pod.readiness_checks.get("database", "")
+    return database if database.startswith("unreachable") else None
+
+
+def _environment_at_fault(
+    old: list[PodObservation], unready_new: list[PodObservation]
+) -> str | None:
+    """Why the environment, not the release, keeps the new pods unready; None if it is not.
+
+    The other release's pods are the control group: ready ones prove the environment works for
+    them, so the release is at fault whatever its pods report. Only when none of them is ready,
+    or none exists (scale-up from zero, a first release), do the new pods' own /readyz reports
+    count.
+    """
+    # Old pods that ran (now, or before a restart): a crash-looping old pod counts as lost too.
+    old_ran = [p for p in old if p.started or p.restart_count > 0]
+    if any(p.ready for p in old_ran):
+        return None
+    if old_ran:
+        names = ", ".join(p.name for p in old_ran)
+        return f"the serving release's pods ({names}) lost readiness too"
+    for pod in unready_new:
+        if (reason := dependency_down(pod)) is not None:
+            return f"pod {pod.name} reports {reason}"
+    return None
+
+
+def _during_hold(deployment: DeploymentObservation, floor: datetime | None) -> bool:
+    """The controller's deadline ran out while the verdict was held (an outage, capacity, a
+    pause): it says nothing about the release, and the controller will not say it again."""
+    at = deployment.progress_deadline_at
+    return floor is not None and (at is None or at <= floor)
+
+
+def window_start(pod: PodObservation, floor: datetime | None) -> datetime | None:
+    if pod.started_at is None:
+        return None  # not started (being scheduled, pulled, created): no window yet
+    times = [t for t in (pod.started_at, pod.ready_changed_at, floor) if t is not None]
+    return max(times)
+
+
+def judge(
+    *,
+    release: str,
+    deployment: DeploymentObservation,
+    pods: Iterable[PodObservation],
+    now: datetime,
+    window: timedelta,
+    floor: datetime | None,
+) -> Verdict:
+    """The verdict on `release`, which `deployment` serves (its template carries the label)."""
+    if deployment.replicas == 0:
+        return Verdict(VerdictKind.SCALED_TO_ZERO, detail="scaled to zero: no pod to judge")
+    if deployment.rollout_complete:
+        return Verdict(VerdictKind.PROVEN, detail=f"{deployment.ready_replicas} ready")
+    live = sorted((p for p in pods if p.counts), key=lambda p: p.name)
+    new = [p for p in live if p.release == release]
+    old = [p for p in live if p.release != release]
+
+    # The environment first: an outage can crash-loop new pods as well as unready them (a
+    # liveness probe that times out while the database hangs), and then it is not the release.
+    unready_new = [p for p in new if not p.ready]
+    if unready_new and (reason := _environment_at_fault(old, unready_new)) is not None:
+        return Verdict(VerdictKind.DEPENDENCY_UNAVAILABLE, detail=reason)
+
+    for pod in new:
+        if (failure := classify_waiting(pod, now=now)) is not None:
+            return Verdict(VerdictKind.FAILED, failure=failure)
+
+    deadline: datetime | None = None
+    for pod in unready_new:
+        start = window_start(pod, floor)
+        if start is None:
+            continue
+        if now - start > window:
+            seconds = int(window.total_seconds())
+            failure = Failure(FailureKind.UNREADY, pod.name, f"not ready {seconds}s after start")
+            return Verdict(VerdictKind.FAILED, failure=failure)
+        deadline = min(deadline or start + window, start + window)
+
+    if unplaced := [p for p in new if p.unschedulable is not None]:
+        return Verdict(
+            VerdictKind.UNSCHEDULABLE,
+            detail=f"pod {unplaced[0].name} cannot be scheduled: {unplaced[0].unschedulable}",
+        )
+    if deployment.progress_deadline_exceeded and not _during_hold(deployment, floor):
+        failure = Failure(FailureKind.PROGRESS_DEADLINE, None, "the Deployment made no progress")
+        return Verdict(VerdictKind.FAILED, failure=failure)
+    ready = sum(1 for p in new if p.ready)
+    detail = f"{ready}/{deployment.replicas} new pods ready"
+    return Verdict(VerdictKind.WAITING, detail=detail, deadline=deadline)
