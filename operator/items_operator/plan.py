@@ -16,9 +16,7 @@ from items_operator.observe import JobObservation
 
 
 @dataclass(frozen=True)
-class Apply:
-    """Server-side apply of a desired object (the plan only holds it when it differs)."""
-
+class _ObjectAction:
     obj: dict[str, Any]
 
     @property
@@ -31,18 +29,14 @@ class Apply:
 
 
 @dataclass(frozen=True)
-class Create:
-    """Create once; "already exists" counts as done (Jobs and ControllerRevisions are immutable)."""
+class Apply(_ObjectAction):
+    """Server-side apply of a desired object (the plan only holds it when it differs)."""
 
-    obj: dict[str, Any]
 
-    @property
-    def kind(self) -> str:
-        return str(self.obj["kind"])
-
-    @property
-    def name(self) -> str:
-        return str(self.obj["metadata"]["name"])
+@dataclass(frozen=True)
+class Create(_ObjectAction):
+    """Create once; "already exists" counts as done when it is ours (Jobs and
+    ControllerRevisions are immutable)."""
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ import os
 import secrets
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.cluster.kube_support import DB_IMAGE, KUBECTL
+from tests.e2e.conftest import _require_cluster
 from tests.e2e.platform import REPO, helm_binary
 from tests.mariadb import free_port
 from tests.operator.cluster.e2e import OPERATOR_IMAGE, V1
@@ -22,14 +22,6 @@ from tests.operator.cluster.e2e import OPERATOR_IMAGE, V1
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
 SCRIPT = REPO / "hack" / "quickstart"
-
-
-def _require_cluster() -> None:
-    if os.environ.get("KUBECONFIG") or Path("~/.kube/config").expanduser().is_file():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but no cluster configured: run hack/cluster/ci-smoke")
-    pytest.skip("KUBECONFIG unset: start a cluster with hack/local-cluster up")
 
 
 def test_the_quickstart_script_ends_with_an_item_served() -> None:
