@@ -48,9 +48,17 @@ _DESCRIPTIONS = {
     413: "Body larger than ITEMS_MAX_BODY_BYTES",
     415: "Body is not application/json",
     422: "Invalid input; errors lists each field",
+    408: "The request head or body did not arrive in time (ITEMS_HEADER/BODY_TIMEOUT_SECONDS)",
+    414: "Request target longer than ITEMS_MAX_REQUEST_TARGET_BYTES",
     428: "If-Match is required for writes (ITEMS_REQUIRE_IF_MATCH)",
+    431: "Headers larger than ITEMS_MAX_HEADER_BYTES or more than ITEMS_MAX_HEADERS",
     503: "Database unavailable; retry after Retry-After seconds",
 }
+
+
+# Answered by the HTTP layer (service/core/http_limits.py) before any route runs: any request
+# can receive them, so every operation documents them.
+FRAMING_CODES = (408, 414, 431)
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -60,7 +68,7 @@ def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
             "description": _DESCRIPTIONS[code],
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for code in codes
+        for code in sorted({*codes, *FRAMING_CODES})
     }
 
 

@@ -12,11 +12,13 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.mysql, pytest.mark.slow]
 STATEFUL_HEADERS = {"idempotency-key", "if-match", "if-none-match"}
+FRAMING_REJECTIONS = {414, 431}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -43,7 +45,13 @@ def test_api_conforms_and_never_fails(mysql_live_server: LiveServer, mode: Gener
             if mode is GenerationMode.POSITIVE and case.query and "cursor" in case.query:
                 # Cursors are opaque: only ones the service issued are valid (tested elsewhere).
                 del case.query["cursor"]
-            case.call_and_validate(base_url=mysql_live_server.base_url, timeout=30)
+            response = case.call(base_url=mysql_live_server.base_url, timeout=30)
+            excluded = []
+            if response.status_code in FRAMING_REJECTIONS:
+                # Refused by the HTTP layer before any route (an over-long target or headers):
+                # a rejection schemathesis' negative check does not list, not an acceptance.
+                excluded = [negative_data_rejection]
+            case.validate_response(response, excluded_checks=excluded)
 
         try:
             exercise()
