@@ -21,6 +21,7 @@ from items_operator.release import Release, migration_key, spec_release, with_re
 from items_operator.specs.deployment import build_deployment
 from items_operator.specs.revision import build_controller_revision
 from items_operator.status import record_revision, timestamp
+from items_operator.verdict import Verdict, judge
 
 LEGACY_RELEASE = "legacy"  # a Deployment written before releases existed (no release label)
 
@@ -157,6 +158,12 @@ class Pass:
     @property
     def deployment(self) -> DeploymentObservation | None:
         return self.observed.deployment
+
+    def judge(self, release_hash: str) -> Verdict:
+        """The verdict on a release the Deployment serves, with this pass's window and floor."""
+        assert self.deployment is not None
+        return judge(release=release_hash, deployment=self.deployment, pods=self.observed.pods,
+                     now=self.now, window=self.window, floor=self.floor)
 
     @property
     def floor(self) -> datetime | None:

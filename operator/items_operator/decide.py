@@ -22,22 +22,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from items_operator.constants import ANNOTATION_DESIRED_HASH, LABEL_RELEASE
+from items_operator.constants import LABEL_RELEASE
 from items_operator.context import Pass
-from items_operator.failures import classify_waiting
+from items_operator.housekeeping import converge_supporting_objects, fail_stuck_jobs, hash_of, prune
 from items_operator.model import ItemService
 from items_operator.observe import JobState, Observed, SecretState
-from items_operator.plan import Apply, Create, Delete, FailJob, Plan
+from items_operator.plan import Apply, Create, Plan
 from items_operator.policy import TABLE, Reason
 from items_operator.release import Release
 from items_operator.specs.common import migration_job_name
 from items_operator.specs.job import build_migration_job
-from items_operator.specs.pdb import build_pdb
 from items_operator.specs.revision import build_controller_revision
-from items_operator.specs.service import build_service
-from items_operator.specs.serviceaccount import build_service_account
 from items_operator.status import Outcome, conditions_for, timestamp
-from items_operator.verdict import Verdict, VerdictKind, judge
+from items_operator.verdict import Verdict, VerdictKind
 
 NOT_RETRIED = "It is not retried until the spec names a different release"
 # A pod of a proven release that lost readiness this recently is a blip, not a degradation.
@@ -53,10 +50,10 @@ class Situation:
 def decide(cr: ItemService, observed: Observed, now: datetime) -> Plan:
     p = Pass.start(cr, observed, now)
     p.keep_serving()
-    _converge_supporting_objects(p)
+    converge_supporting_objects(p)
     if not cr.spec.paused:
-        _prune(p)
-        _fail_stuck_jobs(p)
+        prune(p)
+        fail_stuck_jobs(p)
     situation = (
         _paused(p)
         or _requested_rollback(p)
@@ -112,8 +109,7 @@ def _requested_rollback(p: Pass) -> Situation | None:
         f"out the spec's revision {p.target.revision} again"
     )
     if dep is not None and dep.release == release.hash:
-        verdict = judge(release=release.hash, deployment=dep, pods=p.observed.pods, now=p.now,
-                        window=p.window, floor=p.floor)
+        verdict = p.judge(release.hash)
         if verdict.kind is VerdictKind.FAILED and verdict.failure is not None:
             # Reported, never acted on: a person chose this revision.
             return Situation(
@@ -144,14 +140,7 @@ def _verdict(p: Pass) -> Situation | None:
     dep, serving = p.deployment, p.serving
     if dep is None or serving is None or serving.hash == p.last_good or dep.paused:
         return None
-    verdict = judge(
-        release=serving.hash,
-        deployment=dep,
-        pods=p.observed.pods,
-        now=p.now,
-        window=p.window,
-        floor=p.floor,
-    )
+    verdict = p.judge(serving.hash)
     is_target = serving.hash == p.target.hash
     if verdict.kind not in (VerdictKind.DEPENDENCY_UNAVAILABLE, VerdictKind.UNSCHEDULABLE):
         p.release_hold()
@@ -207,10 +196,7 @@ def _roll_back(p: Pass, verdict: Verdict) -> Situation | None:
 def _conflict(p: Pass) -> Situation | None:
     """Never take over objects someone else created under our names; say what is in the way."""
     if not p.observed.conflicts:
-        return None
-    for name in p.observed.conflicts:
-        kind, _, obj = name.partition("/")
-        p.desired.drop(kind, obj)
+        return None  # the conflicting objects themselves are dropped from every Plan (_finish)
     names = ", ".join(p.observed.conflicts)
     return Situation(
         Reason.OBJECT_CONFLICT,
@@ -241,11 +227,7 @@ def _blocked(p: Pass) -> Situation | None:
     target, serving = p.target, p.serving
     if p.failed != target.hash or (serving is not None and serving.hash == target.hash):
         return None
-    entry: dict[str, object] = next(
-        (e for e in reversed(p.history) if e.get("release") == target.hash), {}
-    )
-    detail = str(entry.get("message") or f"{target.label} was rolled back")
-    message = f"{detail}. {NOT_RETRIED}"
+    message = _failure_message(p, f"{target.label} was rolled back")
     if p.last_good is None or serving is None:
         return Situation(Reason.ROLLOUT_FAILED, message)
     return Situation(Reason.ROLLED_BACK, message)
@@ -285,8 +267,7 @@ def _proven_health(p: Pass, ready: str) -> Situation:
     an outage); reported, never rolled back: there is nothing better to go back to."""
     dep, target = p.deployment, p.target
     assert dep is not None
-    verdict = judge(release=target.hash, deployment=dep, pods=p.observed.pods, now=p.now,
-                    window=p.window, floor=p.floor)
+    verdict = p.judge(target.hash)
     live = [pod for pod in p.observed.pods if pod.counts and pod.release == target.hash]
     if verdict.kind is VerdictKind.FAILED and verdict.failure is not None:
         detail = verdict.failure.describe(target.label)
@@ -305,14 +286,15 @@ def _proven_health(p: Pass, ready: str) -> Situation:
 
 def _blocked_in_place(p: Pass) -> Situation:
     """The first release ever failed and nothing earlier exists: its pods stay, visible."""
+    return Situation(Reason.ROLLOUT_FAILED, _failure_message(p, f"{p.target.label} failed"))
+
+
+def _failure_message(p: Pass, fallback: str) -> str:
+    """Why the spec's release is blocked, from its history entry, and what lifts the block."""
     entry: dict[str, object] = next(
         (e for e in reversed(p.history) if e.get("release") == p.target.hash), {}
     )
-    detail = str(entry.get("message") or f"{p.target.label} failed")
-    return Situation(
-        Reason.ROLLOUT_FAILED,
-        f"{detail}. {NOT_RETRIED}",
-    )
+    return f"{entry.get('message') or fallback}. {NOT_RETRIED}"
 
 
 def _migrate_then_deploy(p: Pass) -> Situation:
@@ -403,60 +385,6 @@ def _was_migrating(p: Pass) -> bool:
     return p.cr.status.get("reason") in (Reason.MIGRATING, Reason.WAITING_FOR_PREVIOUS_MIGRATION)
 
 
-# -- supporting objects and housekeeping --------------------------------------------------------
-
-
-def _converge_supporting_objects(p: Pass) -> None:
-    owner, spec = p.cr.owner, p.cr.spec
-    desired = [build_service_account(owner, spec), build_service(owner, spec)]
-    pdb = build_pdb(owner, spec)
-    if pdb is not None:
-        desired.append(pdb)
-    elif "PodDisruptionBudget" in p.observed.owned_hashes:
-        p.desired.set(Delete("PodDisruptionBudget", owner.name))
-    for obj in desired:
-        if p.observed.owned_hashes.get(obj["kind"]) != _hash_of(obj):
-            p.desired.set(Apply(obj))
-
-
-def _hash_of(obj: dict[str, object]) -> str:
-    return str(obj["metadata"]["annotations"][ANNOTATION_DESIRED_HASH])  # type: ignore[index]
-
-
-def _prune(p: Pass) -> None:
-    """Keep the newest migration.historyLimit finished Jobs and revisionHistoryLimit revisions,
-    always those of the spec's, the serving and the last good release."""
-    target_job = migration_job_name(p.cr.owner.name, p.target.migration_key)
-    finished = sorted(
-        (j for j in p.observed.jobs if j.finished and j.name != target_job),
-        key=lambda j: (j.finished_at.timestamp() if j.finished_at else 0.0, j.name),
-        reverse=True,
-    )
-    keep = p.cr.spec.migration.history_limit - sum(
-        1 for j in p.observed.jobs if j.finished and j.name == target_job
-    )
-    for job in finished[max(keep, 0):]:
-        p.desired.set(Delete("Job", job.name))
-    protected = {p.target.hash, p.last_good, p.failed, p.serving.hash if p.serving else None}
-    revisions = sorted(p.observed.revisions, key=lambda r: r.revision, reverse=True)
-    for stored in revisions[p.cr.spec.revision_history_limit:]:
-        if stored.release not in protected:
-            p.desired.set(Delete("ControllerRevision", stored.name))
-
-
-def _fail_stuck_jobs(p: Pass) -> None:
-    """Fail fast a running migration whose pod cannot start (image pull, missing config)."""
-    for job in p.observed.jobs:
-        if job.state is not JobState.ACTIVE:
-            continue
-        pods = (pod for pod in p.observed.job_pods if pod.job_name == job.name)
-        failure = next(
-            (f for pod in pods if (f := classify_waiting(pod, now=p.now)) is not None), None
-        )
-        if failure is not None:
-            p.desired.set(FailJob(job.name, failure.describe(job.image)))
-
-
 # -- the Plan -----------------------------------------------------------------------------------
 
 
@@ -468,7 +396,7 @@ def _finish(p: Pass, situation: Situation) -> Plan:
         p.desired.drop(kind, obj)
     deployment = p.desired.get("Deployment", cr.owner.name)
     if isinstance(deployment, Apply) and dep is not None and (
-        dep.desired_hash == _hash_of(deployment.obj)
+        dep.desired_hash == hash_of(deployment.obj)
     ):
         p.desired.drop("Deployment", cr.owner.name)
     previous = cr.status

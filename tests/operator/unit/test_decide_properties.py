@@ -126,11 +126,16 @@ def check_invariants(world: World, before: dict[str, Any], plan: Plan) -> None:
         assert plan.status.get("failedRelease") != serving_before, "rolled back a proven release"
 
 
+def _settled() -> World:
+    world = World(spec=spec(V1, replicas=2))
+    world.settle()
+    return world
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(perturbation, min_size=1, max_size=25))
 def test_invariants_hold_after_every_pass(steps: list[tuple[str, Any]]) -> None:
-    world = World(spec=spec(V1, replicas=2))
-    world.settle()
+    world = _settled()
     for what, arg in steps:
         perturb(world, what, arg)
         before = dict(world.status)
@@ -143,8 +148,7 @@ def test_invariants_hold_after_every_pass(steps: list[tuple[str, Any]]) -> None:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(perturbation, min_size=1, max_size=15))
 def test_a_second_pass_after_applying_a_plan_writes_nothing(steps: list[tuple[str, Any]]) -> None:
-    world = World(spec=spec(V1, replicas=2))
-    world.settle()
+    world = _settled()
     for what, arg in steps:
         perturb(world, what, arg)
         world.step()
