@@ -14,7 +14,13 @@ from typing import Any
 from items_operator.constants import ANNOTATION_DATABASE_TARGET
 from items_operator.failures import Failure
 from items_operator.model import ItemService
-from items_operator.observe import DeploymentObservation, JobObservation, Observed, parse_time
+from items_operator.observe import (
+    DeploymentObservation,
+    JobObservation,
+    JobState,
+    Observed,
+    parse_time,
+)
 from items_operator.plan import Apply, Create, Desired, Event
 from items_operator.policy import EventType
 from items_operator.release import Release, migration_key, spec_release, with_release_label
@@ -22,6 +28,7 @@ from items_operator.specs.deployment import build_deployment
 from items_operator.specs.revision import build_controller_revision
 from items_operator.status import record_revision, timestamp
 from items_operator.verdict import Verdict, judge
+from items_operator.window import readiness_window
 
 LEGACY_RELEASE = "legacy"  # a Deployment written before releases existed (no release label)
 
@@ -163,7 +170,20 @@ class Pass:
         """The verdict on a release the Deployment serves, with this pass's window and floor."""
         assert self.deployment is not None
         return judge(release=release_hash, deployment=self.deployment, pods=self.observed.pods,
-                     now=self.now, window=self.window, floor=self.floor)
+                     now=self.now, window=self.window, floor=self.floor,
+                     migrated=self.schema_made_for(release_hash))
+
+    def schema_made_for(self, release_hash: str) -> bool:
+        """The release's schema is in place: its migration Job succeeded, or a proven release
+        with the same migration key (image and database) served on it."""
+        release = self.release(release_hash)
+        if release is None:
+            return False
+        last_good = self.release(self.last_good)
+        if last_good is not None and last_good.migration_key == release.migration_key:
+            return True
+        return any(j.migration_key == release.migration_key and j.state is JobState.SUCCEEDED
+                   for j in self.observed.jobs)
 
     @property
     def floor(self) -> datetime | None:
@@ -172,7 +192,8 @@ class Pass:
 
     @property
     def window(self) -> timedelta:
-        return timedelta(seconds=self.cr.spec.rollout.readiness_timeout_seconds)
+        """The spec's readiness timeout, or one learned from the history (window.py)."""
+        return readiness_window(self.cr.spec.rollout.readiness_timeout_seconds, self.history)
 
     # -- decisions ------------------------------------------------------------------------------
 

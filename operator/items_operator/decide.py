@@ -34,7 +34,7 @@ from items_operator.specs.common import migration_job_name
 from items_operator.specs.job import build_migration_job
 from items_operator.specs.revision import build_controller_revision
 from items_operator.status import Outcome, conditions_for, timestamp
-from items_operator.verdict import Verdict, VerdictKind
+from items_operator.verdict import HOLD_KINDS, Verdict, VerdictKind
 
 NOT_RETRIED = "It is not retried until the spec names a different release"
 # A pod of a proven release that lost readiness this recently is a blip, not a degradation.
@@ -142,7 +142,7 @@ def _verdict(p: Pass) -> Situation | None:
         return None
     verdict = p.judge(serving.hash)
     is_target = serving.hash == p.target.hash
-    if verdict.kind not in (VerdictKind.DEPENDENCY_UNAVAILABLE, VerdictKind.UNSCHEDULABLE):
+    if verdict.kind not in HOLD_KINDS:
         p.release_hold()
     match verdict.kind:
         case VerdictKind.PROVEN:
@@ -150,6 +150,8 @@ def _verdict(p: Pass) -> Situation | None:
             if p.failed == serving.hash:
                 p.failed = None
             p.record(serving, outcome=Outcome.AVAILABLE, rolledOutAt=timestamp(p.now))
+            if verdict.time_to_ready is not None:  # what the learned window reads (window.py)
+                p.record(serving, timeToReadySeconds=verdict.time_to_ready)
             return None
         case VerdictKind.FAILED:
             return _roll_back(p, verdict)
@@ -169,6 +171,15 @@ def _verdict(p: Pass) -> Situation | None:
             return Situation(
                 Reason.UNSCHEDULABLE,
                 f"rollout of {serving.label} waits for capacity: {verdict.detail}",
+            )
+        case VerdictKind.IMAGE_PULL_TRANSIENT | VerdictKind.CONFIG_NOT_FOUND:
+            p.hold()  # the kubelet retries (or a person creates the object): nothing is blamed
+            if not is_target:
+                return None
+            return Situation(
+                Reason(verdict.kind.value),
+                f"rollout of {serving.label} holds since {p.held_since}: {verdict.detail}; the "
+                "release is not blamed and is judged afresh once its pods can start",
             )
         case VerdictKind.WAITING:
             p.wake_by(verdict.deadline)
@@ -271,7 +282,7 @@ def _proven_health(p: Pass, ready: str) -> Situation:
     live = [pod for pod in p.observed.pods if pod.counts and pod.release == target.hash]
     if verdict.kind is VerdictKind.FAILED and verdict.failure is not None:
         detail = verdict.failure.describe(target.label)
-    elif verdict.kind in (VerdictKind.DEPENDENCY_UNAVAILABLE, VerdictKind.UNSCHEDULABLE):
+    elif verdict.kind in HOLD_KINDS:
         detail = f"{target.label}: {verdict.detail}"
     elif lost := [pod for pod in live if pod.lost_readiness]:
         if all(p.now - (pod.ready_changed_at or p.now) < BLIP_GRACE for pod in lost):

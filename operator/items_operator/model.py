@@ -42,7 +42,8 @@ class RolloutSpec(CamelModel):
     max_surge: IntOrPercent = 1
     max_unavailable: IntOrPercent = 0
     progress_deadline_seconds: int = 300
-    readiness_timeout_seconds: int = 120
+    # None: learned from the history of this ItemService's good releases (window.py).
+    readiness_timeout_seconds: int | None = None
 
 
 class ProbeSpec(CamelModel):
@@ -59,6 +60,8 @@ def _readiness_defaults() -> ProbeSpec:
 class ProbesSpec(CamelModel):
     liveness: ProbeSpec = Field(default_factory=ProbeSpec)
     readiness: ProbeSpec = Field(default_factory=_readiness_defaults)
+    # GET /healthz until it answers, for slow starters; liveness and readiness wait for it.
+    startup: ProbeSpec | None = None
 
 
 class ServiceSpec(CamelModel):

@@ -24,6 +24,7 @@ from items_operator.constants import (
     LABEL_MIGRATION_KEY,
     LABEL_RELEASE,
 )
+from items_operator.containers import ServiceContainer, observe_service_container
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -241,6 +242,8 @@ class PodObservation:
     unschedulable: str | None = None  # the scheduler's message while it cannot place the pod
     # /readyz body of an unready running pod, read through the API server (kube.py), if read.
     readiness_checks: dict[str, str] = field(default_factory=dict, compare=False)
+    # The service container's terminations and startup probe (containers.py).
+    container: ServiceContainer = field(default_factory=ServiceContainer)
 
     @property
     def counts(self) -> bool:
@@ -310,6 +313,7 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
         started_at=_main_container_start(status),
         ready_changed_at=parse_time(ready_condition.get("lastTransitionTime")),
         unschedulable=unschedulable,
+        container=observe_service_container(spec, status),
     )
 
 

@@ -39,6 +39,8 @@ class Reason(enum.StrEnum):
     ROLLING_OUT = "RollingOut"
     DEPENDENCY_UNAVAILABLE = "DependencyUnavailable"
     UNSCHEDULABLE = "Unschedulable"
+    IMAGE_PULL_TRANSIENT = "ImagePullTransient"
+    CONFIG_NOT_FOUND = "ConfigNotFound"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
     MIGRATION_FAILED = "MigrationFailed"
     ROLLED_BACK = "RolledBack"
@@ -87,6 +89,8 @@ TABLE: dict[Reason, Row] = {
     Reason.ROLLING_OUT:                    Row(P.ROLLING_OUT,    T,   F,   F,    ROLLOUT_POLL,   N),
     Reason.DEPENDENCY_UNAVAILABLE:         Row(P.ROLLING_OUT,    T,   T,   F,    ROLLOUT_POLL,   W),
     Reason.UNSCHEDULABLE:                  Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),
+    Reason.IMAGE_PULL_TRANSIENT:           Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),
+    Reason.CONFIG_NOT_FOUND:               Row(P.ROLLING_OUT,    F,   T,   T,    RETRY_POLL,     W),
     Reason.REPLICAS_UNAVAILABLE:           Row(P.DEGRADED,       F,   T,   F,    MIGRATION_POLL, W),
     Reason.ROLLBACK_REQUESTED:             Row(P.ROLLED_BACK,    F,   F,   F,    IDLE_POLL,      N),
     Reason.REQUESTED_REVISION_FAILING:     Row(P.ROLLED_BACK,    F,   T,   T,    MIGRATION_POLL, W),

@@ -7,6 +7,12 @@ Rules (docs/operator.md, "The verdict"):
 - A pod's readiness window starts when its service container started, or when its Ready
   condition last changed, or at the window floor (unpause, a dependency back), whichever is
   latest; every time is the API server's (object timestamps), never the operator's clock.
+- A pod with a startup probe gets the probe's budget before its window starts: the kubelet
+  does not say when the probe passed, and it restarts the container itself at the budget's end.
+- Certain failures (failures.py: a pull that cannot heal, a crash loop, the same exit code
+  twice, an OOM kill before ready, a schema behind the image after its migration) count at
+  once; a pull error that heals or a Secret/ConfigMap to create holds the rollout instead.
+- A failure the serving release's own pods show too is the environment's, never the release's.
 - A pod the scheduler cannot place is waiting for capacity, not failing.
 - The environment is to blame, not the release, when the other release's pods lost readiness
   too, or, with none of them running, when the new pods' /readyz says the database is
@@ -23,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from items_operator.failures import Failure, FailureKind, classify_waiting
+from items_operator.failures import Failure, FailureKind, classify_pod
 from items_operator.observe import DeploymentObservation, PodObservation
 
 
@@ -34,6 +40,21 @@ class VerdictKind(enum.Enum):
     SCALED_TO_ZERO = "ScaledToZero"
     UNSCHEDULABLE = "Unschedulable"
     DEPENDENCY_UNAVAILABLE = "DependencyUnavailable"
+    IMAGE_PULL_TRANSIENT = "ImagePullTransient"
+    CONFIG_NOT_FOUND = "ConfigNotFound"
+
+
+# The environment holds the rollout: nothing is blamed, the verdict's clock stops.
+HOLD_KINDS = frozenset({
+    VerdictKind.DEPENDENCY_UNAVAILABLE,
+    VerdictKind.UNSCHEDULABLE,
+    VerdictKind.IMAGE_PULL_TRANSIENT,
+    VerdictKind.CONFIG_NOT_FOUND,
+})
+_HOLD_FOR = {
+    FailureKind.IMAGE_PULL_TRANSIENT: VerdictKind.IMAGE_PULL_TRANSIENT,
+    FailureKind.CONFIG_NOT_FOUND: VerdictKind.CONFIG_NOT_FOUND,
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,8 @@ class Verdict:
     detail: str = ""
     # While WAITING: when the first pod's window ends (the next pass is due then at the latest).
     deadline: datetime | None = None
+    # While PROVEN: the slowest new pod's seconds from container start to Ready (history).
+    time_to_ready: int | None = None
 
 
 def dependency_down(pod: PodObservation) -> str | None:
@@ -84,8 +107,61 @@ def _during_hold(deployment: DeploymentObservation, floor: datetime | None) -> b
 def window_start(pod: PodObservation, floor: datetime | None) -> datetime | None:
     if pod.started_at is None:
         return None  # not started (being scheduled, pulled, created): no window yet
-    times = [t for t in (pod.started_at, pod.ready_changed_at, floor) if t is not None]
+    start = pod.started_at
+    budget = pod.container.startup_budget
+    ready_since_start = pod.ready_changed_at is not None and pod.ready_changed_at > start
+    if budget is not None and not ready_since_start:
+        # Under a startup probe the readiness probe does not run until it passes, and when it
+        # passed is not reported: the window starts once the probe's budget is spent.
+        start += budget
+    times = [t for t in (start, pod.ready_changed_at, floor) if t is not None]
     return max(times)
+
+
+def time_to_ready(pods: Iterable[PodObservation]) -> int | None:
+    """Seconds from container start to Ready of the slowest ready pod, if any says."""
+    seconds = [
+        int((p.ready_changed_at - p.started_at).total_seconds())
+        for p in pods
+        if p.ready and p.ready_changed_at is not None and p.started_at is not None
+    ]
+    return max(0, max(seconds)) if seconds else None
+
+
+def _failures(
+    new: list[PodObservation],
+    old: list[PodObservation],
+    *,
+    now: datetime,
+    window: timedelta,
+    floor: datetime | None,
+    migrated: bool,
+) -> Verdict | None:
+    """What the new pods show: a failure of the release, the same failure in the serving
+    release's pods (the environment), or a fault of the environment that holds the rollout."""
+    seen_in_old = [
+        (pod, f) for pod in old if (f := classify_pod(pod, now=now, window=window, floor=floor))
+    ]
+    shared: str | None = None
+    hold: Verdict | None = None
+    for pod in new:
+        failure = classify_pod(pod, now=now, window=window, floor=floor, migrated=migrated)
+        if failure is None:
+            continue
+        if not failure.kind.blames_release:
+            hold = hold or Verdict(_HOLD_FOR[failure.kind], failure=failure,
+                                   detail=f"pod {pod.name}: {failure.detail}")
+            continue
+        twin = next((o for o, f in seen_in_old if f.same_as(failure)), None)
+        if twin is None:
+            return Verdict(VerdictKind.FAILED, failure=failure)
+        shared = shared or (
+            f"pod {pod.name} shows {failure.kind.value} and so does the serving release's "
+            f"pod {twin.name}: {failure.detail}"
+        )
+    if shared is not None:
+        return Verdict(VerdictKind.DEPENDENCY_UNAVAILABLE, detail=shared)
+    return hold
 
 
 def judge(
@@ -96,15 +172,21 @@ def judge(
     now: datetime,
     window: timedelta,
     floor: datetime | None,
+    migrated: bool = False,
 ) -> Verdict:
-    """The verdict on `release`, which `deployment` serves (its template carries the label)."""
+    """The verdict on `release`, which `deployment` serves (its template carries the label).
+
+    `migrated`: the release's migration succeeded (or it shares the schema of a proven
+    release), so a new pod reporting the schema behind its image is the release's fault.
+    """
     if deployment.replicas == 0:
         return Verdict(VerdictKind.SCALED_TO_ZERO, detail="scaled to zero: no pod to judge")
-    if deployment.rollout_complete:
-        return Verdict(VerdictKind.PROVEN, detail=f"{deployment.ready_replicas} ready")
     live = sorted((p for p in pods if p.counts), key=lambda p: p.name)
     new = [p for p in live if p.release == release]
     old = [p for p in live if p.release != release]
+    if deployment.rollout_complete:
+        return Verdict(VerdictKind.PROVEN, detail=f"{deployment.ready_replicas} ready",
+                       time_to_ready=time_to_ready(new))
 
     # The environment first: an outage can crash-loop new pods as well as unready them (a
     # liveness probe that times out while the database hangs), and then it is not the release.
@@ -112,9 +194,9 @@ def judge(
     if unready_new and (reason := _environment_at_fault(old, unready_new)) is not None:
         return Verdict(VerdictKind.DEPENDENCY_UNAVAILABLE, detail=reason)
 
-    for pod in new:
-        if (failure := classify_waiting(pod, now=now)) is not None:
-            return Verdict(VerdictKind.FAILED, failure=failure)
+    found = _failures(new, old, now=now, window=window, floor=floor, migrated=migrated)
+    if found is not None:
+        return found
 
     deadline: datetime | None = None
     for pod in unready_new:

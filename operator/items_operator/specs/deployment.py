@@ -71,6 +71,8 @@ def build_pod_template(owner: Owner, spec: ItemServiceSpec) -> dict[str, Any]:
         "livenessProbe": _probe("/healthz", spec.probes.liveness),
         "readinessProbe": _probe("/readyz", spec.probes.readiness),
     }
+    if spec.probes.startup is not None:  # absent otherwise: existing releases keep their hash
+        container["startupProbe"] = _probe("/healthz", spec.probes.startup)
     meta = object_meta(owner, name=deployment_name(owner), component=COMPONENT_SERVER)
     return {
         "metadata": {"labels": dict(meta["labels"])},

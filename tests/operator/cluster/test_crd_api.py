@@ -59,7 +59,7 @@ def test_server_defaults_equal_the_model_defaults(kube: Kubectl) -> None:
     stored = kube.get("itemservice", "defaults")["spec"]
     minimal = {"image": V1, "database": {"secretRef": {"name": "db"}}}
     assert ItemServiceSpec.model_validate(stored) == ItemServiceSpec.model_validate(minimal)
-    assert stored["rollout"]["readinessTimeoutSeconds"] == 120
+    assert "readinessTimeoutSeconds" not in stored["rollout"]  # unset: learned from history
     assert stored["database"]["secretRef"]["key"] == "url"
 
 

@@ -102,7 +102,9 @@ def test_crd_defaults_mirror_the_model_defaults(crd: dict[str, Any]) -> None:
     # And the CRD really sets them (not just the model): the defaulted object is complete.
     assert defaulted["replicas"] == 2
     assert defaulted["database"]["secretRef"]["key"] == "url"
-    assert defaulted["rollout"]["readinessTimeoutSeconds"] == 120
+    # Unset on purpose: the window is then learned from the history (window.py).
+    assert "readinessTimeoutSeconds" not in defaulted["rollout"]
+    assert "startup" not in defaulted["probes"]  # no startup probe unless asked for
     assert defaulted["migration"]["backoffLimit"] == 1
     assert defaulted["probes"]["readiness"]["periodSeconds"] == 5
     assert defaulted["workers"] == 1

@@ -169,7 +169,7 @@ def test_window_counts_from_container_start_not_pod_creation() -> None:
     world = available_world()
     world.change(image=V2)
     world.settle(passes=1)
-    world.controllers(ready=False, started_ago=30)
+    world.controllers(ready=False, started_ago=15)  # within even the learned 20 s window
     world.pods = [replace(p, created_at=world.now - timedelta(seconds=600)) for p in world.pods]
     world.step()
     assert world.status["reason"] == "RollingOut"

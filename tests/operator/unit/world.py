@@ -173,11 +173,13 @@ class World:
         ready: bool = True,
         started_ago: float = 5,
         waiting: tuple[str, ...] = (),
+        message: str | None = None,
         old_ready: bool = True,
         keep_old: bool | None = None,
     ) -> None:
         """The Deployment and ReplicaSet controllers and the kubelet catch up: pods of the
-        served release exist (ready or not) and the Deployment status says so."""
+        served release exist (ready or not) and the Deployment status says so. A waiting
+        reason gets `message`, or the kubelet's usual words for it (a pull: not found)."""
         if self.deployment is None:
             self.pods = []
             return
@@ -195,7 +197,7 @@ class World:
                 ready=ready,
                 deleting=False,
                 waiting_reasons=waiting,
-                waiting_message=f"back-off: {waiting[0]}" if waiting else "",
+                waiting_message=self._message(waiting, message),
                 release=release,
                 phase=PodPhase.RUNNING,
                 started_at=None if waiting else self.now - timedelta(seconds=started_ago),
@@ -215,6 +217,15 @@ class World:
             "readyReplicas": count_ready,
             "availableReplicas": count_ready,
         }
+
+    def _message(self, waiting: tuple[str, ...], message: str | None) -> str:
+        if message is not None or not waiting:
+            return message or ""
+        if waiting[0] in ("ErrImagePull", "ImagePullBackOff"):
+            image = self._image()
+            return (f'Back-off pulling image "{image}": ErrImagePull: rpc error: code = NotFound '
+                    f'desc = failed to pull and unpack image "{image}": not found')
+        return f"back-off: {waiting[0]}"
 
     def _image(self) -> str:
         assert self.deployment is not None

@@ -1,0 +1,229 @@
+"""The verdict's failure classes and learned window, driven through the simulated cluster:
+certain failures roll back at once, the environment's holds, the window follows the history,
+a startup probe's budget comes first (issue #14)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from items_operator.containers import ServiceContainer, Termination
+from items_operator.window import readiness_window
+
+from .world import V1, V2, World, available_world
+
+PULL_GONE = "rpc error: code = NotFound desc = failed to resolve reference: not found"
+PULL_RATE_LIMITED = "unexpected status code 429 Too Many Requests"
+PULL_UNAUTHORIZED = "failed to authorize: 401 Unauthorized"
+
+
+def _image(world: World) -> str:
+    assert world.deployment is not None
+    return str(world.deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def _rolling_out_v2(**spec_fields: Any) -> World:
+    world = available_world(**spec_fields)
+    world.change(image=V2)
+    world.settle(passes=1)
+    assert _image(world) == V2
+    return world
+
+
+def _new(world: World, **fields: Any) -> None:
+    world.pods = [
+        replace(p, **fields) if p.release == world.serving_release else p for p in world.pods
+    ]
+
+
+def _last_history_reason(world: World) -> str:
+    return str(world.status["history"][-1].get("reason"))
+
+
+def test_an_image_that_cannot_be_pulled_rolls_back_at_once() -> None:
+    world = _rolling_out_v2()
+    world.controllers(ready=False, waiting=("ErrImagePull",), message=PULL_GONE, started_ago=1)
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert _last_history_reason(world) == "ImagePullFailed"
+    assert _image(world) == V1
+
+
+def test_a_transient_pull_error_holds_and_resumes() -> None:
+    world = _rolling_out_v2()
+    for _ in range(5):
+        world.tick(120)
+        world.controllers(ready=False, waiting=("ImagePullBackOff",), message=PULL_RATE_LIMITED)
+        plan = world.step()
+        assert world.status["reason"] == "ImagePullTransient", world.status["message"]
+        assert "failedRelease" not in world.status
+        assert _image(world) == V2
+    assert len(plan.events) == 0  # announced once, when the hold began
+    world.tick(2)
+    world.controllers(ready=False, started_ago=1)
+    world.step()
+    assert world.status["reason"] == "RollingOut"
+    world.controllers(ready=True)
+    world.step()
+    assert world.status["phase"] == "Available"
+    assert world.status["lastGoodImage"] == V2
+
+
+def test_a_pull_without_a_reason_counts_after_the_window() -> None:
+    world = _rolling_out_v2(rollout={"readinessTimeoutSeconds": 60})
+    bare = f'Back-off pulling image "{V2}"'
+    world.controllers(ready=False, waiting=("ImagePullBackOff",), message=bare, started_ago=30)
+    world.step()
+    assert world.status["reason"] == "RollingOut"
+    world.controllers(ready=False, waiting=("ImagePullBackOff",), message=bare, started_ago=60)
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert _last_history_reason(world) == "ImagePullStuck"
+
+
+def test_old_pods_failing_the_same_pull_is_the_environment() -> None:
+    """The registry lost the credentials: a rescheduled old pod cannot pull its image either."""
+    world = available_world(replicas=2)
+    world.change(image=V2)
+    world.settle(passes=1)
+    world.controllers(
+        ready=False, waiting=("ErrImagePull",), message=PULL_UNAUTHORIZED, old_ready=True
+    )
+    old = [p for p in world.pods if p.release != world.serving_release]
+    world.pods = [
+        replace(
+            old[0],
+            ready=False,
+            started_at=None,
+            waiting_reasons=("ErrImagePull",),
+            waiting_message=PULL_UNAUTHORIZED,
+        ),
+        *[p for p in world.pods if p is not old[0]],
+    ]
+    world.step()
+    assert world.status["reason"] == "DependencyUnavailable", world.status["message"]
+    assert "so does the serving release's pod" in world.status["message"]
+    assert "failedRelease" not in world.status
+    assert _image(world) == V2
+
+
+def test_the_same_exit_code_twice_rolls_back_before_the_back_off() -> None:
+    world = _rolling_out_v2()
+    world.controllers(ready=False, started_ago=1)
+    runs = ServiceContainer(
+        terminated=Termination("Error", 3, started_at=world.now),
+        last_terminated=Termination("Error", 3),
+    )
+    _new(world, started_at=None, container=runs, restart_count=1)
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert _last_history_reason(world) == "RepeatedExitCode"
+    assert "code 3" in world.status["message"]
+
+
+def test_oom_killed_before_ready_rolls_back_at_once() -> None:
+    world = _rolling_out_v2()
+    world.controllers(ready=False, started_ago=1)
+    run = Termination("OOMKilled", 137, started_at=world.now - timedelta(seconds=4))
+    _new(
+        world,
+        container=ServiceContainer(last_terminated=run),
+        restart_count=1,
+        ready_changed_at=world.now - timedelta(seconds=6),
+    )
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert _last_history_reason(world) == "OOMKilledAtStart"
+
+
+def test_a_schema_behind_the_image_after_its_migration_rolls_back_at_once() -> None:
+    world = _rolling_out_v2()
+    world.controllers(ready=False, started_ago=2)
+    _new(
+        world,
+        readiness_checks={
+            "database": "ok",
+            "schema": "behind: database at 0003, this image needs 0004",
+        },
+    )
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert _last_history_reason(world) == "SchemaBehind"
+
+
+def test_a_missing_secret_holds_and_a_missing_key_is_the_release() -> None:
+    world = _rolling_out_v2()
+    world.controllers(
+        ready=False,
+        waiting=("CreateContainerConfigError",),
+        message='secret "shop-extra" not found',
+    )
+    world.tick(600)
+    world.step()
+    assert world.status["reason"] == "ConfigNotFound"
+    assert world.status["phase"] == "RollingOut"
+    assert "failedRelease" not in world.status
+    world.controllers(
+        ready=False,
+        waiting=("CreateContainerConfigError",),
+        message="couldn't find key token in Secret items/shop-extra",
+    )
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert _last_history_reason(world) == "ContainerConfigError"
+
+
+def test_time_to_ready_is_recorded_and_learned() -> None:
+    world = _rolling_out_v2()
+    world.controllers(ready=True, started_ago=7)
+    _new(world, ready_changed_at=world.now - timedelta(seconds=1))  # ready 6 s after start
+    world.step()
+    assert world.status["phase"] == "Available"
+    entry = world.status["history"][-1]
+    assert entry["outcome"] == "Available"
+    assert entry["timeToReadySeconds"] == 6
+    assert readiness_window(None, world.status["history"]) == timedelta(seconds=20)  # 3x6, floor
+
+
+def test_the_learned_window_judges_a_fast_service_sooner() -> None:
+    world = _rolling_out_v2()  # the world's pods are ready at once: learned window 20 s
+    world.controllers(ready=False, started_ago=19)
+    world.step()
+    assert world.status["reason"] == "RollingOut"
+    world.controllers(ready=False, started_ago=21)
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert "not ready 20s after start" in world.status["message"]
+
+
+def test_the_spec_s_window_wins_over_the_learned_one() -> None:
+    world = _rolling_out_v2(rollout={"readinessTimeoutSeconds": 100})
+    world.controllers(ready=False, started_ago=90)
+    world.step()
+    assert world.status["reason"] == "RollingOut"
+
+
+def test_no_history_is_the_old_default() -> None:
+    assert readiness_window(None, []) == timedelta(seconds=120)
+    slow = [{"outcome": "Available", "timeToReadySeconds": 100}]
+    assert readiness_window(None, slow) == timedelta(seconds=120)  # the ceiling
+    mixed = [
+        {"outcome": "Available", "timeToReadySeconds": 9},
+        {"outcome": "RolledBack", "timeToReadySeconds": 99},
+        {"outcome": "Available", "timeToReadySeconds": 12},
+    ]
+    assert readiness_window(None, mixed) == timedelta(seconds=36)
+    assert readiness_window(30, mixed) == timedelta(seconds=30)
+
+
+def test_a_pod_under_its_startup_probe_gets_the_probe_s_budget_first() -> None:
+    probe = {"startup": {"periodSeconds": 10, "failureThreshold": 9}}  # 90 s budget
+    world = _rolling_out_v2(probes=probe)
+    container = world.deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    for started_ago, reason in ((60, "RollingOut"), (105, "RollingOut"), (111, "RolledBack")):
+        world.controllers(ready=False, started_ago=started_ago)
+        _new(world, container=ServiceContainer(started=False, startup_budget=timedelta(seconds=90)))
+        world.step()
+        assert world.status["reason"] == reason, (started_ago, world.status["message"])
