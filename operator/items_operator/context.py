@@ -171,7 +171,8 @@ class Pass:
         assert self.deployment is not None
         return judge(release=release_hash, deployment=self.deployment, pods=self.observed.pods,
                      now=self.now, window=self.window, floor=self.floor,
-                     migrated=self.schema_made_for(release_hash))
+                     migrated=self.schema_made_for(release_hash),
+                     held=self.held_since is not None)
 
     def schema_made_for(self, release_hash: str) -> bool:
         """The release's schema is in place: its migration Job succeeded, or a proven release

@@ -126,7 +126,7 @@ def _from_terminations(pod: PodObservation) -> Failure | None:
 
 
 def _from_waiting(
-    pod: PodObservation, *, now: datetime, window: timedelta, floor: datetime | None
+    pod: PodObservation, *, now: datetime, window: timedelta, floor: datetime | None, held: bool
 ) -> Failure | None:
     created = pod.created_at
     message = pod.waiting_message
@@ -142,7 +142,8 @@ def _from_waiting(
             healing = pull_healing(reason, message, pod.image)
             if healing is Healing.PERMANENT:
                 return Failure(FailureKind.IMAGE_PULL, pod.name, detail)
-            if healing is Healing.TRANSIENT:
+            if healing is Healing.TRANSIENT or held:
+                # While a hold runs, a bare back-off (an older kubelet's) is the same retry.
                 return Failure(FailureKind.IMAGE_PULL_TRANSIENT, pod.name, detail)
             since = [t for t in (created, floor) if t is not None]
             if since and now - max(since) > window:
@@ -172,13 +173,16 @@ def classify_pod(
     window: timedelta = DEFAULT_PULL_WINDOW,
     floor: datetime | None = None,
     migrated: bool = False,
+    held: bool = False,
 ) -> Failure | None:
     """What `pod` shows, if anything names a failure: of the release (kind.blames_release) or
     of the environment. `migrated`: the pod's release had its migration succeed, so a schema
-    behind the image is the image's fault."""
+    behind the image is the image's fault. `held`: a hold runs (the clock is stopped)."""
     if pod.deleting:
         return None
-    failure = _from_terminations(pod) or _from_waiting(pod, now=now, window=window, floor=floor)
+    failure = _from_terminations(pod) or _from_waiting(
+        pod, now=now, window=window, floor=floor, held=held
+    )
     if failure is not None:
         return failure
     schema = pod.readiness_checks.get("schema", "")

@@ -136,6 +136,7 @@ def _failures(
     window: timedelta,
     floor: datetime | None,
     migrated: bool,
+    held: bool,
 ) -> Verdict | None:
     """What the new pods show: a failure of the release, the same failure in the serving
     release's pods (the environment), or a fault of the environment that holds the rollout."""
@@ -145,7 +146,9 @@ def _failures(
     shared: str | None = None
     hold: Verdict | None = None
     for pod in new:
-        failure = classify_pod(pod, now=now, window=window, floor=floor, migrated=migrated)
+        failure = classify_pod(
+            pod, now=now, window=window, floor=floor, migrated=migrated, held=held
+        )
         if failure is None:
             continue
         if not failure.kind.blames_release:
@@ -173,11 +176,13 @@ def judge(
     window: timedelta,
     floor: datetime | None,
     migrated: bool = False,
+    held: bool = False,
 ) -> Verdict:
     """The verdict on `release`, which `deployment` serves (its template carries the label).
 
     `migrated`: the release's migration succeeded (or it shares the schema of a proven
     release), so a new pod reporting the schema behind its image is the release's fault.
+    `held`: a hold runs since an earlier pass (its clock is stopped).
     """
     if deployment.replicas == 0:
         return Verdict(VerdictKind.SCALED_TO_ZERO, detail="scaled to zero: no pod to judge")
@@ -194,7 +199,9 @@ def judge(
     if unready_new and (reason := _environment_at_fault(old, unready_new)) is not None:
         return Verdict(VerdictKind.DEPENDENCY_UNAVAILABLE, detail=reason)
 
-    found = _failures(new, old, now=now, window=window, floor=floor, migrated=migrated)
+    found = _failures(
+        new, old, now=now, window=window, floor=floor, migrated=migrated, held=held
+    )
     if found is not None:
         return found
 

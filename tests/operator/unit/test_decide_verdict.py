@@ -60,6 +60,13 @@ def test_a_transient_pull_error_holds_and_resumes() -> None:
         assert "failedRelease" not in world.status
         assert _image(world) == V2
     assert len(plan.events) == 0  # announced once, when the hold began
+    # An older kubelet's bare back-off between two retries continues the hold (no flapping).
+    world.controllers(
+        ready=False, waiting=("ImagePullBackOff",), message=f'Back-off pulling "{V2}"'
+    )
+    plan = world.step()
+    assert world.status["reason"] == "ImagePullTransient"
+    assert plan.events == ()
     world.tick(2)
     world.controllers(ready=False, started_ago=1)
     world.step()
