@@ -212,7 +212,10 @@ def judge(
             continue
         if now - start > window:
             seconds = int(window.total_seconds())
-            failure = Failure(FailureKind.UNREADY, pod.name, f"not ready {seconds}s after start")
+            detail = f"not ready {seconds}s after start"
+            if (budget := pod.container.startup_budget) is not None:
+                detail += f" and its startup probe's {int(budget.total_seconds())}s budget"
+            failure = Failure(FailureKind.UNREADY, pod.name, detail)
             return Verdict(VerdictKind.FAILED, failure=failure)
         deadline = min(deadline or start + window, start + window)
 

@@ -224,6 +224,12 @@ def test_no_history_is_the_old_default() -> None:
     assert readiness_window(30, mixed) == timedelta(seconds=30)
 
 
+def test_no_startup_probe_unless_asked_for() -> None:
+    world = available_world()
+    container = world.deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert "startupProbe" not in container  # existing releases keep their template and hash
+
+
 def test_a_pod_under_its_startup_probe_gets_the_probe_s_budget_first() -> None:
     probe = {"startup": {"periodSeconds": 10, "failureThreshold": 9}}  # 90 s budget
     world = _rolling_out_v2(probes=probe)
@@ -234,3 +240,4 @@ def test_a_pod_under_its_startup_probe_gets_the_probe_s_budget_first() -> None:
         _new(world, container=ServiceContainer(started=False, startup_budget=timedelta(seconds=90)))
         world.step()
         assert world.status["reason"] == reason, (started_ago, world.status["message"])
+    assert "after start and its startup probe's 90s budget" in world.status["message"]
