@@ -27,7 +27,10 @@ DB_NAMESPACE = "items-e2e-db"
 ROLLOUT_NAMESPACE = "items-e2e-rollout"
 LIFECYCLE_NAMESPACE = "items-e2e-lifecycle"
 RELEASE_NAMESPACE = "items-e2e-release"
-E2E_NAMESPACES = (ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE, RELEASE_NAMESPACE)
+MIGRATION_NAMESPACE = "items-e2e-migration"
+E2E_NAMESPACES = (
+    ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE, RELEASE_NAMESPACE, MIGRATION_NAMESPACE
+)
 
 # The image under test (ci-smoke exports ITEMS_SMOKE_IMAGE) and the operator image.
 V1 = os.environ.get("ITEMS_E2E_SERVICE_IMAGE") or os.environ.get(
@@ -336,6 +339,22 @@ def metric_total(text: str, name: str) -> float:
 
 CRICTL_GLOB = "/var/cache/items-platform/crictl/*/crictl"
 CONTAINERD_SOCKET = "unix:///run/items-local-cluster/containerd/containerd.sock"
+
+
+def retag_on_node(source: str, tag: str) -> None:
+    """Point `tag` at `source`'s image in the node's containerd: a tag re-pushed to a registry
+    and pulled again, as a node sees it. Needs the local cluster (hack/local-cluster)."""
+    if os.environ.get("ITEMS_IMAGE_LOADER") or not Path(CONTAINERD_SOCKET[7:]).exists():
+        pytest.skip("re-tagging on the node needs the local cluster's containerd")
+
+    def normalized(ref: str) -> str:
+        return ref if "/" in ref else f"docker.io/library/{ref}"
+
+    subprocess.run(
+        ["ctr", "--address", CONTAINERD_SOCKET[7:], "--namespace", "k8s.io", "images", "tag",
+         "--force", normalized(source), normalized(tag)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
 
 
 def _container_processes(kube: Kubectl, pod: str) -> list[int]:
