@@ -19,7 +19,6 @@ release it serves (so a deleted one comes back), and a step may replace that dec
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -345,8 +344,11 @@ def _migrate_then_deploy(p: Pass) -> Situation:
             p.wake_by(p.now)
             return Situation(Reason.ROLLING_OUT, f"storing {target.label} before it rolls out")
         p.serve(target)
+        stored_release = p.stored(target.hash)
+        image_id = stored_release.image_id if stored_release else ""
         p.record(target, start_new=True, outcome=Outcome.ROLLING_OUT,
-                 **({"migrationJob": job_name} if job else {}))
+                 **({"migrationJob": job_name} if job else {}),
+                 **({"imageID": image_id} if image_id else {}))
         if job is not None:
             p.migration_job = job_name
             if _was_migrating(p):
@@ -433,7 +435,7 @@ def _blocked_by_floor(p: Pass, job: JobObservation) -> Situation | None:
     p.record(target, start_new=True, migrationJob=job.name, outcome=Outcome.MIGRATION_BLOCKED)
     p.migration_job = job.name
     keeps = f"; {serving.label} keeps serving" if serving else ""
-    revision = json.loads(report.raw).get("revision") or "?"
+    revision = report.revision or "?"
     return Situation(
         Reason.MIGRATION_BLOCKED,
         f"migration for {target.label} refused by the rollback floor, nothing ran{keeps}: "

@@ -38,6 +38,7 @@ class MigrationReport:
     removed_columns: frozenset[str] = frozenset()  # "table.column"
     needs: frozenset[str] = frozenset()  # "table.column" an older image must use
     why: str = ""
+    revision: str = ""  # the contract revision a blocked run refused
     raw: str = ""  # compact JSON as received, kept on the ControllerRevision
 
     def blocks(self, uses: dict[str, frozenset[str]] | None) -> str | None:
@@ -88,6 +89,7 @@ def parse_report(text: str | None) -> MigrationReport | None:
         removed_columns=_names(removed.get("columns")),
         needs=_names(body.get("needs")),
         why=str(body.get("why") or body.get("error") or ""),
+        revision=str(body.get("revision") or ""),
         raw=json.dumps(body, sort_keys=True, separators=(",", ":")),
     )
 

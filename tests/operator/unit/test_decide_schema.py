@@ -52,6 +52,7 @@ def test_the_serving_pods_run_the_digest_that_migrated() -> None:
     assert world.status["targetImage"] == V1  # people still read the tag they wrote
     revision = next(iter(world.revisions.values()))
     assert revision["metadata"]["annotations"][ANNOTATION_IMAGE_ID].endswith(DIGEST)
+    assert world.status["history"][-1]["imageID"].endswith(DIGEST)
 
 
 def test_an_env_only_release_keeps_the_pin_of_the_schema_it_shares() -> None:
