@@ -102,11 +102,12 @@ class Block:
         who = self.protected.describe()
         fix = f"or allow {self.revision} explicitly"
         if self.unknown:
-            return (f"revision {self.revision} is a contract revision and {who} was recorded "
-                    "without the tables and columns it uses, so nothing proves it survives "
-                    f"(the revision removes {_listed(self.removes)} and needs "
-                    f"{_listed(self.needs)}); release an image that reports its uses first, "
-                    f"{fix}")
+            does = " and ".join(part for part in (
+                f"removes {_listed(self.removes)}" if self.removes else "",
+                f"needs {_listed(self.needs)}" if self.needs else "") if part)
+            return (f"revision {self.revision} {does}, and {who} was recorded without the "
+                    "tables and columns it uses, so nothing proves it survives; release an "
+                    f"image that reports its uses first, {fix}")
         parts = []
         if self.removes:
             parts.append(f"removes {_listed(self.removes)}, which {who} still uses")

@@ -247,3 +247,20 @@ def test_migrate_plan_prints_the_head_and_the_classifications(
     # tells whether a contract revision would break a rollback to it.
     assert "sku" in plan["uses"]["items"]
     assert set(plan["uses"]) >= {"items", "idempotency_keys"}
+
+
+def test_the_floor_test_images_revisions_are_expand_then_marked_contract(tmp_path: Path) -> None:
+    """tests/operator/cluster/images: e2efloor1 creates e2e_legacy, e2efloor2 (marked) drops it."""
+    import shutil
+
+    images = Path(__file__).resolve().parents[1] / "operator/cluster/images"
+    shutil.copytree(schema.MIGRATIONS_DIR / "versions", tmp_path / "versions",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("e2efloor1_legacy_table.py", "e2efloor2_drop_legacy_table.py"):
+        shutil.copy(images / name, tmp_path / "versions" / name)
+    revisions = migration_lint.analyse(ScriptDirectory(str(tmp_path)))
+    assert [p for r in revisions for p in r.problems()] == []
+    assert [(r.revision, r.classification) for r in revisions][-2:] == [
+        ("e2efloor1", EXPAND), ("e2efloor2", CONTRACT)]
+    plan = migration_lint.plan(revisions, "e2efloor2", {})
+    assert plan["contract"][-1]["removes"]["tables"] == ["e2e_legacy"]
