@@ -129,9 +129,18 @@ def _migrate(settings: Settings) -> tuple[int, dict[str, Any]]:
         return rollback_floor.EXIT_FAILED, rollback_floor.failed_report(str(exc))
     except Exception as exc:
         logger.opt(exception=exc).error("migration failed: {}", type(exc).__name__)
-        # The type only: a driver's message may carry the URL.
-        return rollback_floor.EXIT_FAILED, rollback_floor.failed_report(type(exc).__name__)
+        return rollback_floor.EXIT_FAILED, rollback_floor.failed_report(_short(exc))
     return 0, report
+
+
+def _short(exc: Exception) -> str:
+    """The exception's type, and a database error's own message (never the URL: SQLAlchemy's
+    text may carry statements and parameters, the driver's does not)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc).__name__}: {exc.orig}"[:500]
+    return type(exc).__name__
 
 
 def _write_report(path: str, report: dict[str, Any]) -> None:
