@@ -55,6 +55,10 @@ class ImageSet:
     never_ready: str
     crashloop: str
     slow_migration: str
+    # The rollback floor: v1 reads e2e_legacy, v2 (same revisions) no longer does, v3 drops it.
+    floor_v1: str
+    floor_v2: str
+    floor_v3: str
 
     @classmethod
     def build_and_load(cls, *, base: str, folder: Path) -> ImageSet:
@@ -65,6 +69,9 @@ class ImageSet:
             never_ready=f"{repo}:e2e-never-ready",
             crashloop=f"{repo}:e2e-crashloop",
             slow_migration=f"{repo}:e2e-slow-migration",
+            floor_v1=f"{repo}:e2e-floor-v1",
+            floor_v2=f"{repo}:e2e-floor-v2",
+            floor_v3=f"{repo}:e2e-floor-v3",
         )
         build_test_images(base=base, folder=folder, builds=[
             ("v2", images.v2, base),
@@ -72,6 +79,9 @@ class ImageSet:
             ("never-ready", images.never_ready, images.v2),
             ("crashloop", images.crashloop, images.v2),
             ("slow-migration", images.slow_migration, base),
+            ("floor-v1", images.floor_v1, base),
+            ("floor-v2", images.floor_v2, base),
+            ("floor-v3", images.floor_v3, images.floor_v2),
         ])
         return images
 
