@@ -64,8 +64,9 @@ COPY README.md ./
 COPY service ./service
 COPY migrations ./migrations
 COPY operator ./operator
+COPY items_logging ./items_logging
 RUN with-extra-ca /opt/uv/bin/uv sync --no-default-groups --no-editable \
- && /opt/venv/bin/python -c 'import service, migrations, items_operator'
+ && /opt/venv/bin/python -c 'import service, migrations, items_operator, items_logging'
 
 # Smaller image: drop debug symbols from the compiled extensions (about 45 MB) and the C/Cython
 # sources some wheels ship (about 14 MB); then prove the extensions still load.

@@ -25,8 +25,8 @@ from gunicorn.workers.base import Worker
 from uvicorn import Server
 from uvicorn_worker import UvicornWorker
 
+from items_logging import InterceptHandler
 from service.core.http_limits import LimitedHttpToolsProtocol
-from service.core.logging import InterceptHandler
 
 
 class ConnectionCounts:

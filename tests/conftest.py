@@ -4,6 +4,7 @@ service as a real Gunicorn process."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -16,13 +17,32 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from loguru import logger
 
+import items_logging
 from service.core.config import Settings
 from service.main import create_app
 from service.migrate import run_migrations
 from tests.mariadb import MariaDB, cleanup_private_server, free_port, from_environment, wait_until
 
 IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo a configure_logging: Loguru back to its default sink, the standard library's
+    loggers as they were, the shared sink's stream unset (it may be a test's captured stdout)."""
+    loggers = [logging.root, *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    saved = [(log, log.handlers[:], log.level, log.propagate, log.disabled) for log in loggers]
+    sink = (items_logging._Sink.stream, items_logging._Sink.info_enabled)
+    yield
+    logger.remove()
+    logger.add(sys.stderr)
+    for log, handlers, level, propagate, disabled in saved:
+        log.handlers[:] = handlers
+        log.setLevel(level)
+        log.propagate, log.disabled = propagate, disabled
+    items_logging._Sink.stream, items_logging._Sink.info_enabled = sink
 
 
 @pytest.fixture(scope="session")
