@@ -13,10 +13,12 @@
 #
 # Works with the legacy builder and with BuildKit (no `# syntax=` line, no RUN --mount): the
 # local engine here has no registry to fetch a BuildKit frontend from.
+#
+# Base: debian:12.N-slim (bookworm), written out in every FROM line, the same in both Dockerfiles,
+# so Dependabot can read and bump it (it does not follow an ARG in FROM) at each Debian point
+# release. With no registry, hack/base-image makes the image under that name from the mirror.
 
-ARG BASE_IMAGE=debian:bookworm-slim
-
-FROM ${BASE_IMAGE} AS builder
+FROM debian:12.15-slim AS builder
 # Marks every image these builds leave behind, so `hack/images prune` can find the dangling ones.
 LABEL io.items-platform.build="true"
 
@@ -77,7 +79,7 @@ RUN find /opt/venv -type f -name '*.so*' -exec strip --strip-debug {} + \
       pydantic_core, greenlet, cryptography.hazmat.bindings._rust'
 
 
-FROM ${BASE_IMAGE}
+FROM debian:12.15-slim
 LABEL io.items-platform.build="true"
 
 ARG DEBIAN_FRONTEND=noninteractive
