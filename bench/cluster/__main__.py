@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform as host
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,38 @@ def draw(results: dict[str, Any], folder: Path) -> None:
         plots.reactions(_reaction_rows(upgraded, failed), folder / "reaction-times.png")
     if results.get("scale"):
         plots.operator_cost(results["scale"]["levels"], folder / "operator-cost.png")
+    medians = broken_medians(results)
+    if medians:
+        plots.windows(medians, folder / "rollback-windows.png", results.get("limits"),
+                      results.get("holds"),
+                      f"never-ready image, each step the median of {results.get('reps', '?')} "
+                      f"episodes per mechanism; run of {str(results.get('date', '?'))[:10]}")
+
+
+# The steps of a broken-image episode the windows picture places (episodes._broken_steps).
+WINDOW_STEPS = ("deployment_updated", "first_new_pod", "rollback_started", "back_on_old",
+                "progress_deadline_exceeded")
+
+
+def broken_medians(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per mechanism, the median of each step (seconds since the image change) over the run's
+    broken-image episodes; or `broken_medians` as given (a run whose episodes were not kept,
+    its medians copied from its report)."""
+    if results.get("broken_medians"):
+        given: dict[str, dict[str, float]] = results["broken_medians"]
+        return given
+    failed = [Episode.from_dict(e) for e in results.get("broken", [])]
+    medians: dict[str, dict[str, float]] = {}
+    for mechanism in ("ours", "helm", "plain"):
+        mine = [e for e in failed if e.mechanism == mechanism]
+        steps: dict[str, float] = {}
+        for step in WINDOW_STEPS:
+            found = [v for v in (e.since_start(step) for e in mine) if v is not None]
+            if found:
+                steps[step] = statistics.median(found)
+        if "first_new_pod" in steps:
+            medians[mechanism] = steps
+    return medians
 
 
 def _reaction_rows(upgraded: list[Episode],

@@ -93,6 +93,102 @@ def timeline(episodes: list[dict[str, Any]], path: Path,
     _save(timeline_figure(episodes, limits), path)
 
 
+# The phases of a broken-image episode, the same colour in every row (the windows wear the
+# mechanism's colour): what the workload is doing while the mechanism waits.
+PHASES = {
+    "starting": ("#bdbdbd", "starting: the migration Job (operator, Helm), then the new pod"),
+    "held": ("#fdae61", "broken pod held unready; the good pods serve"),
+    "hold": ("#762a83", "hold: database or capacity out, the verdict's clock stopped"),
+    "rollback": ("#252525", "rollback: until only good pods are left"),
+}
+WINDOWS = {
+    "ours": ("operator", "readiness window", "from the first new pod"),
+    "helm": ("Helm", "--timeout", "after the hook Job"),
+    "plain": ("plain Deployment", "progressDeadlineSeconds", "from the rollout"),
+}
+
+
+def windows_figure(steps: dict[str, dict[str, float]], limits: dict[str, float] | None = None,
+                   holds: dict[str, list[tuple[float, float]]] | None = None,
+                   title: str = "") -> Figure:
+    """A broken-image episode per mechanism as one row of spans on a shared time axis (seconds
+    since the image was applied): the phases, and shaded behind them the window the mechanism
+    waits before it acts. A hold (the operator's verdict clock stopped: database or capacity
+    out) cuts the readiness window short, and a full one starts when the hold ends.
+
+    `steps[mechanism]` holds seconds since the image change: first_new_pod, and where they
+    happened deployment_updated, rollback_started, back_on_old, progress_deadline_exceeded.
+    `holds[mechanism]`: (start, end) seconds of each hold.
+    """
+    limits = {**DEFAULT_LIMITS, **(limits or {})}
+    holds = holds or {}
+    lengths = {"ours": limits["readiness_window"], "helm": limits["helm_timeout"],
+               "plain": limits["progress_deadline"]}
+    order = [m for m in ("ours", "helm", "plain") if m in steps]
+    end = max(max(v for v in s.values()) for s in steps.values()) * 1.08
+    fig, ax = plt.subplots(figsize=(10, 1.1 * len(order) + 2.4))
+    handles: list[Any] = []
+    for row, mechanism in enumerate(order):
+        y = len(order) - 1 - row
+        at = steps[mechanism]
+        pod = at["first_new_pod"]
+        opened = pod if mechanism == "ours" else at.get("deployment_updated", pod)
+        # A hold stops the verdict's clock; when it ends the window starts afresh.
+        segments: list[tuple[float, float]] = []
+        for start, stop in sorted(holds.get(mechanism, [])):
+            if opened < start < opened + lengths[mechanism]:
+                segments.append((opened, start - opened))
+                opened = max(opened, stop)
+        segments.append((opened, lengths[mechanism]))
+        who, what, since = WINDOWS[mechanism]
+        ax.broken_barh(segments, (y - 0.42, 0.84), color=COLORS[mechanism], alpha=0.16,
+                       edgecolor=COLORS[mechanism])
+        ax.text(opened + 3, y + 0.29, f"{what}: {lengths[mechanism]:.0f} s", fontsize=7,
+                color=COLORS[mechanism], va="center")
+        handles.append(Patch(facecolor=COLORS[mechanism], alpha=0.3, edgecolor=COLORS[mechanism],
+                             label=f"{who}: {what} ({lengths[mechanism]:.0f} s, {since})"))
+        acted = at.get("rollback_started")
+        spans = {"starting": [(0.0, pod)], "held": [(pod, (acted or end) - pod)],
+                 "hold": [(a, b - a) for a, b in holds.get(mechanism, [])]}
+        if acted is not None and at.get("back_on_old") is not None:
+            spans["rollback"] = [(acted, at["back_on_old"] - acted)]
+        for phase, ranges in spans.items():
+            if ranges:
+                ax.broken_barh(ranges, (y - 0.15, 0.3), color=PHASES[phase][0])
+        if acted is None:
+            deadline = at.get("progress_deadline_exceeded")
+            if deadline is not None:
+                ax.plot([deadline], [y + 0.15], marker="v", color="black", markersize=7)
+                ax.text(deadline - 3, y - 0.29, f"ProgressDeadlineExceeded at {deadline:.0f} s: "
+                        "no rollback, the broken pod stays", fontsize=7, ha="right", va="center")
+        else:
+            done = at.get("back_on_old", acted)
+            ax.text(done + 3, y - 0.29, f"rollback started at {acted:.0f} s, only good pods at "
+                    f"{done:.0f} s", fontsize=7, va="center")
+    for phase, (color, label) in PHASES.items():
+        if phase != "hold" or any(holds.values()):
+            handles.append(Patch(color=color, label=label))
+        else:
+            handles.append(Patch(facecolor="white", edgecolor=color, hatch="///",
+                                 label="hold (the verdict's clock stopped): none in this run"))
+    ax.set_yticks(range(len(order))[::-1], [TITLES[m] for m in order], fontsize=8)
+    ax.set_ylim(-0.6, len(order) - 0.4)
+    ax.set_xlim(0, end)
+    ax.set_xlabel("seconds since the never-ready image was applied")
+    ax.grid(axis="x", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.17, 1, 1))
+    return fig
+
+
+def windows(steps: dict[str, dict[str, float]], path: Path,
+            limits: dict[str, float] | None = None,
+            holds: dict[str, list[tuple[float, float]]] | None = None, title: str = "") -> None:
+    _save(windows_figure(steps, limits, holds, title), path)
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[len(ordered) // 2] if ordered else 0.0
