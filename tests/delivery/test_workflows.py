@@ -90,9 +90,18 @@ def test_zizmor_is_clean() -> None:
     zizmor = Path(sys.executable).with_name("zizmor")
     assert zizmor.exists(), "zizmor is in the dev group: uv sync"
     result = subprocess.run(
-        [str(zizmor), "--offline", "--no-progress", "--min-severity", "low",
-         str(ROOT / ".github" / "workflows")],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(zizmor),
+            "--offline",
+            "--no-progress",
+            "--min-severity",
+            "low",
+            str(ROOT / ".github" / "workflows"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -21,8 +21,9 @@ class BoomError(RuntimeError):
 @pytest.fixture
 def lines() -> Iterator[list[dict[str, object]]]:
     captured: list[dict[str, object]] = []
-    sink = logger.add(lambda message: captured.append(json.loads(serialize(message.record))),
-                      level="ERROR")
+    sink = logger.add(
+        lambda message: captured.append(json.loads(serialize(message.record))), level="ERROR"
+    )
     yield captured
     logger.remove(sink)
 
