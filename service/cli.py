@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -106,6 +107,28 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return code
 
 
+EXIT_STOPPED = 143  # 128 + SIGTERM, what the migration Job's podFailurePolicy re-runs
+
+
+def _stop_on_sigterm() -> None:
+    """End at once with 143 on SIGTERM (a deletion, a drain without the eviction API).
+
+    As a container's pid 1 the process would otherwise ignore the signal and be SIGKILLed at
+    the end of its grace period (137, which the Job counts as a failure). Exiting at once is
+    safe: the server finishes or rolls back the statement in flight, the session's migration
+    lock is released when it ends, and every revision is re-runnable (docs/operations.md).
+    No cleanup runs: closing a connection mid-statement could raise and turn the stop into a
+    failure the Job would not retry.
+    """
+
+    def stop(signum: int, _frame: object) -> None:
+        os.write(2, b'{"level": "WARNING", "message": "migration stopped on SIGTERM; '
+                    b're-running it continues where it stopped"}\n')
+        os._exit(EXIT_STOPPED)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _migrate(settings: Settings) -> tuple[int, dict[str, Any]]:
     """Migrate within the rollback floor the operator set: (exit code, report)."""
     from loguru import logger
@@ -115,6 +138,7 @@ def _migrate(settings: Settings) -> tuple[int, dict[str, Any]]:
     from service.migrate import MigrationBlockedError, MigrationError, migrate_within_floor
 
     configure_logging(settings.log_level)
+    _stop_on_sigterm()
     try:
         policy = rollback_floor.Policy.from_env(os.environ)
         report = migrate_within_floor(settings, policy)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -309,3 +310,35 @@ def test_invalid_settings_exit_2_with_a_report(tmp_path: Path) -> None:
                              ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS="0")
     assert code == 2, log
     assert report == {"outcome": "failed", "error": "invalid configuration"}
+
+
+def test_sigterm_while_waiting_for_the_lock_exits_143_at_once(
+    database: tuple[str, str], tmp_path: Path
+) -> None:
+    """A deleted or drained migration pod gets SIGTERM: 143 (re-run by the Job, no backoff),
+    at once, not 137 at the end of the grace period; nothing is left half-done."""
+    _, url = database
+    engine = create_engine(sync_url(Settings(DATABASE_URL=url)))
+    with engine.connect() as holder:
+        assert holder.scalar(text("SELECT GET_LOCK('items-platform.migrate', 10)")) == 1
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith("ITEMS_MIGRATION_")}
+        env["DATABASE_URL"] = url
+        process = subprocess.Popen(
+            [sys.executable, "-c", RUN, "migrate", ""], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            waiting = False
+            assert process.stdout is not None
+            for line in process.stdout:  # bounded: the process ends or the lock wait does
+                if "waiting for the migration lock" in line:
+                    waiting = True
+                    break
+            assert waiting
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 143
+        finally:
+            process.kill()
+            process.wait(timeout=30)
+    engine.dispose()
+    assert _run(url, "migrate", tmp_path)[0] == 0  # the re-run migrates from scratch

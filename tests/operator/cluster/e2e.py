@@ -351,18 +351,44 @@ CRICTL_GLOB = "/var/cache/items-platform/crictl/*/crictl"
 CONTAINERD_SOCKET = "unix:///run/items-local-cluster/containerd/containerd.sock"
 
 
+def _normalized(ref: str) -> str:
+    first = ref.split("/", 1)[0]
+    if "/" not in ref:
+        return f"docker.io/library/{ref}"
+    return ref if "." in first or ":" in first or first == "localhost" else f"docker.io/{ref}"
+
+
+def node_digest(tag: str) -> str | None:
+    """The manifest digest `tag` names in the local cluster's containerd (None elsewhere)."""
+    socket = CONTAINERD_SOCKET[len("unix://"):]
+    if not Path(socket).exists():
+        return None
+    listed = subprocess.run(
+        ["ctr", "--address", socket, "--namespace", "k8s.io", "images", "ls",
+         f"name=={_normalized(tag)}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    ).stdout.splitlines()
+    return listed[1].split()[2] if len(listed) > 1 else None
+
+
+def runs(ref: str, tag: str) -> bool:
+    """`ref` (a Deployment's, ReplicaSet's or pod's image) is `tag`'s build: the tag itself, or
+    repository@digest of it, as the operator pins each release to the bits its migration ran."""
+    if ref == tag:
+        return True
+    repository = tag.rpartition(":")[0] if "/" not in tag.rpartition(":")[2] else tag
+    return ref.startswith(f"{repository}@sha256:") and ref.rpartition("@")[2] == node_digest(tag)
+
+
 def retag_on_node(source: str, tag: str) -> None:
     """Point `tag` at `source`'s image in the node's containerd: a tag re-pushed to a registry
     and pulled again, as a node sees it. Needs the local cluster (hack/local-cluster)."""
     if os.environ.get("ITEMS_IMAGE_LOADER") or not Path(CONTAINERD_SOCKET[7:]).exists():
         pytest.skip("re-tagging on the node needs the local cluster's containerd")
 
-    def normalized(ref: str) -> str:
-        return ref if "/" in ref else f"docker.io/library/{ref}"
-
     subprocess.run(
         ["ctr", "--address", CONTAINERD_SOCKET[7:], "--namespace", "k8s.io", "images", "tag",
-         "--force", normalized(source), normalized(tag)],
+         "--force", _normalized(source), _normalized(tag)],
         capture_output=True, text=True, timeout=60, check=True,
     )
 
