@@ -13,10 +13,12 @@
 #
 # Works with the legacy builder and with BuildKit (no `# syntax=` line, no RUN --mount): the
 # local engine here has no registry to fetch a BuildKit frontend from.
+#
+# Base: debian:12.N-slim (bookworm), written out in every FROM line, the same in both Dockerfiles,
+# so Dependabot can read and bump it (it does not follow an ARG in FROM) at each Debian point
+# release. With no registry, hack/base-image makes the image under that name from the mirror.
 
-ARG BASE_IMAGE=debian:bookworm-slim
-
-FROM ${BASE_IMAGE} AS builder
+FROM debian:12.15-slim AS builder
 # Marks every image these builds leave behind, so `hack/images prune` can find the dangling ones.
 LABEL io.items-platform.build="true"
 
@@ -64,8 +66,9 @@ COPY README.md ./
 COPY service ./service
 COPY migrations ./migrations
 COPY operator ./operator
+COPY items_logging ./items_logging
 RUN with-extra-ca /opt/uv/bin/uv sync --no-default-groups --no-editable \
- && /opt/venv/bin/python -c 'import service, migrations, items_operator'
+ && /opt/venv/bin/python -c 'import service, migrations, items_operator, items_logging'
 
 # Smaller image: drop debug symbols from the compiled extensions (about 45 MB) and the C/Cython
 # sources some wheels ship (about 14 MB); then prove the extensions still load.
@@ -76,7 +79,7 @@ RUN find /opt/venv -type f -name '*.so*' -exec strip --strip-debug {} + \
       pydantic_core, greenlet, cryptography.hazmat.bindings._rust'
 
 
-FROM ${BASE_IMAGE}
+FROM debian:12.15-slim
 LABEL io.items-platform.build="true"
 
 ARG DEBIAN_FRONTEND=noninteractive

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -65,6 +67,7 @@ def cmd_migrate_check() -> int:
 
     revisions = migration_lint.analyse()
     problems = [problem for rev in revisions for problem in rev.problems()]
+    problems += migration_lint.needs_problems(revisions, migration_lint.uses())
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -91,22 +94,90 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return cmd_migrate_check()
     if args.plan:
         return cmd_migrate_plan()
-    settings = load_settings()
+    from service import rollback_floor
+
+    report_file = os.environ.get(rollback_floor.REPORT_ENV, "")
+    try:
+        settings = load_settings()
+    except SystemExit as exit_:
+        _write_report(report_file, rollback_floor.failed_report("invalid configuration"))
+        raise exit_ from None
+    code, report = _migrate(settings)
+    _write_report(report_file, report)
+    return code
+
+
+EXIT_STOPPED = 143  # 128 + SIGTERM, what the migration Job's podFailurePolicy re-runs
+
+
+def _stop_on_sigterm() -> None:
+    """End at once with 143 on SIGTERM (a deletion, a drain without the eviction API).
+
+    As a container's pid 1 the process would otherwise ignore the signal and be SIGKILLed at
+    the end of its grace period (137, which the Job counts as a failure). Exiting at once is
+    safe: the server finishes or rolls back the statement in flight, the session's migration
+    lock is released when it ends, and every revision is re-runnable (docs/operations.md).
+    No cleanup runs: closing a connection mid-statement could raise and turn the stop into a
+    failure the Job would not retry.
+    """
+
+    def stop(signum: int, _frame: object) -> None:
+        os.write(2, b'{"level": "WARNING", "message": "migration stopped on SIGTERM; '
+                    b're-running it continues where it stopped"}\n')
+        os._exit(EXIT_STOPPED)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _migrate(settings: Settings) -> tuple[int, dict[str, Any]]:
+    """Migrate within the rollback floor the operator set: (exit code, report)."""
     from loguru import logger
 
+    from service import rollback_floor
     from service.core.logging import configure_logging
-    from service.migrate import MigrationError, run_migrations
+    from service.migrate import MigrationBlockedError, MigrationError, migrate_within_floor
 
     configure_logging(settings.log_level)
+    _stop_on_sigterm()
     try:
-        run_migrations(settings)
+        policy = rollback_floor.Policy.from_env(os.environ)
+        report = migrate_within_floor(settings, policy)
+    except rollback_floor.FloorConfigError as exc:
+        logger.error("migration failed: {}", exc)
+        return rollback_floor.EXIT_FAILED, rollback_floor.failed_report(str(exc))
+    except MigrationBlockedError as exc:
+        logger.error("migration blocked: {}", exc)
+        return rollback_floor.EXIT_BLOCKED, rollback_floor.blocked_report(exc.blocks)
     except MigrationError as exc:
         logger.error("migration failed: {}", exc)
-        return 1
+        return rollback_floor.EXIT_FAILED, rollback_floor.failed_report(str(exc))
     except Exception as exc:
         logger.opt(exception=exc).error("migration failed: {}", type(exc).__name__)
-        return 1
-    return 0
+        return rollback_floor.EXIT_FAILED, rollback_floor.failed_report(_short(exc))
+    return 0, report
+
+
+def _short(exc: Exception) -> str:
+    """The exception's type, and a database error's own message (never the URL: SQLAlchemy's
+    text may carry statements and parameters, the driver's does not)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc).__name__}: {exc.orig}"[:500]
+    return type(exc).__name__
+
+
+def _write_report(path: str, report: dict[str, Any]) -> None:
+    """One compact JSON object (< 4096 bytes) for the operator, e.g. /dev/termination-log."""
+    if not path:
+        return
+    from service import rollback_floor
+
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(rollback_floor.encode(report))
+    except OSError as exc:
+        print(f"could not write the migration report to {path}: {exc}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="lint the revisions (expand vs contract) and exit; no database")
     mode.add_argument("--plan", action="store_true",
                       help="print this image's head and revisions' classifications as JSON")
+    migrate.epilog = (  # what the operator's migration Job relies on
+        "Without --check/--plan: upgrade under an advisory lock, unless a pending contract "
+        "revision would break a release named in ITEMS_MIGRATION_PROTECT (exit 3, no DDL; "
+        "ITEMS_MIGRATION_ALLOW_CONTRACT lists revisions allowed anyway). A JSON report goes "
+        "to ITEMS_MIGRATION_REPORT_FILE when set. Exit 0 done, 1 failed, 2 bad settings, "
+        "3 blocked.")
     migrate.set_defaults(handler=cmd_migrate)
     return parser
 

@@ -3,9 +3,16 @@
 MySQL commits each DDL statement on its own, so two runs interleaving would leave a half-built
 schema. A named advisory lock (GET_LOCK) held on the migrating connection prevents that; the
 second run waits, then finds nothing left to do.
+
+Before any DDL, under that lock, the rollback floor (service/rollback_floor.py) may refuse the
+pending contract revisions: then nothing runs and `MigrationBlockedError` says why.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from alembic import command
 from alembic.runtime.migration import MigrationContext
@@ -13,9 +20,10 @@ from loguru import logger
 from sqlalchemy import Connection, create_engine, pool, text
 from sqlalchemy.exc import OperationalError
 
-from service import schema, text_keys
+from service import migration_lint, rollback_floor, schema, text_keys
 from service.core.config import Settings
 from service.core.db import sync_url
+from service.rollback_floor import Block, Contract, Policy
 
 LOCK_NAME = "items-platform.migrate"
 ER_LOCK_WAIT_TIMEOUT = 1205
@@ -25,6 +33,25 @@ RERUN = "nothing is half-done: re-running `items-service migrate` continues wher
 
 class MigrationError(RuntimeError):
     pass
+
+
+class MigrationBlockedError(MigrationError):
+    """The rollback floor refused a pending contract revision; no DDL ran."""
+
+    def __init__(self, found: Sequence[Block]) -> None:
+        super().__init__(found[0].why())
+        self.blocks = list(found)
+
+
+# Given the revision the database is at, the refusals (none: go ahead).
+Guard = Callable[[str | None], Sequence[Block]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # rollback_floor.MIGRATED, CURRENT or AHEAD
+    before: str | None
+    after: str | None
 
 
 def _revision(conn: Connection) -> str | None:
@@ -49,6 +76,13 @@ def _explain(error: OperationalError, settings: Settings) -> MigrationError | No
 
 def run_migrations(settings: Settings, *, lock_timeout_seconds: int = 600) -> str:
     """Upgrade to this image's head; return the revision the database ends at."""
+    return migrate(settings, lock_timeout_seconds=lock_timeout_seconds).after or ""
+
+
+def migrate(settings: Settings, *, guard: Guard | None = None,
+            lock_timeout_seconds: int = 600) -> Outcome:
+    """Upgrade to this image's head unless ``guard`` refuses; say where the database was and
+    ends."""
     url = sync_url(settings)
     engine = create_engine(url, poolclass=pool.NullPool)
     known = schema.known_revisions()
@@ -72,7 +106,16 @@ def run_migrations(settings: Settings, *, lock_timeout_seconds: int = 600) -> st
                     # A newer image migrated already; expand-only changes keep us compatible.
                     logger.info("nothing to do: the schema is newer than this image",
                                 revision=before, image_head=known.head)
-                    return before or ""
+                    return Outcome(rollback_floor.AHEAD, before, before)
+                found = guard(before) if guard is not None else ()
+                if found:
+                    for block in found:
+                        logger.error("contract revision refused by the rollback floor",
+                                     revision=block.revision, image=block.protected.image,
+                                     release=block.protected.release, role=block.protected.role,
+                                     removes=list(block.removes), needs=list(block.needs),
+                                     uses_unknown=block.unknown)
+                    raise MigrationBlockedError(found)
                 config = schema.alembic_config()
                 config.attributes["connection"] = conn
                 try:
@@ -90,9 +133,35 @@ def run_migrations(settings: Settings, *, lock_timeout_seconds: int = 600) -> st
                 after = _revision(conn)
                 logger.info("schema after migration", revision=after or "none",
                             changed=before != after)
-                return after or ""
+                ended = rollback_floor.MIGRATED if before != after else rollback_floor.CURRENT
+                return Outcome(ended, before, after)
             finally:
                 if is_mysql:
                     conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
     finally:
         engine.dispose()
+
+
+def migrate_within_floor(settings: Settings, policy: Policy, *,
+                         lock_timeout_seconds: int = 600) -> dict[str, Any]:
+    """`items-service migrate`: migrate unless the floor refuses; the report of what happened.
+    Raises MigrationBlockedError (nothing ran) or another error (the run failed)."""
+    revisions = migration_lint.analyse()
+    plan = migration_lint.plan(revisions, schema.known_revisions().head)
+    head: str = plan["head"]
+    contracts = [Contract.from_plan(entry) for entry in plan["contract"]]
+
+    def within(top: str | None, below: str | None = None) -> list[Contract]:
+        """Contract revisions at or below ``top`` and above ``below``, oldest first."""
+        wanted = (migration_lint.lineage(revisions, top)
+                  - migration_lint.lineage(revisions, below))
+        return [contract for contract in contracts if contract.revision in wanted]
+
+    def guard(before: str | None) -> list[Block]:
+        return rollback_floor.blocks(within(head, before), policy.protect, policy.allow)
+
+    outcome = migrate(settings, guard=guard, lock_timeout_seconds=lock_timeout_seconds)
+    # A newer image's head is unknown here, but every revision this image knows is below it.
+    top = head if outcome.state == rollback_floor.AHEAD else outcome.after
+    return rollback_floor.done_report(outcome.state, before=outcome.before, head=outcome.after,
+                                      contracts=within(top), uses=plan["uses"])

@@ -12,7 +12,12 @@ have executed instead of executing them. Each operation is then classified by th
     classification = "contract"
     contract_reason = "drops items.legacy_code; no released image reads it since 1.4"
 
-An unmarked contract operation fails ``items-service migrate --check``.
+An unmarked contract operation fails ``items-service migrate --check``. A contract revision whose
+harm is not a removal (a constraint moved to a column older images do not write) names what an
+image must use to survive it; the rollback floor (service/rollback_floor.py) then refuses it
+while an image that must keep working lacks one of those::
+
+    contract_needs = ("items.sku_key",)  # "table.column" or "table"
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from service import schema
 
 EXPAND = "expand"
 CONTRACT = "contract"
+# What contract_needs may name: a table, or a table's column.
+_NEED = re.compile(r"^[A-Za-z0-9_$]+(\.[A-Za-z0-9_$]+)?$")
 # Raw SQL that removes, renames or rewrites what exists.
 _DESTRUCTIVE_SQL = re.compile(r"\b(DROP|RENAME|TRUNCATE|DELETE|MODIFY|CHANGE)\b", re.IGNORECASE)
 
@@ -211,6 +218,8 @@ class Revision:
     declared: str | None
     reason: str | None
     verdicts: list[Verdict] = field(default_factory=list)
+    needs: Any = ()  # the module's contract_needs, as written (problems() checks its shape)
+    parents: tuple[str, ...] = ()  # every down revision (a merge has several)
 
     @property
     def classification(self) -> str:
@@ -225,6 +234,13 @@ class Revision:
                     f"{self.declared!r}"]
         if self.declared == CONTRACT and not (self.reason or "").strip():
             return [f"{where}: classification = 'contract' needs a contract_reason"]
+        if self.needs and (isinstance(self.needs, str) or not isinstance(self.needs, tuple | list)
+                           or not all(isinstance(n, str) and _NEED.match(n) for n in self.needs)):
+            return [f"{where}: contract_needs must be a tuple of \"table\" or \"table.column\" "
+                    f"names, not {self.needs!r}"]
+        if self.needs and self.declared != CONTRACT:
+            return [f"{where}: contract_needs is only read on a revision marked "
+                    "classification = \"contract\""]
         if self.declared == CONTRACT:
             return []
         return [f"{where}: {v.operation} is a contract operation ({v.reason}) but the revision "
@@ -243,7 +259,9 @@ def analyse(script: ScriptDirectory | None = None) -> list[Revision]:
         entry = Revision(
             revision=rev.revision, down_revision=down if isinstance(down, str) else None,
             path=rev.path.rsplit("/", 1)[-1], declared=getattr(module, "classification", None),
-            reason=getattr(module, "contract_reason", None))
+            reason=getattr(module, "contract_reason", None),
+            needs=getattr(module, "contract_needs", ()),
+            parents=tuple(down) if isinstance(down, tuple | list) else (down,) if down else ())
         added: set[str] = set()
         try:
             recorded = record(module)
@@ -267,24 +285,53 @@ def uses() -> dict[str, list[str]]:
             for name, table in sorted(SQLModel.metadata.tables.items())}
 
 
+def needs_problems(revisions: list[Revision], used: dict[str, list[str]]) -> list[str]:
+    """A revision that needs what this very image does not use would block every release."""
+    problems = []
+    for rev in revisions:
+        for need in needs_of(rev):
+            table, _, column = need.partition(".")
+            if table not in used or (column and column not in used[table]):
+                problems.append(f"revision {rev.revision} ({rev.path}): contract_needs names "
+                                f"{need}, which this image's models do not use")
+    return problems
+
+
+def needs_of(rev: Revision) -> list[str]:
+    """contract_needs, when well formed (problems() reports it otherwise)."""
+    if isinstance(rev.needs, str) or not isinstance(rev.needs, tuple | list):
+        return []
+    return sorted({need for need in rev.needs if isinstance(need, str) and _NEED.match(need)})
+
+
+def removes_of(rev: Revision) -> dict[str, list[str]]:
+    """What a revision removes, by kind: tables, columns ("table.column"), indexes, constraints."""
+    removes = [item for v in rev.verdicts for item in v.removes]
+    return {plural: sorted({r.split(" ", 1)[1] for r in removes if r.startswith(f"{kind} ")})
+            for kind, plural in (("table", "tables"), ("column", "columns"),
+                                 ("index", "indexes"), ("constraint", "constraints"))}
+
+
+def lineage(revisions: list[Revision], head: str | None) -> set[str]:
+    """``head`` and every revision below it (empty for None, the unmigrated database)."""
+    parents = {rev.revision: rev.parents for rev in revisions}
+    seen: set[str] = set()
+    todo = [head] if head else []
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(parents.get(current, ()))
+    return seen
+
+
 def plan(revisions: list[Revision], head: str,
          used: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """What `migrate --plan` prints: this image's head, what each revision does, and what the
     image itself needs (so a contract revision can be checked against older images' plans)."""
-    contract = []
-    for rev in revisions:
-        if rev.classification != CONTRACT:
-            continue
-        removes = [item for v in rev.verdicts for item in v.removes]
-        contract.append({
-            "revision": rev.revision,
-            "reason": rev.reason or "",
-            "removes": {plural: sorted({r.split(" ", 1)[1] for r in removes
-                                        if r.startswith(f"{kind} ")})
-                        for kind, plural in (("table", "tables"), ("column", "columns"),
-                                             ("index", "indexes"),
-                                             ("constraint", "constraints"))},
-        })
+    contract = [{"revision": rev.revision, "reason": rev.reason or "",
+                 "removes": removes_of(rev), "needs": needs_of(rev)}
+                for rev in revisions if rev.classification == CONTRACT]
     return {
         "head": head,
         "revisions": [{"revision": r.revision, "down_revision": r.down_revision,

@@ -25,8 +25,8 @@ from gunicorn.workers.base import Worker
 from uvicorn import Server
 from uvicorn_worker import UvicornWorker
 
+from items_logging import InterceptHandler
 from service.core.http_limits import LimitedHttpToolsProtocol
-from service.core.logging import InterceptHandler
 
 
 class ConnectionCounts:
@@ -158,7 +158,8 @@ class FairAcceptServer(Server):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         loop = asyncio.get_running_loop()
         task = loop.create_task(
-            loop.connect_accepted_socket(self._protocol, conn, ssl=self.config.ssl))
+            loop.connect_accepted_socket(self._protocol, conn, ssl=self.config.ssl)
+        )
         self._handshakes.add(task)
         task.add_done_callback(self._handshakes.discard)
         if self._counts is not None and self._slot is not None:
@@ -166,7 +167,8 @@ class FairAcceptServer(Server):
 
     def _protocol(self) -> asyncio.Protocol:
         protocol: asyncio.Protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
-            config=self.config, server_state=self.server_state, app_state=self.lifespan.state)
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
         return protocol
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -226,7 +228,8 @@ class LoguruGunicornLogger(GunicornLogger):  # type: ignore[misc]
 def _pre_fork(server: Arbiter, worker: Worker) -> None:
     if _COUNTS is not None:  # a connection-count slot the new worker keeps for its life
         worker.items_slot = _COUNTS.claim(
-            {getattr(w, "items_slot", None) for w in server.WORKERS.values()})
+            {getattr(w, "items_slot", None) for w in server.WORKERS.values()}
+        )
 
 
 def _child_exit(server: Arbiter, worker: Worker) -> None:
@@ -244,8 +247,7 @@ def _post_worker_init(worker: Worker) -> None:
 
 
 class ItemsServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, options: dict[str, Any],
-                 loader: Callable[[], Any] | None = None) -> None:
+    def __init__(self, options: dict[str, Any], loader: Callable[[], Any] | None = None) -> None:
         self.options = options
         # bench/ serves other ASGI apps under exactly this configuration; called in the worker.
         self.loader = loader
@@ -270,8 +272,9 @@ def prepare_metrics_dir() -> str:
     return path
 
 
-def gunicorn_options(*, host: str, port: int, workers: int, graceful_timeout: int,
-                     keepalive: int = 5) -> dict[str, Any]:
+def gunicorn_options(
+    *, host: str, port: int, workers: int, graceful_timeout: int, keepalive: int = 5
+) -> dict[str, Any]:
     return {
         "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
         "workers": workers,
@@ -289,13 +292,25 @@ def gunicorn_options(*, host: str, port: int, workers: int, graceful_timeout: in
     }
 
 
-def run(*, host: str, port: int, workers: int, graceful_timeout: int, keepalive: int = 5,
-        loader: Callable[[], Any] | None = None) -> None:
+def run(
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    graceful_timeout: int,
+    keepalive: int = 5,
+    loader: Callable[[], Any] | None = None,
+) -> None:
     global _COUNTS
     _COUNTS = ConnectionCounts()
     metrics_dir = prepare_metrics_dir()
-    options = gunicorn_options(host=host, port=port, workers=workers,
-                               graceful_timeout=graceful_timeout, keepalive=keepalive)
+    options = gunicorn_options(
+        host=host,
+        port=port,
+        workers=workers,
+        graceful_timeout=graceful_timeout,
+        keepalive=keepalive,
+    )
     try:
         ItemsServer(options, loader).run()
     finally:

@@ -4,6 +4,7 @@ service as a real Gunicorn process."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -16,13 +17,32 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from loguru import logger
 
+import items_logging
 from service.core.config import Settings
 from service.main import create_app
 from service.migrate import run_migrations
 from tests.mariadb import MariaDB, cleanup_private_server, free_port, from_environment, wait_until
 
 IN_CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo a configure_logging: Loguru back to its default sink, the standard library's
+    loggers as they were, the shared sink's stream unset (it may be a test's captured stdout)."""
+    loggers = [logging.root, *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    saved = [(log, log.handlers[:], log.level, log.propagate, log.disabled) for log in loggers]
+    sink = (items_logging._Sink.stream, items_logging._Sink.info_enabled)
+    yield
+    logger.remove()
+    logger.add(sys.stderr)
+    for log, handlers, level, propagate, disabled in saved:
+        log.handlers[:] = handlers
+        log.setLevel(level)
+        log.propagate, log.disabled = propagate, disabled
+    items_logging._Sink.stream, items_logging._Sink.info_enabled = sink
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +82,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_settings(backend: str, request: pytest.FixtureRequest,
-                  tmp_path: Path) -> SettingsFactory:
+def make_settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> SettingsFactory:
     """Settings for the selected backend, with a migrated, empty database."""
     if backend == "mysql":
         url = request.getfixturevalue("mysql_url")
@@ -115,25 +134,43 @@ class LiveServer:
         return self.process.wait(timeout=timeout)
 
 
-def start_live_server(env_overrides: dict[str, str], log_path: Path, *, workers: int = 2,
-                      cwd: Path | None = None) -> LiveServer:
+def start_live_server(
+    env_overrides: dict[str, str], log_path: Path, *, workers: int = 2, cwd: Path | None = None
+) -> LiveServer:
     port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("ITEMS_") and key not in {"DATABASE_URL", "DATABASE_URL_FILE"}}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("ITEMS_") and key not in {"DATABASE_URL", "DATABASE_URL_FILE"}
+    }
     env.update(env_overrides)
     log = open(log_path, "wb")  # noqa: SIM115 (closed when the process ends)
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd or log_path.parent,
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd or log_path.parent,
         start_new_session=True,  # its own process group: teardown reaps the workers too
     )
     server = LiveServer(base_url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: "
-                               + "\n".join(server.log_lines()[-20:]))
+            raise RuntimeError(
+                f"server exited with {process.returncode}: " + "\n".join(server.log_lines()[-20:])
+            )
         return httpx.get(f"{server.base_url}/readyz", timeout=2).status_code == 200
 
     wait_until(ready, timeout=60, what="the service to become ready")

@@ -5,10 +5,10 @@ write_containerd_config() {
     local dir="$STATE_DIR/containerd"
     mkdir -p "$dir/certs.d/docker.io" "$STATE_DIR/cni/net.d" "$RUN_DIR/containerd"
     # Every image the cluster runs is imported beforehand (hack/local-cluster load). Should a pull
-    # happen anyway, docker.io resolves to a closed port on loopback: it fails at once, locally.
+    # happen anyway, docker.io resolves to the empty registry on loopback: "not found", at once.
     cat >"$dir/certs.d/docker.io/hosts.toml" <<TOML
-server = "http://127.0.0.1:9"
-[host."http://127.0.0.1:9"]
+server = "http://$EMPTY_REGISTRY"
+[host."http://$EMPTY_REGISTRY"]
   capabilities = ["pull", "resolve"]
 TOML
     cat >"$dir/config.toml" <<TOML

@@ -40,7 +40,10 @@ API_URL="https://$NODE_IP:$API_PORT"
 CONTAINERD_SOCK="$RUN_DIR/containerd/containerd.sock"
 
 # The long-running processes, in start order.
-COMPONENTS=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+# A registry that has nothing: a pull the cluster was not meant to make fails as a real
+# registry answers a tag it does not have (404, "not found"), locally and at once.
+EMPTY_REGISTRY="127.0.0.1:5055"
+COMPONENTS=(empty-registry etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 say() { printf '%s: %s\n' "${SAY_PREFIX:-local-cluster}" "$*" >&2; }
 oneline() { tr '\n' ' '; }

@@ -36,6 +36,8 @@ contract_reason = (
     "uniqueness moves to sku_key, which it does not write, so it could store SKUs the new rule "
     "calls equal; roll back only to images that know sku_key"
 )
+# The rollback floor refuses this revision while an image that must keep working lacks these.
+contract_needs = ("items.sku_key",)
 
 
 def _binary(length: int) -> sa.types.TypeEngine[str]:

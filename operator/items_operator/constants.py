@@ -42,6 +42,24 @@ ANNOTATION_DATABASE_TARGET: Final = f"{GROUP}/database-target"
 
 # Why the operator ended a migration Job early (its pod could not even start).
 ANNOTATION_FAILURE: Final = f"{GROUP}/failure"
+# On a finished migration Job (copied from its pod when the operator adopts it) and on the
+# ControllerRevision of each release it migrated: the image ID the container ran (a repository
+# digest when the runtime knows one) and the migrator's report (schema head, uses, removed).
+ANNOTATION_IMAGE_ID: Final = f"{GROUP}/image-id"
+ANNOTATION_MIGRATION_REPORT: Final = f"{GROUP}/migration-report"
+# On a migration Job: a digest of what it was told to protect (rollback target, serving release,
+# allowed contract revisions); a blocked Job whose digest is stale is retried.
+ANNOTATION_PROTECT_DIGEST: Final = f"{GROUP}/protect-digest"
+# Set by a person on the ItemService: contract revisions allowed although the floor forbids them.
+ANNOTATION_ALLOW_CONTRACT: Final = f"{GROUP}/allow-contract"
+# Migration Jobs are created without an ownerReference (deleting the ItemService must not kill
+# a migration mid-DDL) and adopted once finished; an orphan is collected this long after it ends.
+ORPHAN_JOB_TTL_SECONDS: Final = 24 * 3600
+MIGRATION_EXIT_BLOCKED: Final = 3
+MIGRATION_PROTECT_ENV: Final = "ITEMS_MIGRATION_PROTECT"
+MIGRATION_ALLOW_CONTRACT_ENV: Final = "ITEMS_MIGRATION_ALLOW_CONTRACT"
+MIGRATION_REPORT_FILE_ENV: Final = "ITEMS_MIGRATION_REPORT_FILE"
+TERMINATION_LOG: Final = "/dev/termination-log"
 JOB_NAME_LABELS: Final = ("batch.kubernetes.io/job-name", "job-name")
 
 DATABASE_URL_ENV: Final = "DATABASE_URL"

@@ -7,7 +7,7 @@ last good one, the blocked one) and collects the decisions: one desired state pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from items_operator.observe import (
     JobObservation,
     JobState,
     Observed,
+    RevisionObservation,
     parse_time,
 )
 from items_operator.plan import Apply, Create, Desired, Event
@@ -79,6 +80,9 @@ class Pass:
             annotations = p.serving.template.get("metadata", {}).get("annotations") or {}
             p.target = spec_release(cr, annotations.get(ANNOTATION_DATABASE_TARGET))
         p.target = p.target.numbered(p._number_for(p.target.hash))
+        if (stored := p.stored(p.target.hash)) is not None:
+            # Stored once migrated, with the image pinned to the bits that migrated.
+            p.target = replace(p.target, template=stored.template)
         if p.serving is not None and p.serving.hash == p.target.hash:
             p.serving = p.target
         if dep is not None and dep.release is None:
@@ -157,6 +161,9 @@ class Pass:
             template = with_release_label(dep.template, LEGACY_RELEASE)
             return Release(LEGACY_RELEASE, dep.image, key, template, None)
         return None
+
+    def stored(self, release_hash: str | None) -> RevisionObservation | None:
+        return next((r for r in self.observed.revisions if r.release == release_hash), None)
 
     def by_revision(self, number: int) -> Release | None:
         match = next((r for r in self.observed.revisions if r.revision == number), None)

@@ -22,12 +22,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from items_operator.constants import LABEL_RELEASE
+from items_operator.constants import ANNOTATION_ALLOW_CONTRACT, LABEL_RELEASE
 from items_operator.context import Pass
 from items_operator.housekeeping import converge_supporting_objects, fail_stuck_jobs, hash_of, prune
+from items_operator.migration import (
+    adopt_finished_jobs,
+    below_floor,
+    current_protect_digest,
+    job_outcome,
+    migrated_template,
+    protected,
+    rollback_floor,
+)
 from items_operator.model import ItemService
-from items_operator.observe import JobState, Observed, SecretState
-from items_operator.plan import Apply, Create, Plan
+from items_operator.observe import (
+    JobObservation,
+    JobState,
+    Observed,
+    SecretState,
+    container_image,
+)
+from items_operator.plan import Apply, Create, Delete, Plan
 from items_operator.policy import TABLE, Reason
 from items_operator.release import Release
 from items_operator.specs.common import migration_job_name
@@ -51,6 +66,7 @@ def decide(cr: ItemService, observed: Observed, now: datetime) -> Plan:
     p = Pass.start(cr, observed, now)
     p.keep_serving()
     converge_supporting_objects(p)
+    adopt_finished_jobs(p)
     if not cr.spec.paused:
         prune(p)
         fail_stuck_jobs(p)
@@ -101,6 +117,15 @@ def _requested_rollback(p: Pass) -> Situation | None:
             f"annotation rollback-to names {release.label}, which never served here and whose "
             "migration did not succeed: serving it could meet a schema it does not know; "
             "name a revision that was Available (status.history) or remove the annotation",
+        )
+    if (why := below_floor(p, release)) is not None:
+        floor = rollback_floor(p)
+        return Situation(
+            Reason.REVISION_BELOW_FLOOR,
+            f"annotation rollback-to names {release.label}, which the database as migrated no "
+            f"longer serves: {why}; the oldest revision it serves is "
+            f"{floor['revision'] if floor else 'none stored'} (status.rollbackFloor): name that "
+            "or a newer one, or remove the annotation",
         )
     dep = p.deployment
     p.serve(release, rolled_back=dep.rolled_back_release if dep else None)
@@ -312,20 +337,7 @@ def _migrate_then_deploy(p: Pass) -> Situation:
     """The spec's release does not serve yet: migrate if it needs it, then roll it out."""
     target, serving, owner = p.target, p.serving, p.cr.owner
     assert target.revision is not None
-    stored = target.hash in {r.release for r in p.observed.revisions}
-    if not stored:
-        p.desired.set(
-            Create(
-                build_controller_revision(
-                    owner,
-                    revision=target.revision,
-                    release_hash=target.hash,
-                    template=target.template,
-                    image=target.image,
-                    migration_key=target.migration_key,
-                )
-            )
-        )
+    stored = p.stored(target.hash) is not None
     job_name = migration_job_name(owner.name, target.migration_key)
     job = next((j for j in p.observed.jobs if j.name == job_name), None)
     if _refused_as_foreign(p, "Job", job_name):
@@ -337,12 +349,17 @@ def _migrate_then_deploy(p: Pass) -> Situation:
     same_schema = serving is not None and serving.migration_key == target.migration_key
     if same_schema or (job is not None and job.state is JobState.SUCCEEDED):
         if not stored:
-            # Served only once stored: a release that cannot be rolled back to never goes live.
+            # Served only once stored (a release that cannot be rolled back to never goes live),
+            # and stored pinned to the bits that migrated.
+            _store_migrated(p, job if not same_schema else None)
             p.wake_by(p.now)
             return Situation(Reason.ROLLING_OUT, f"storing {target.label} before it rolls out")
         p.serve(target)
+        stored_release = p.stored(target.hash)
+        image_id = stored_release.image_id if stored_release else ""
         p.record(target, start_new=True, outcome=Outcome.ROLLING_OUT,
-                 **({"migrationJob": job_name} if job else {}))
+                 **({"migrationJob": job_name} if job else {}),
+                 **({"imageID": image_id} if image_id else {}))
         if job is not None:
             p.migration_job = job_name
             if _was_migrating(p):
@@ -351,6 +368,10 @@ def _migrate_then_deploy(p: Pass) -> Situation:
 
     keeps = f"; {serving.label} keeps serving" if serving else ""
     p.migration_job = job_name
+    if job is not None and job.state is JobState.FAILED and (
+        blocked := _blocked_by_floor(p, job)
+    ) is not None:
+        return blocked
     if job is not None and job.state is JobState.FAILED:
         detail = job.failure_note or job.message
         p.record(target, start_new=True, migrationJob=job_name, outcome=Outcome.MIGRATION_FAILED)
@@ -375,11 +396,64 @@ def _migrate_then_deploy(p: Pass) -> Situation:
         )
     if job is None:
         p.desired.set(Create(build_migration_job(
-            owner, p.cr.spec, image=target.image, migration_key=target.migration_key
+            owner, p.cr.spec, image=target.image, migration_key=target.migration_key,
+            protect=protected(p), allowed=p.cr.allow_contract,
         )))
     p.record(target, start_new=True, migrationJob=job_name, outcome=Outcome.MIGRATING)
     return Situation(
         Reason.MIGRATING, f"migrating the schema for {target.label} (Job {job_name}){keeps}"
+    )
+
+
+def _store_migrated(p: Pass, job: JobObservation | None) -> None:
+    """Store the spec's release: its image pinned to what its migration ran (or, sharing the
+    serving release's schema, to what that one ran), the migrator's report beside it."""
+    target = p.target
+    assert target.revision is not None
+    if job is not None:
+        image_id, report = job_outcome(p, job)
+    else:
+        source = p.stored(p.serving.hash if p.serving else None)
+        image_id, report = (source.image_id, source.report) if source else ("", None)
+    template, _ = migrated_template(target, image_id)
+    p.desired.set(Create(build_controller_revision(
+        p.cr.owner,
+        revision=target.revision,
+        release_hash=target.hash,
+        template=template,
+        image=target.image,
+        migration_key=target.migration_key,
+        image_id=image_id,
+        migration_report=report.raw if report is not None else "",
+    )))
+
+
+def _blocked_by_floor(p: Pass, job: JobObservation) -> Situation | None:
+    """The migrator refused a contract revision (nothing ran): say which, and what lifts it."""
+    _, report = job_outcome(p, job)
+    if report is None or report.outcome != "blocked":
+        return None
+    target, serving = p.target, p.serving
+    if job.protect_digest != current_protect_digest(p):
+        # The rollback target or the allowed revisions changed since: ask the migrator again.
+        p.desired.set(Delete("Job", job.name))
+        p.wake_by(p.now + timedelta(seconds=1))
+        return Situation(
+            Reason.MIGRATING,
+            f"retrying the migration for {target.label}: what it must protect changed since "
+            f"Job {job.name} was refused",
+        )
+    p.record(target, start_new=True, migrationJob=job.name, outcome=Outcome.MIGRATION_BLOCKED)
+    p.migration_job = job.name
+    keeps = f"; {serving.label} keeps serving" if serving else ""
+    revision = report.revision or "?"
+    return Situation(
+        Reason.MIGRATION_BLOCKED,
+        f"migration for {target.label} refused by the rollback floor, nothing ran{keeps}: "
+        f"{report.why or 'a contract revision removes what an older image reads'}. Release an "
+        "image that no longer needs it first (it becomes the rollback target), then this one; "
+        f"or accept the risk: kubectl annotate itemservice {p.cr.owner.name} "
+        f"{ANNOTATION_ALLOW_CONTRACT}={revision}",
     )
 
 
@@ -452,6 +526,8 @@ def _finish(p: Pass, situation: Situation) -> Plan:
         "failedImage": failed.image if failed else None,
         "failedRelease": p.failed,
         "migrationJob": p.migration_job or previous.get("migrationJob"),
+        "servingImage": container_image(serving.template) if serving else None,
+        "rollbackFloor": rollback_floor(p),
     }
     status.update({k: v for k, v in optional.items() if v is not None})
     verdict = {

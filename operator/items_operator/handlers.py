@@ -33,7 +33,7 @@ from items_operator.constants import (
 from items_operator.decide import decide
 from items_operator.model import ItemService
 from items_operator.observe import JobState
-from items_operator.plan import Action, Apply, Create, Delete, FailJob, Plan
+from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob, Plan
 from items_operator.rejections import Rejection, classify
 from items_operator.status import merge_patch
 
@@ -265,6 +265,8 @@ def _verb_and_target(action: Action) -> tuple[str, str, str]:
             return "create", action.kind, action.name
         case FailJob():
             return "fail", "Job", action.name
+        case AdoptJob():
+            return "adopt", "Job", action.name
         case Delete():
             return "delete", action.kind, action.name
 

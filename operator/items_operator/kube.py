@@ -29,6 +29,8 @@ from items_operator.constants import (
     GROUP,
     HTTP_PORT,
     KIND,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
     PLURAL,
     VERSION,
 )
@@ -41,10 +43,11 @@ from items_operator.observe import (
     observe_job,
     observe_pod,
     observe_revision,
+    owns_job,
     secret_state,
     secret_value_digest,
 )
-from items_operator.plan import Action, Apply, Create, Delete, FailJob
+from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
 from items_operator.specs.common import selector_labels
 
 ItemServiceResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
@@ -136,13 +139,14 @@ async def observe(client: AsyncClient, cr: ItemService) -> Observed:
     jobs = [
         observe_job(job)
         for job in await _list(client, Job, ns, _label_filter(owner, COMPONENT_MIGRATION))
-        if controlled_by(job, owner.uid)
+        if owns_job(job, owner.uid)
     ]
     pods = [observe_pod(pod) for pod in await _list(client, Pod, ns, server)]
     pods = await _with_readiness(client, ns, pods)
-    # Pods of running migrations only matter while a Job is active; skip the list otherwise.
+    # Migration pods matter while a Job runs, and once more when it finishes (the operator
+    # copies their image ID and report onto the Job); skip the list otherwise.
     job_pods = []
-    if any(not job.finished for job in jobs):
+    if any(not job.finished or not job.adopted for job in jobs):
         job_pods = [
             observe_pod(pod)
             for pod in await _list(client, Pod, ns, _label_filter(owner, COMPONENT_MIGRATION))
@@ -234,6 +238,12 @@ async def execute(client: AsyncClient, namespace: str, action: Action) -> None:
                 if error.status.code != 409:
                     raise
                 await _check_ours(client, namespace, obj)
+        case AdoptJob(name=name, owner_reference=reference, annotations=annotations):
+            adopt = {
+                "metadata": {"ownerReferences": [reference], "annotations": annotations},
+                "spec": {"ttlSecondsAfterFinished": None},
+            }
+            await client.patch(Job, name, adopt, namespace=namespace, patch_type=PatchType.MERGE)
         case FailJob(name=name, note=note):
             patch = {
                 "metadata": {"annotations": {ANNOTATION_FAILURE: note}},
@@ -260,12 +270,19 @@ async def _check_ours(client: AsyncClient, namespace: str, obj: dict[str, Any]) 
     deterministic: someone else's Job with that name would otherwise stall a release forever)."""
     kind, name = obj["kind"], obj["metadata"]["name"]
     existing = await _get(client, _CREATABLE[kind], name, namespace)
-    uid = obj["metadata"]["ownerReferences"][0]["uid"]
-    if existing is not None and not controlled_by(existing, uid):
+    if existing is not None and not _same_owner(existing, obj):
         raise ForeignObjectError(
             f"{kind}/{name} already exists and is not controlled by this ItemService: "
             "delete or rename it"
         )
+
+
+def _same_owner(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    refs = wanted["metadata"].get("ownerReferences")
+    if refs:
+        return controlled_by(existing, refs[0]["uid"])
+    labels, ours = existing["metadata"].get("labels") or {}, wanted["metadata"]["labels"]
+    return all(labels.get(k) == ours[k] for k in (LABEL_MANAGED_BY, LABEL_INSTANCE))
 
 
 async def patch_status(

@@ -13,9 +13,11 @@ from collections.abc import Sequence
 import kopf
 from prometheus_client import start_http_server
 
-from items_operator.logs import configure_logging
+import items_logging
 
 DEFAULT_PEERING = "items-operator"
+# The HTTP clients log every request at INFO; that is for debug runs only.
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "aiohttp.access")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -69,9 +71,15 @@ def watches_owned_objects(args: argparse.Namespace) -> bool:
     return args.watch_owned == "on" or (args.watch_owned == "auto" and bool(args.namespace))
 
 
+def configure_logging(level: str = "INFO", *, plain: bool = False) -> None:
+    """The operator's log policy on the shared JSON lines (items_logging): Kopf's and every
+    other standard-library logger through the root logger, the HTTP clients quieter."""
+    items_logging.configure_logging(level, json_lines=not plain, quiet=QUIET_LOGGERS)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    configure_logging(args.log_level, json_lines=not args.plain_logs)
+    configure_logging(args.log_level, plain=args.plain_logs)
     start_http_server(args.metrics_port)
 
     from items_operator import handlers  # registers the handlers with Kopf

@@ -8,7 +8,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from items_operator.constants import ANNOTATION_ROLLBACK_TO, API_VERSION, KIND
+from items_operator.constants import (
+    ANNOTATION_ALLOW_CONTRACT,
+    ANNOTATION_ROLLBACK_TO,
+    API_VERSION,
+    KIND,
+)
 
 Quantity = int | float | str
 IntOrPercent = int | str
@@ -122,15 +127,20 @@ class ItemService:
     status: dict[str, Any]
     # Revision number a person asked to serve (annotation rollback-to), if any.
     rollback_to: int | None = None
+    # Contract revisions a person allowed past the rollback floor (annotation allow-contract).
+    allow_contract: tuple[str, ...] = ()
 
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> ItemService:
         meta = body["metadata"]
-        requested = str((meta.get("annotations") or {}).get(ANNOTATION_ROLLBACK_TO, "")).strip()
+        annotations = meta.get("annotations") or {}
+        requested = str(annotations.get(ANNOTATION_ROLLBACK_TO, "")).strip()
+        allowed = str(annotations.get(ANNOTATION_ALLOW_CONTRACT, ""))
         return cls(
             owner=Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
             generation=int(meta.get("generation", 1)),
             spec=ItemServiceSpec.model_validate(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             rollback_to=int(requested) if requested.isascii() and requested.isdigit() else None,
+            allow_contract=tuple(sorted({r.strip() for r in allowed.split(",") if r.strip()})),
         )

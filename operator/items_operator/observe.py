@@ -17,14 +17,20 @@ from items_operator.constants import (
     ANNOTATION_DESIRED_HASH,
     ANNOTATION_FAILURE,
     ANNOTATION_IMAGE,
+    ANNOTATION_IMAGE_ID,
+    ANNOTATION_MIGRATION_REPORT,
+    ANNOTATION_PROTECT_DIGEST,
     ANNOTATION_RELEASE_IMAGE,
     ANNOTATION_ROLLED_BACK_RELEASE,
     CONTAINER_NAME,
+    FIELD_MANAGER,
     JOB_NAME_LABELS,
+    LABEL_MANAGED_BY,
     LABEL_MIGRATION_KEY,
     LABEL_RELEASE,
 )
 from items_operator.containers import ServiceContainer, observe_service_container
+from items_operator.schema_floor import MigrationReport, parse_report
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -74,6 +80,12 @@ class JobObservation:
     # Set when the operator failed the Job early because its pod could not start.
     failure_note: str = ""
     migration_key: str = ""
+    # Created without an ownerReference; adopted (owner set, image ID and report copied from
+    # its pod) once finished.
+    adopted: bool = True
+    image_id: str = ""
+    report: MigrationReport | None = None
+    protect_digest: str = ""
 
     @property
     def finished(self) -> bool:
@@ -109,6 +121,10 @@ def observe_job(job: dict[str, Any]) -> JobObservation:
         or parse_time((terminal or {}).get("lastTransitionTime")),
         failure_note=annotations.get(ANNOTATION_FAILURE, ""),
         migration_key=(meta.get("labels") or {}).get(LABEL_MIGRATION_KEY, ""),
+        adopted=any(ref.get("controller") for ref in meta.get("ownerReferences") or []),
+        image_id=annotations.get(ANNOTATION_IMAGE_ID, ""),
+        report=parse_report(annotations.get(ANNOTATION_MIGRATION_REPORT)),
+        protect_digest=annotations.get(ANNOTATION_PROTECT_DIGEST, ""),
     )
 
 
@@ -149,7 +165,7 @@ class DeploymentObservation:
         )
 
 
-def _container_image(template: dict[str, Any]) -> str:
+def container_image(template: dict[str, Any]) -> str:
     containers = (template.get("spec") or {}).get("containers") or []
     return next((c.get("image", "") for c in containers if c.get("name") == CONTAINER_NAME), "")
 
@@ -166,7 +182,7 @@ def observe_deployment(deployment: dict[str, Any]) -> DeploymentObservation:
     generation = int(meta.get("generation", 0))
     observed_generation = int(status.get("observedGeneration", 0))
     return DeploymentObservation(
-        image=_container_image(template),
+        image=container_image(template),
         desired_hash=annotations.get(ANNOTATION_DESIRED_HASH),
         generation=generation,
         observed_generation=observed_generation,
@@ -196,11 +212,14 @@ class RevisionObservation:
     image: str
     migration_key: str
     template: dict[str, Any] = field(compare=False)
+    image_id: str = ""
+    report: MigrationReport | None = field(default=None, compare=False)
 
 
 def observe_revision(obj: dict[str, Any]) -> RevisionObservation | None:
     meta = obj["metadata"]
     labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
     template = (obj.get("data") or {}).get("template")
     if not isinstance(template, dict) or LABEL_RELEASE not in labels:
         return None  # not one of ours, or damaged: never served from
@@ -208,9 +227,11 @@ def observe_revision(obj: dict[str, Any]) -> RevisionObservation | None:
         name=meta["name"],
         revision=int(obj.get("revision", 0)),
         release=labels[LABEL_RELEASE],
-        image=(meta.get("annotations") or {}).get(ANNOTATION_RELEASE_IMAGE, ""),
+        image=annotations.get(ANNOTATION_RELEASE_IMAGE, ""),
         migration_key=labels.get(LABEL_MIGRATION_KEY, ""),
         template=template,
+        image_id=annotations.get(ANNOTATION_IMAGE_ID, ""),
+        report=parse_report(annotations.get(ANNOTATION_MIGRATION_REPORT)),
     )
 
 
@@ -240,6 +261,10 @@ class PodObservation:
     started_at: datetime | None = None
     ready_changed_at: datetime | None = None
     unschedulable: str | None = None  # the scheduler's message while it cannot place the pod
+    # The service container's image ID (a repository digest when pulled from a registry) and
+    # its termination message (the migrator's report, on migration pods).
+    image_id: str = ""
+    termination_message: str = ""
     # /readyz body of an unready running pod, read through the API server (kube.py), if read.
     readiness_checks: dict[str, str] = field(default_factory=dict, compare=False)
     # The service container's terminations and startup probe (containers.py).
@@ -272,6 +297,12 @@ def _main_container_start(status: dict[str, Any]) -> datetime | None:
         running = (container.get("state") or {}).get("running") or {}
         return parse_time(running.get("startedAt"))
     return None
+
+
+def _main_container(status: dict[str, Any]) -> dict[str, Any]:
+    return next(
+        (c for c in status.get("containerStatuses") or [] if c.get("name") == CONTAINER_NAME), {}
+    )
 
 
 def observe_pod(pod: dict[str, Any]) -> PodObservation:
@@ -314,11 +345,16 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
         ready_changed_at=parse_time(ready_condition.get("lastTransitionTime")),
         unschedulable=unschedulable,
         container=observe_service_container(spec, status),
+        image_id=str(_main_container(status).get("imageID") or ""),
+        termination_message=str(
+            ((_main_container(status).get("state") or {}).get("terminated") or {}).get("message")
+            or ""
+        ),
     )
 
 
 def _pod_image(spec: dict[str, Any]) -> str:
-    return _container_image({"spec": spec})
+    return container_image({"spec": spec})
 
 
 @dataclass(frozen=True)
@@ -343,3 +379,14 @@ def controlled_by(obj: dict[str, Any], uid: str) -> bool:
     """True when `obj`'s controller ownerReference points at the ItemService with `uid`."""
     refs = obj.get("metadata", {}).get("ownerReferences") or []
     return any(ref.get("controller") and ref.get("uid") == uid for ref in refs)
+
+
+def owns_job(job: dict[str, Any], uid: str) -> bool:
+    """Ours: controlled by this ItemService, or not yet adopted (created without an owner, so a
+    deletion cannot kill it mid-DDL) and labelled as our migration (the list selects on the
+    instance label; managed-by tells ours from someone else's Job)."""
+    refs = [r for r in job.get("metadata", {}).get("ownerReferences") or [] if r.get("controller")]
+    if refs:
+        return controlled_by(job, uid)
+    labels = job.get("metadata", {}).get("labels") or {}
+    return labels.get(LABEL_MANAGED_BY) == FIELD_MANAGER

@@ -54,6 +54,19 @@ class FailJob:
 
 
 @dataclass(frozen=True)
+class AdoptJob:
+    """Make a finished migration Job ours: set the ownerReference it was created without (so
+    the ItemService's deletion collects it again), drop its orphan TTL, and keep what its pod
+    reported (image ID, the migrator's report) on the Job, so later passes need not read pods."""
+
+    name: str
+    owner_reference: dict[str, Any]
+    annotations: dict[str, str]
+
+    kind: Literal["Job"] = "Job"
+
+
+@dataclass(frozen=True)
 class Delete:
     kind: str
     name: str
@@ -61,7 +74,7 @@ class Delete:
     propagation: Literal["Background", "Foreground"] = "Background"
 
 
-Action = Apply | Create | FailJob | Delete
+Action = Apply | Create | FailJob | AdoptJob | Delete
 
 # Execution order by kind: the Deployment first, so a refused supporting object never stands
 # between the users and a rollback.

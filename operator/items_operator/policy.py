@@ -43,12 +43,14 @@ class Reason(enum.StrEnum):
     CONFIG_NOT_FOUND = "ConfigNotFound"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
     MIGRATION_FAILED = "MigrationFailed"
+    MIGRATION_BLOCKED = "MigrationBlocked"
     ROLLED_BACK = "RolledBack"
     ROLLOUT_FAILED = "RolloutFailed"
     ROLLBACK_REQUESTED = "RollbackRequested"
     REQUESTED_REVISION_FAILING = "RequestedRevisionFailing"
     REVISION_NOT_FOUND = "RevisionNotFound"
     REVISION_NOT_SERVABLE = "RevisionNotServable"
+    REVISION_BELOW_FLOOR = "RevisionBelowFloor"
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a reason, not a secret
     SECRET_KEY_MISSING = "SecretKeyMissing"  # noqa: S105 - a reason, not a secret
     OBJECT_CONFLICT = "ObjectConflict"
@@ -97,8 +99,10 @@ TABLE: dict[Reason, Row] = {
     Reason.ROLLED_BACK:                    Row(P.ROLLED_BACK,    F,   T,   T,    IDLE_POLL,      W),
     Reason.ROLLOUT_FAILED:                 Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
     Reason.MIGRATION_FAILED:               Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
+    Reason.MIGRATION_BLOCKED:              Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
     Reason.REVISION_NOT_FOUND:             Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
     Reason.REVISION_NOT_SERVABLE:          Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
+    Reason.REVISION_BELOW_FLOOR:           Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
     Reason.SECRET_NOT_FOUND:               Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
     Reason.SECRET_KEY_MISSING:             Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
     Reason.OBJECT_CONFLICT:                Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),

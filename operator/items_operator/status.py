@@ -16,11 +16,14 @@ class ConditionType(enum.StrEnum):
     DEGRADED = "Degraded"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    # True while a contract migration is refused by the rollback floor (docs/operations.md).
+    MIGRATION_BLOCKED = "MigrationBlocked"
 
 
 class Outcome(enum.StrEnum):
     MIGRATING = "Migrating"
     MIGRATION_FAILED = "MigrationFailed"
+    MIGRATION_BLOCKED = "MigrationBlocked"
     ROLLING_OUT = "RollingOut"
     AVAILABLE = "Available"
     ROLLED_BACK = "RolledBack"
@@ -86,6 +89,7 @@ def conditions_for(
         ConditionType.RECONCILING: row.progressing,
         ConditionType.DEGRADED: row.degraded,
         ConditionType.STALLED: row.stalled,
+        ConditionType.MIGRATION_BLOCKED: reason is Reason.MIGRATION_BLOCKED,
     }
     known = {str(t) for t in ConditionType}
     conditions = [c for c in previous if c.get("type") in known]

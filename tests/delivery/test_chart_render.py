@@ -56,6 +56,29 @@ def test_crds_are_rendered_only_with_include_crds(render: Render) -> None:
     assert names == {"itemservices.items.platform.dev", "clusterkopfpeerings.kopf.dev"}
 
 
+@pytest.mark.parametrize(
+    ("values", "annotations"),
+    [
+        ((), None),
+        (("--set", "crds.templated=true"), {"helm.sh/resource-policy": "keep"}),
+        (("--set", "crds.templated=true", "--set", "crds.keep=false"), None),
+    ],
+    ids=["off", "templated-kept", "templated-not-kept"],
+)
+def test_crds_are_templates_only_with_crds_templated(
+    render: Render, values: tuple[str, ...], annotations: dict[str, str] | None
+) -> None:
+    """Off (the default), the CRDs come from crds/ only; on, they are objects of the release,
+    kept on uninstall unless crds.keep=false. Either way the rest of the chart is the same."""
+    crds = find(render(*values), "CustomResourceDefinition")
+    assert len(crds) == (2 if values else 0)
+    for crd in crds:
+        assert crd["metadata"].get("annotations") == annotations
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    rest = [m for m in render(*values) if m["kind"] != "CustomResourceDefinition"]
+    assert rest == render()
+
+
 def test_operator_image_defaults_to_app_version_and_if_not_present(render: Render) -> None:
     c = container(render())
     assert c["image"] == f"items-operator:{APP_VERSION}"
@@ -175,8 +198,16 @@ def test_item_service_with_an_existing_secret_creates_no_secret(render: Render) 
         (["--set", "image.pullPolicy=Sometimes"], "pullPolicy"),
         (["--set", "monitoring.prometheusRule.errorRatio=2"], "errorRatio"),
         (["--set", "itemService.enabled=true"], "secretName"),
+        (["--set", "crds.templated=yes"], "templated"),
     ],
-    ids=["unknown-key", "latest-tag", "pull-policy", "ratio-above-1", "no-database"],
+    ids=[
+        "unknown-key",
+        "latest-tag",
+        "pull-policy",
+        "ratio-above-1",
+        "no-database",
+        "crds-templated-not-boolean",
+    ],
 )
 def test_invalid_values_are_refused(helm: Path, args: list[str], message: str) -> None:
     result = run([helm, "template", "items", CHART, *args])

@@ -2,6 +2,8 @@
 
 crds/ and operator/rbac/ are what `kubectl apply` users and the operator's own tests use; the
 chart cannot read files outside itself, so it holds copies, and these tests keep them equal.
+The templated CRDs (crds.templated) are rendered from the chart's crds/ files, so they equal the
+repository's too, apart from the metadata the release adds.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.delivery.conftest import CHART, ROOT, Render, only
+from tests.delivery.conftest import CHART, ROOT, Render, find, only
 
 REPO_CRDS = sorted((ROOT / "crds").glob("*.yaml"))
+KEEP = {"helm.sh/resource-policy": "keep"}
 
 
 def test_chart_has_exactly_the_repository_crds() -> None:
@@ -27,6 +30,32 @@ def test_chart_crd_is_a_byte_identical_copy(source: Path) -> None:
     assert copy.read_bytes() == source.read_bytes(), (
         f"charts/items/crds/{source.name} differs from crds/{source.name}: "
         f"run `cp crds/{source.name} charts/items/crds/`"
+    )
+
+
+@pytest.mark.parametrize("source", REPO_CRDS, ids=lambda p: p.name)
+def test_templated_crd_is_the_repository_crd_plus_release_metadata(
+    render: Render, source: Path
+) -> None:
+    want = yaml.safe_load(source.read_text())
+    name = want["metadata"]["name"]
+    got = only(render("--set", "crds.templated=true"), "CustomResourceDefinition", name)
+    metadata = got["metadata"]
+    labels = metadata.pop("labels")
+    annotations = metadata.pop("annotations")
+    want_metadata = want["metadata"]
+    assert labels | want_metadata.pop("labels", {}) == labels
+    assert annotations == {**want_metadata.pop("annotations", {}), **KEEP}
+    assert got == want
+    assert labels["app.kubernetes.io/managed-by"] == "Helm"
+    assert labels["app.kubernetes.io/instance"] == "items"
+
+
+def test_chart_templates_every_chart_crd(render: Render) -> None:
+    templated = find(render("--set", "crds.templated=true"), "CustomResourceDefinition")
+    with_crds_dir = find(render("--include-crds"), "CustomResourceDefinition")
+    assert sorted(crd["metadata"]["name"] for crd in templated) == sorted(
+        crd["metadata"]["name"] for crd in with_crds_dir
     )
 
 

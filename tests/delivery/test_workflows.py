@@ -90,9 +90,18 @@ def test_zizmor_is_clean() -> None:
     zizmor = Path(sys.executable).with_name("zizmor")
     assert zizmor.exists(), "zizmor is in the dev group: uv sync"
     result = subprocess.run(
-        [str(zizmor), "--offline", "--no-progress", "--min-severity", "low",
-         str(ROOT / ".github" / "workflows")],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(zizmor),
+            "--offline",
+            "--no-progress",
+            "--min-severity",
+            "low",
+            str(ROOT / ".github" / "workflows"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -164,11 +173,12 @@ def test_e2e_runs_the_operator_cluster_docker_and_helm_tests() -> None:
     assert "tests/docker" in scripts(jobs["docker"])
 
 
-def test_dependabot_covers_actions_uv_and_go_modules() -> None:
+def test_dependabot_covers_actions_uv_go_modules_and_docker() -> None:
     config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
     assert config["version"] == 2
     by_ecosystem = {update["package-ecosystem"]: update for update in config["updates"]}
-    assert set(by_ecosystem) == {"github-actions", "uv", "gomod"}
+    assert set(by_ecosystem) == {"github-actions", "uv", "gomod", "docker"}
+    assert by_ecosystem["docker"]["directory"] == "/"  # Dockerfile, Dockerfile.operator
     for update in config["updates"]:
         assert update["schedule"]["interval"] in {"daily", "weekly", "monthly"}
         for folder in update.get("directories", [update.get("directory")]):
@@ -183,3 +193,27 @@ def test_check_pins_covers_every_tool_pin() -> None:
     assert "tools.versions" in script
     assert "versions.env" in script
     assert "hack/check-pins" in (ROOT / ".github" / "workflows" / "pins.yml").read_text()
+
+
+DOCKERFILES = [ROOT / "Dockerfile", ROOT / "Dockerfile.operator"]
+
+
+def test_dockerfiles_name_one_base_that_dependabot_can_bump() -> None:
+    """Every FROM line is written out (Dependabot does not follow an ARG in FROM) and names one
+    Debian point-release tag, the one hack/base-image reads from Dockerfile's builder stage."""
+    froms = [
+        line.split()[1]
+        for path in DOCKERFILES
+        for line in path.read_text().splitlines()
+        if line.startswith("FROM ")
+    ]
+    assert len(froms) == 4
+    assert len(set(froms)) == 1, froms
+    assert re.fullmatch(r"debian:12\.\d+-slim", froms[0]), froms[0]
+    assert "$" not in froms[0]
+    assert "FROM_IMAGE" in (ROOT / "hack" / "base-image").read_text()
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    docker = next(rule for rule in config["updates"] if rule["package-ecosystem"] == "docker")
+    assert docker["ignore"] == [
+        {"dependency-name": "debian", "update-types": ["version-update:semver-major"]}
+    ]

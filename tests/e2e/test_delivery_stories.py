@@ -36,6 +36,7 @@ from tests.operator.cluster.e2e import (
     item_service,
     job_finished_at,
     parse_time,
+    runs,
     secret,
 )
 
@@ -70,7 +71,7 @@ class Story:
         return ClientLoop(self.platform.kube, name, pod)
 
     def pods_of(self, image: str) -> list[dict[str, Any]]:
-        return [p for p in self.shop.server_pods(NAME) if image_of_pod(p) == image]
+        return [p for p in self.shop.server_pods(NAME) if runs(image_of_pod(p), image)]
 
     def settle(self, image: str, timeout: float = 90) -> None:
         """Wait until every server pod runs `image`, is ready, and none is terminating (so a
@@ -79,7 +80,7 @@ class Story:
         def settled() -> bool:
             pods = self.shop.server_pods(NAME)
             return bool(pods) and all(
-                image_of_pod(p) == image
+                runs(image_of_pod(p), image)
                 and "deletionTimestamp" not in p["metadata"]
                 and all(c.get("ready") for c in p.get("status", {}).get("containerStatuses")
                         or [{}])
@@ -203,7 +204,7 @@ def test_2_v2_migrates_before_any_v2_pod_exists_and_v1_data_is_intact(story: Sto
     job = shop.job(NAME, v2)
     assert job is not None
     migrated = job_finished_at(job)
-    v2_sets = [rs for rs in shop.replica_sets(NAME) if image_of(rs) == v2]
+    v2_sets = [rs for rs in shop.replica_sets(NAME) if runs(image_of(rs), v2)]
     assert v2_sets
     for obj in (*v2_sets, *story.pods_of(v2)):  # server timestamps, second precision
         assert parse_time(obj["metadata"]["creationTimestamp"]) >= migrated, obj["metadata"]
@@ -230,7 +231,7 @@ def test_3_never_ready_v3_is_rolled_back_with_zero_failed_requests(story: Story)
         return parse_time(pods[0]["metadata"]["creationTimestamp"]) if pods else None
 
     created = wait_until("a pod of v3", v3_pod_created, 120, lambda: shop.describe(NAME))
-    wait_until("the Deployment back on v2", lambda: shop.deployment_image(NAME) == v2,
+    wait_until("the Deployment back on v2", lambda: runs(shop.deployment_image(NAME), v2),
                READINESS_TIMEOUT + ROLLBACK_SLACK + 20, lambda: shop.describe(NAME))
     latency = (datetime.now(UTC) - created).total_seconds()
     status = shop.wait_phase(NAME, "RolledBack", 30, image=v3)
@@ -268,8 +269,8 @@ def test_4_failed_v4_migration_rolls_nothing_out_and_v2_keeps_serving(story: Sto
     job_name = job["metadata"]["name"]
 
     def still_v2() -> None:
-        assert shop.deployment_image(NAME) == v2
-        assert not [rs for rs in shop.replica_sets(NAME) if image_of(rs) == v4]
+        assert runs(shop.deployment_image(NAME), v2)
+        assert not [rs for rs in shop.replica_sets(NAME) if runs(image_of(rs), v4)]
 
     shop.hold(5, still_v2)
     counts = loop.stop()
@@ -305,7 +306,7 @@ def test_5_operator_pod_deleted_mid_rollout_the_new_one_completes_it(story: Stor
                              "rollout": {"readinessTimeoutSeconds": 60}}}),
     )
     shop.wait_phase(NAME, "RollingOut", 120, image=v1)
-    wait_until("the Deployment on v1", lambda: shop.deployment_image(NAME) == v1, 30,
+    wait_until("the Deployment on v1", lambda: runs(shop.deployment_image(NAME), v1), 30,
                lambda: shop.describe(NAME))
     job = shop.job(NAME, v1)
     assert job is not None
@@ -332,7 +333,7 @@ def test_5_operator_pod_deleted_mid_rollout_the_new_one_completes_it(story: Stor
             == job["metadata"]["name"]] == [job["metadata"]["uid"]]
     late_probe = [
         rs for rs in shop.replica_sets(NAME)
-        if image_of(rs) == v1 and rs["spec"]["template"]["spec"]["containers"][0]
+        if runs(image_of(rs), v1) and rs["spec"]["template"]["spec"]["containers"][0]
         ["readinessProbe"].get("initialDelaySeconds") == 10
     ]
     assert len(late_probe) == 1

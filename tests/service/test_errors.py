@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from loguru import logger
 
-from service.core.logging import _serialize
+from items_logging import serialize
 from tests.service.test_items_api import assert_problem
 
 
@@ -21,8 +21,9 @@ class BoomError(RuntimeError):
 @pytest.fixture
 def lines() -> Iterator[list[dict[str, object]]]:
     captured: list[dict[str, object]] = []
-    sink = logger.add(lambda message: captured.append(json.loads(_serialize(message.record))),
-                      level="ERROR")
+    sink = logger.add(
+        lambda message: captured.append(json.loads(serialize(message.record))), level="ERROR"
+    )
     yield captured
     logger.remove(sink)
 

@@ -168,6 +168,7 @@ def test_a_marked_contract_revision_passes_and_the_plan_says_what_it_removes(
             "reason": "no released image reads items.legacy",
             "removes": {"tables": [], "columns": ["items.legacy"], "indexes": ["ix_legacy"],
                         "constraints": []},
+            "needs": [],
         }],
         "uses": {"items": ["id"]},
     }
@@ -199,6 +200,12 @@ def test_a_revision_that_cannot_be_recorded_must_be_marked(tmp_path: Path) -> No
 @pytest.mark.parametrize(("marker", "says"), [
     ('classification = "contract"\n', "needs a contract_reason"),
     ('classification = "shrink"\ncontract_reason = "x"\n', "must be 'expand' or 'contract'"),
+    ('classification = "contract"\ncontract_reason = "x"\ncontract_needs = "items.sku"\n',
+     "contract_needs must be a tuple"),
+    ('classification = "contract"\ncontract_reason = "x"\ncontract_needs = ("a.b.c",)\n',
+     "contract_needs must be a tuple"),
+    ('classification = "expand"\ncontract_needs = ("items.sku",)\n',
+     "only read on a revision marked"),
 ])
 def test_a_bad_marker_fails(tmp_path: Path, marker: str, says: str) -> None:
     script = _script(tmp_path, {"0001": marker + BASE})
@@ -235,7 +242,25 @@ def test_migrate_plan_prints_the_head_and_the_classifications(
         ("0005", "contract")]
     assert [c["revision"] for c in plan["contract"]] == ["0005"]
     assert "sku_key" in plan["contract"][0]["reason"]
+    assert plan["contract"][0]["needs"] == ["items.sku_key"]
     # What this image needs to serve: an older image's "uses" against a newer image's "removes"
     # tells whether a contract revision would break a rollback to it.
     assert "sku" in plan["uses"]["items"]
     assert set(plan["uses"]) >= {"items", "idempotency_keys"}
+
+
+def test_the_floor_test_images_revisions_are_expand_then_marked_contract(tmp_path: Path) -> None:
+    """tests/operator/cluster/images: e2efloor1 creates e2e_legacy, e2efloor2 (marked) drops it."""
+    import shutil
+
+    images = Path(__file__).resolve().parents[1] / "operator/cluster/images"
+    shutil.copytree(schema.MIGRATIONS_DIR / "versions", tmp_path / "versions",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("e2efloor1_legacy_table.py", "e2efloor2_drop_legacy_table.py"):
+        shutil.copy(images / name, tmp_path / "versions" / name)
+    revisions = migration_lint.analyse(ScriptDirectory(str(tmp_path)))
+    assert [p for r in revisions for p in r.problems()] == []
+    assert [(r.revision, r.classification) for r in revisions][-2:] == [
+        ("e2efloor1", EXPAND), ("e2efloor2", CONTRACT)]
+    plan = migration_lint.plan(revisions, "e2efloor2", {})
+    assert plan["contract"][-1]["removes"]["tables"] == ["e2e_legacy"]

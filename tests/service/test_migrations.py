@@ -208,15 +208,14 @@ def test_serve_never_migrates_a_server_database(fresh_db: str, tmp_path: Path) -
     assert _revision(fresh_db) is None
 
 
-def test_the_cluster_tests_v2_revision_sits_on_the_head() -> None:
-    """tests/operator/cluster/images adds revision e2e0003 on top of the image's head: it must
-    follow the newest revision here, or the v2 test image has two heads and cannot migrate."""
+@pytest.mark.parametrize("revision_file", ["e2e0003_marker.py", "e2efloor1_legacy_table.py"])
+def test_the_cluster_tests_revisions_sit_on_the_head(revision_file: str) -> None:
+    """tests/operator/cluster/images adds revisions e2e0003 (v2) and e2efloor1 (the floor
+    images) on top of the image's head: each must follow the newest revision here, or its test
+    image has two heads and cannot migrate."""
     import ast
-    from pathlib import Path
 
-    from service import schema
-
-    marker = Path(__file__).resolve().parents[1] / "operator/cluster/images/e2e0003_marker.py"
+    marker = Path(__file__).resolve().parents[1] / "operator/cluster/images" / revision_file
     tree = ast.parse(marker.read_text())
     assigned = {
         node.target.id: ast.literal_eval(node.value)

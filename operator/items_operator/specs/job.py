@@ -7,16 +7,24 @@ migration's own non-zero exit fails the Job at once: retrying a migration that f
 terms only repeats the failure on a database it may have half changed.
 """
 
+import json
 from typing import Any, Final
 
 from items_operator.constants import (
     ANNOTATION_IMAGE,
+    ANNOTATION_PROTECT_DIGEST,
     COMPONENT_MIGRATION,
     CONTAINER_NAME,
     LABEL_IMAGE_HASH,
     LABEL_MIGRATION_KEY,
+    MIGRATION_ALLOW_CONTRACT_ENV,
+    MIGRATION_PROTECT_ENV,
+    MIGRATION_REPORT_FILE_ENV,
+    ORPHAN_JOB_TTL_SECONDS,
+    TERMINATION_LOG,
 )
 from items_operator.model import ItemServiceSpec, Owner
+from items_operator.schema_floor import protect_digest
 from items_operator.specs.common import image_hash, migration_job_name, object_meta
 from items_operator.specs.pod import base_container, base_pod_spec
 from items_operator.specs.serviceaccount import service_account_name
@@ -30,33 +38,83 @@ MIGRATION_POD_ANNOTATIONS: Final[dict[str, str]] = {
 }
 
 
+# Exit codes of the migration container, as `items-service migrate` and the kubelet give them.
+EXIT_STOPPED = 143  # SIGTERM: asked to stop (a deletion, a drain without the eviction API)
+EXIT_KILLED = 137  # SIGKILL: out of memory, or still running at the end of its grace period
+
+
 def pod_failure_policy() -> dict[str, Any]:
-    """Rules are evaluated in order: a disruption is ignored before the exit code is looked at."""
+    """Rules are evaluated in order: a disruption is ignored before the exit code is looked at.
+
+    Ignored (a replacement starts once the pod is gone, the backoff is not spent): disruptions
+    (eviction, preemption, node drain) and a stop on request. Counted: a kill (an OOM that
+    recurs must end). Any other non-zero exit is the migration's own verdict: the Job fails.
+    """
     return {
         "rules": [
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            {
+                "action": "Ignore",
+                "onExitCodes": {
+                    "containerName": CONTAINER_NAME, "operator": "In", "values": [EXIT_STOPPED],
+                },
+            },
+            {
+                "action": "Count",
+                "onExitCodes": {
+                    "containerName": CONTAINER_NAME, "operator": "In", "values": [EXIT_KILLED],
+                },
+            },
             {
                 "action": "FailJob",
                 "onExitCodes": {
                     "containerName": CONTAINER_NAME,
                     "operator": "NotIn",
-                    "values": [0],
+                    "values": sorted([0, EXIT_STOPPED, EXIT_KILLED]),  # the API wants them sorted
                 },
             },
         ]
     }
 
 
+def migration_env(protect: list[dict[str, Any]], allowed: tuple[str, ...]) -> list[dict[str, str]]:
+    """What the migrator must keep working (see schema_floor), and where it reports."""
+    return [
+        {"name": MIGRATION_PROTECT_ENV,
+         "value": json.dumps(protect, sort_keys=True, separators=(",", ":"))},
+        {"name": MIGRATION_ALLOW_CONTRACT_ENV, "value": ",".join(allowed)},
+        {"name": MIGRATION_REPORT_FILE_ENV, "value": TERMINATION_LOG},
+    ]
+
+
 def build_migration_job(
-    owner: Owner, spec: ItemServiceSpec, *, image: str, migration_key: str
+    owner: Owner,
+    spec: ItemServiceSpec,
+    *,
+    image: str,
+    migration_key: str,
+    protect: list[dict[str, Any]] | None = None,
+    allowed: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Desired Job; created once and never updated (a Job's pod template is immutable)."""
+    """Desired Job; created once and never updated (a Job's pod template is immutable).
+
+    No ownerReference: deleting the ItemService (in any cascade mode) must not kill a migration
+    mid-DDL. The operator adopts the Job once it finished; an orphan (its ItemService deleted
+    meanwhile) runs to its end and is collected ORPHAN_JOB_TTL_SECONDS later.
+    """
+    protect = protect or []
     meta = object_meta(
         owner, name=migration_job_name(owner.name, migration_key), component=COMPONENT_MIGRATION
     )
+    del meta["ownerReferences"]
     meta["labels"][LABEL_IMAGE_HASH] = image_hash(image)
     meta["labels"][LABEL_MIGRATION_KEY] = migration_key
-    meta["annotations"] = {ANNOTATION_IMAGE: image}
+    meta["annotations"] = {
+        ANNOTATION_IMAGE: image,
+        ANNOTATION_PROTECT_DIGEST: protect_digest(protect, allowed),
+    }
+    container = base_container(spec, image)
+    container["env"] = [*container["env"], *migration_env(protect, allowed)]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -65,9 +123,11 @@ def build_migration_job(
             "backoffLimit": spec.migration.backoff_limit,
             "activeDeadlineSeconds": spec.migration.active_deadline_seconds,
             "podReplacementPolicy": "Failed",
+            "ttlSecondsAfterFinished": ORPHAN_JOB_TTL_SECONDS,
             "podFailurePolicy": pod_failure_policy(),
-            # No ttlSecondsAfterFinished: a failed Job is the record that this image's migration
-            # failed; the operator prunes finished Jobs beyond migration.historyLimit itself.
+            # The TTL only collects orphans: adoption removes it, since a failed Job is the
+            # record that this image's migration failed; the operator prunes finished Jobs
+            # beyond migration.historyLimit itself.
             "template": {
                 "metadata": {
                     "labels": dict(meta["labels"]),
@@ -77,7 +137,7 @@ def build_migration_job(
                     **base_pod_spec(spec, service_account_name(owner)),
                     # podFailurePolicy requires Never: OnFailure restarts hide exit codes.
                     "restartPolicy": "Never",
-                    "containers": [{**base_container(spec, image), "args": ["migrate"]}],
+                    "containers": [{**container, "args": ["migrate"]}],
                 },
             },
         },

@@ -6,6 +6,8 @@ A rollback restores a stored template whole; the ItemService's spec may have mov
 from typing import Any
 
 from items_operator.constants import (
+    ANNOTATION_IMAGE_ID,
+    ANNOTATION_MIGRATION_REPORT,
     ANNOTATION_RELEASE_IMAGE,
     COMPONENT_SERVER,
     LABEL_MIGRATION_KEY,
@@ -28,14 +30,21 @@ def build_controller_revision(
     template: dict[str, Any],
     image: str,
     migration_key: str,
+    image_id: str = "",
+    migration_report: str = "",
 ) -> dict[str, Any]:
-    """Created once per release and never changed (its data is the release)."""
+    """Created once per release and never changed (its data is the release); created once its
+    migration succeeded, with the image pinned and the migrator's report kept beside it."""
     meta = object_meta(
         owner, name=revision_name(owner.name, release_hash), component=COMPONENT_SERVER
     )
     meta["labels"][LABEL_RELEASE] = release_hash
     meta["labels"][LABEL_MIGRATION_KEY] = migration_key
     meta["annotations"] = {ANNOTATION_RELEASE_IMAGE: image}
+    if image_id:
+        meta["annotations"][ANNOTATION_IMAGE_ID] = image_id
+    if migration_report:
+        meta["annotations"][ANNOTATION_MIGRATION_REPORT] = migration_report
     return {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",

@@ -27,7 +27,10 @@ DB_NAMESPACE = "items-e2e-db"
 ROLLOUT_NAMESPACE = "items-e2e-rollout"
 LIFECYCLE_NAMESPACE = "items-e2e-lifecycle"
 RELEASE_NAMESPACE = "items-e2e-release"
-E2E_NAMESPACES = (ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE, RELEASE_NAMESPACE)
+MIGRATION_NAMESPACE = "items-e2e-migration"
+E2E_NAMESPACES = (
+    ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE, RELEASE_NAMESPACE, MIGRATION_NAMESPACE
+)
 
 # The image under test (ci-smoke exports ITEMS_SMOKE_IMAGE) and the operator image.
 V1 = os.environ.get("ITEMS_E2E_SERVICE_IMAGE") or os.environ.get(
@@ -52,6 +55,10 @@ class ImageSet:
     never_ready: str
     crashloop: str
     slow_migration: str
+    # The rollback floor: v1 reads e2e_legacy, v2 (same revisions) no longer does, v3 drops it.
+    floor_v1: str
+    floor_v2: str
+    floor_v3: str
 
     @classmethod
     def build_and_load(cls, *, base: str, folder: Path) -> ImageSet:
@@ -62,6 +69,9 @@ class ImageSet:
             never_ready=f"{repo}:e2e-never-ready",
             crashloop=f"{repo}:e2e-crashloop",
             slow_migration=f"{repo}:e2e-slow-migration",
+            floor_v1=f"{repo}:e2e-floor-v1",
+            floor_v2=f"{repo}:e2e-floor-v2",
+            floor_v3=f"{repo}:e2e-floor-v3",
         )
         build_test_images(base=base, folder=folder, builds=[
             ("v2", images.v2, base),
@@ -69,6 +79,9 @@ class ImageSet:
             ("never-ready", images.never_ready, images.v2),
             ("crashloop", images.crashloop, images.v2),
             ("slow-migration", images.slow_migration, base),
+            ("floor-v1", images.floor_v1, base),
+            ("floor-v2", images.floor_v2, base),
+            ("floor-v3", images.floor_v3, images.floor_v2),
         ])
         return images
 
@@ -336,6 +349,48 @@ def metric_total(text: str, name: str) -> float:
 
 CRICTL_GLOB = "/var/cache/items-platform/crictl/*/crictl"
 CONTAINERD_SOCKET = "unix:///run/items-local-cluster/containerd/containerd.sock"
+
+
+def _normalized(ref: str) -> str:
+    first = ref.split("/", 1)[0]
+    if "/" not in ref:
+        return f"docker.io/library/{ref}"
+    return ref if "." in first or ":" in first or first == "localhost" else f"docker.io/{ref}"
+
+
+def node_digest(tag: str) -> str | None:
+    """The manifest digest `tag` names in the local cluster's containerd (None elsewhere)."""
+    socket = CONTAINERD_SOCKET[len("unix://"):]
+    if not Path(socket).exists():
+        return None
+    listed = subprocess.run(
+        ["ctr", "--address", socket, "--namespace", "k8s.io", "images", "ls",
+         f"name=={_normalized(tag)}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    ).stdout.splitlines()
+    return listed[1].split()[2] if len(listed) > 1 else None
+
+
+def runs(ref: str, tag: str) -> bool:
+    """`ref` (a Deployment's, ReplicaSet's or pod's image) is `tag`'s build: the tag itself, or
+    repository@digest of it, as the operator pins each release to the bits its migration ran."""
+    if ref == tag:
+        return True
+    repository = tag.rpartition(":")[0] if "/" not in tag.rpartition(":")[2] else tag
+    return ref.startswith(f"{repository}@sha256:") and ref.rpartition("@")[2] == node_digest(tag)
+
+
+def retag_on_node(source: str, tag: str) -> None:
+    """Point `tag` at `source`'s image in the node's containerd: a tag re-pushed to a registry
+    and pulled again, as a node sees it. Needs the local cluster (hack/local-cluster)."""
+    if os.environ.get("ITEMS_IMAGE_LOADER") or not Path(CONTAINERD_SOCKET[7:]).exists():
+        pytest.skip("re-tagging on the node needs the local cluster's containerd")
+
+    subprocess.run(
+        ["ctr", "--address", CONTAINERD_SOCKET[7:], "--namespace", "k8s.io", "images", "tag",
+         "--force", _normalized(source), _normalized(tag)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
 
 
 def _container_processes(kube: Kubectl, pod: str) -> list[int]:

@@ -25,6 +25,7 @@ from tests.operator.cluster.e2e import (
     Cluster,
     frozen,
     item_service,
+    runs,
     secret,
 )
 
@@ -87,10 +88,10 @@ def test_wait_for_available_returns_only_once_the_new_release_serves(
     print(f"\nkubectl wait --for=condition=Available returned {seconds:.1f}s after the change")
     status = cart.status(NAME)
     assert status["currentImage"] == status["lastGoodImage"] == v2
-    assert cart.deployment_image(NAME) == v2
+    assert runs(cart.deployment_image(NAME), v2)
     pods = _live_pods(cart)
     assert pods
-    assert all(p["spec"]["containers"][0]["image"] == v2 for p in pods)
+    assert all(runs(p["spec"]["containers"][0]["image"], v2) for p in pods)
     assert all(c["observedGeneration"] == cart.kube.get("itemservice", NAME)["metadata"][
         "generation"] for c in status["conditions"])
     # state left: v2 serves (revision 2)
@@ -122,7 +123,7 @@ def test_image_and_env_together_roll_back_together(cart: Cluster, e2e: E2E) -> N
     assert status["currentImage"] == v2
     assert status["history"][-1]["reason"] == "ReadinessTimeout"
     wait_until("only v2 pods without FEATURE", lambda: all(
-        "FEATURE" not in _env_names(p) and p["spec"]["containers"][0]["image"] == v2
+        "FEATURE" not in _env_names(p) and runs(p["spec"]["containers"][0]["image"], v2)
         for p in _live_pods(cart)) and _live_pods(cart), 90, lambda: cart.describe(NAME))
     # state left: v2 serves; the spec names the never-ready release (blocked)
 
@@ -139,7 +140,7 @@ def test_a_refused_service_change_never_blocks_the_rollback(cart: Cluster, e2e: 
     try:
         _patch(cart, {"image": bad, "service": {"type": "NodePort"}})
         status = cart.wait_phase(NAME, "RolledBack", 150, image=bad)
-        assert cart.deployment_image(NAME) == v2
+        assert runs(cart.deployment_image(NAME), v2)
         refused = status.get("refusedWrites") or []
         assert any(r["object"] == f"Service/{NAME}" and r["reason"] == "QuotaExceeded"
                    for r in refused), refused
@@ -161,11 +162,11 @@ def test_zero_replicas_proves_nothing_and_scale_up_of_a_crash_loop_rolls_back(
     _patch(cart, {"env": [{"name": "ITEMS_WORKERS", "value": "1"}], "replicas": 0})
     status = cart.wait_phase(NAME, "ScaledToZero", 150, image=bad)
     assert status["lastGoodImage"] == v2, "an image is proven only by ready pods of it"
-    assert cart.deployment_image(NAME) == bad
+    assert runs(cart.deployment_image(NAME), bad)
     _patch(cart, {"replicas": 1})
     status = cart.wait_phase(NAME, "RolledBack", 120, image=bad)
     assert status["history"][-1]["reason"] == "CrashLoopBackOff"
-    assert cart.deployment_image(NAME) == v2
+    assert runs(cart.deployment_image(NAME), v2)
     assert cart.kube.get("deployment", NAME)["spec"]["replicas"] == 1
     # state left: v2 serves, one replica; the spec names crashloop (blocked)
 
@@ -184,7 +185,7 @@ def test_a_deleted_deployment_comes_back_on_the_release_that_should_serve(
     wait_until("the Deployment re-created on v2's release", back, 60,
                lambda: cart.describe(NAME))
     wait_until("a ready v2 pod", lambda: any(
-        p["spec"]["containers"][0]["image"] == v2
+        runs(p["spec"]["containers"][0]["image"], v2)
         and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])
         for p in _live_pods(cart)), 90, lambda: cart.describe(NAME))
     assert cart.status(NAME)["phase"] == "RolledBack"
@@ -252,7 +253,7 @@ def test_a_database_outage_during_a_good_rollout_holds_then_completes(
 def test_rollback_to_a_named_revision(cart: Cluster, e2e: E2E) -> None:
     cart.kube.run("annotate", "itemservice", NAME, "items.platform.dev/rollback-to=1")
     wait_until("revision 1 serves on request", lambda: cart.status(NAME).get("reason")
-               == "RollbackRequested" and cart.deployment_image(NAME) == V1, 60,
+               == "RollbackRequested" and runs(cart.deployment_image(NAME), V1), 60,
                lambda: cart.describe(NAME))
     cart.kube.run("annotate", "itemservice", NAME, "items.platform.dev/rollback-to-")
     status = cart.wait_phase(NAME, "Available", 90, image=e2e.images.v2)

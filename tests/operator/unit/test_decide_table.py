@@ -64,9 +64,10 @@ def test_image_and_env_change_waits_for_the_migration_then_rolls_back_whole() ->
 def test_env_only_change_is_a_release_without_a_migration() -> None:
     world = available_world()
     world.change(env=[{"name": "FEATURE", "value": "on"}])
-    world.step()  # stores the release first: what cannot be rolled back to never goes live
-    assert "FEATURE=on" not in _env(world)
-    world.step()
+    plan = world.pass_once()  # stores the release first: what cannot be rolled back to never
+    assert "FEATURE=on" not in _env(world)  # goes live
+    assert [a.kind for a in plan.actions] == ["ControllerRevision"]
+    world.pass_once()
     assert world.status["reason"] == "RollingOut"
     assert not [j for j in world.jobs.values() if j.state is JobState.ACTIVE]
     assert "FEATURE=on" in _env(world)

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-from collections.abc import Iterator
 
 import kopf
 import pytest
 from items_operator.handlers import apply_scanning, apply_settings
-from items_operator.logs import configure_logging
-from items_operator.main import parse_args, watches_owned_objects
-from loguru import logger
+from items_operator.main import configure_logging, parse_args, watches_owned_objects
 
 
 def test_cli_defaults_serve_all_namespaces_with_peering() -> None:
@@ -67,16 +63,6 @@ def test_scanning_is_off_only_for_plain_namespace_names(
     settings = kopf.OperatorSettings()
     apply_scanning(settings, namespaces)
     assert settings.scanning.disabled is disabled
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    handlers, level = logging.root.handlers[:], logging.root.level
-    yield
-    logger.remove()
-    logger.add(sys.stderr)
-    logging.root.handlers[:] = handlers
-    logging.root.setLevel(level)
 
 
 @pytest.mark.usefixtures("restore_logging")

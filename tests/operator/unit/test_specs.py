@@ -55,6 +55,12 @@ def _all_objects() -> list[dict[str, Any]]:
 def test_every_object_is_controlled_by_the_item_service(obj: dict[str, Any]) -> None:
     meta = obj["metadata"]
     assert meta["namespace"] == OWNER.namespace
+    if obj["kind"] == "Job":
+        # Deleting the ItemService must not kill a migration mid-DDL: adopted once finished.
+        assert "ownerReferences" not in meta
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "items-operator"
+        assert obj["spec"]["ttlSecondsAfterFinished"] > 3600  # collects orphans only
+        return
     assert meta["ownerReferences"] == [
         {
             "apiVersion": "items.platform.dev/v1alpha1",
@@ -172,7 +178,9 @@ def test_migration_job() -> None:
     pod = _pod_spec(job)
     assert job["spec"]["backoffLimit"] == 2
     assert job["spec"]["activeDeadlineSeconds"] == 90
-    assert "ttlSecondsAfterFinished" not in job["spec"]  # a failed Job is the failure record
+    env = {e["name"]: e.get("value") for e in _pod_spec(job)["containers"][0]["env"]}
+    assert env["ITEMS_MIGRATION_PROTECT"] == "[]"  # nothing serves yet: nothing to protect
+    assert env["ITEMS_MIGRATION_REPORT_FILE"] == "/dev/termination-log"
     assert pod["restartPolicy"] == "Never"
     assert pod["containers"][0]["args"] == ["migrate"]
     assert pod["containers"][0]["image"] == V2
@@ -192,7 +200,7 @@ def test_migration_job_is_one_pod_at_a_time_and_never_evicted_or_meshed() -> Non
     }
     # The decision layer finds the Job's pods and image by these; they must not change.
     assert template["metadata"]["labels"] == job["metadata"]["labels"]
-    assert job["metadata"]["annotations"] == {ANNOTATION_IMAGE: V2}
+    assert job["metadata"]["annotations"][ANNOTATION_IMAGE] == V2
 
 
 def _policy_action(policy: dict[str, Any], *, exit_code: int | None,
@@ -215,6 +223,9 @@ def _policy_action(policy: dict[str, Any], *, exit_code: int | None,
 @pytest.mark.parametrize(("exit_code", "conditions", "action"), [
     (1, (), "FailJob"),  # the migration itself failed: retrying would repeat it
     (2, (), "FailJob"),  # invalid configuration
+    (3, (), "FailJob"),  # refused by the rollback floor: the same inputs give the same answer
+    (143, (), "Ignore"),  # asked to stop (kubectl delete, drain without eviction): re-run
+    (137, (), "Count"),  # OOM-killed or killed past its grace: counted, so it cannot loop
     (137, ("DisruptionTarget",), "Ignore"),  # evicted / drained mid-run: no backoff spent
     (143, ("DisruptionTarget",), "Ignore"),
     (None, ("DisruptionTarget",), "Ignore"),  # preempted before the container started
@@ -226,6 +237,15 @@ def test_migration_job_pod_failure_policy(exit_code: int | None, conditions: tup
     policy = job["spec"]["podFailurePolicy"]
     assert _pod_spec(job)["restartPolicy"] == "Never"  # the API rejects the policy otherwise
     assert _policy_action(policy, exit_code=exit_code, conditions=conditions) == action
+
+
+def test_migration_job_exit_code_lists_are_sorted() -> None:
+    """The API server rejects a podFailurePolicy whose exit codes are not in ascending order."""
+    job = build_migration_job(OWNER, spec(V2), image=V2, migration_key=_key(V2))
+    for rule in job["spec"]["podFailurePolicy"]["rules"]:
+        if "onExitCodes" in rule:
+            values = rule["onExitCodes"]["values"]
+            assert values == sorted(set(values))
 
 
 def test_job_name_is_deterministic_and_distinct_per_migration() -> None:

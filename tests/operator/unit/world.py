@@ -9,7 +9,13 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from items_operator.constants import ANNOTATION_DESIRED_HASH, LABEL_RELEASE
+from items_operator.constants import (
+    ANNOTATION_DESIRED_HASH,
+    ANNOTATION_IMAGE_ID,
+    ANNOTATION_MIGRATION_REPORT,
+    ANNOTATION_PROTECT_DIGEST,
+    LABEL_RELEASE,
+)
 from items_operator.decide import decide
 from items_operator.model import ItemService, ItemServiceSpec, Owner
 from items_operator.observe import (
@@ -22,7 +28,8 @@ from items_operator.observe import (
     observe_deployment,
     observe_revision,
 )
-from items_operator.plan import Apply, Create, Delete, FailJob, Plan
+from items_operator.plan import AdoptJob, Apply, Create, Delete, FailJob, Plan
+from items_operator.schema_floor import parse_report
 
 NOW = datetime(2026, 11, 29, 2, 0, 0, tzinfo=UTC)
 OWNER = Owner(name="shop", namespace="items", uid="0f0e0d0c-uid")
@@ -30,6 +37,7 @@ V1 = "registry.example/items-service:1.0.0"
 V2 = "registry.example/items-service:2.0.0"
 V3 = "registry.example/items-service:3.0.0"
 SECRET = "a1b2c3d4e5f60718"
+IMMEDIATE = 0.5  # requeue_after of a pass that asks to run again at once
 
 
 def spec(image: str = V1, **overrides: Any) -> ItemServiceSpec:
@@ -56,12 +64,18 @@ class World:
     conflicts: tuple[str, ...] = ()
     writes: list[str] = field(default_factory=list)
     refuse: frozenset[str] = frozenset()  # kinds whose writes the "API server" refuses
+    job_env: dict[str, dict[str, str]] = field(default_factory=dict)  # migration env by Job
+    allow_contract: tuple[str, ...] = ()
+    migration_report: str = ""  # what finished migration pods report, unless a test says
+    migration_image_id: str = ""
 
     # -- the ItemService ------------------------------------------------------------------------
 
     @property
     def cr(self) -> ItemService:
-        return ItemService(OWNER, self.generation, self.spec, self.status, self.rollback_to)
+        return ItemService(
+            OWNER, self.generation, self.spec, self.status, self.rollback_to, self.allow_contract
+        )
 
     def change(self, **fields: Any) -> None:
         """A spec edit by a person: the generation moves."""
@@ -98,7 +112,17 @@ class World:
         return decide(self.cr, self.observed(), self.now)
 
     def step(self) -> Plan:
-        """decide, then apply the plan as the API server would, and store the status."""
+        """decide, then apply the plan as the API server would, and store the status; a pass
+        that asks to run again at once (it stored a release before rolling it out) is followed
+        by that pass, as the operator's loop does within half a second."""
+        plan = self.pass_once()
+        for _ in range(3):
+            if plan.requeue_after > IMMEDIATE:
+                break
+            plan = self.pass_once()
+        return plan
+
+    def pass_once(self) -> Plan:
         plan = self.decide()
         self.apply(plan)
         self.status = plan.status
@@ -130,7 +154,20 @@ class World:
                             migration_key=obj["metadata"]["labels"][
                                 "items.platform.dev/migration-key"
                             ],
+                            adopted="ownerReferences" in obj["metadata"],
+                            protect_digest=annotations.get(ANNOTATION_PROTECT_DIGEST, ""),
                         ),
+                    )
+                    self.job_env[obj["metadata"]["name"]] = {
+                        e["name"]: e.get("value", "")
+                        for e in obj["spec"]["template"]["spec"]["containers"][0]["env"]
+                    }
+                case AdoptJob(name=job_name, annotations=annotations):
+                    self.jobs[job_name] = replace(
+                        self.jobs[job_name],
+                        adopted=True,
+                        image_id=annotations.get(ANNOTATION_IMAGE_ID, ""),
+                        report=parse_report(annotations.get(ANNOTATION_MIGRATION_REPORT)),
                     )
                 case FailJob(name=job_name, note=note):
                     self.jobs[job_name] = replace(
@@ -162,10 +199,26 @@ class World:
         labels: dict[str, str] = self.deployment["spec"]["template"]["metadata"]["labels"]
         return labels.get(LABEL_RELEASE)
 
-    def finish_jobs(self, state: JobState = JobState.SUCCEEDED) -> None:
+    def finish_jobs(
+        self,
+        state: JobState = JobState.SUCCEEDED,
+        *,
+        report: str | None = None,
+        image_id: str | None = None,
+    ) -> None:
+        """Active Jobs end; their last pod reports `report` (the migrator's termination
+        message) and ran `image_id` (defaults: the world's migration_report/_image_id)."""
+        report = self.migration_report if report is None else report
+        image_id = self.migration_image_id if image_id is None else image_id
         for name, job in list(self.jobs.items()):
             if job.state is JobState.ACTIVE:
                 self.jobs[name] = replace(job, state=state, finished_at=self.now)
+                phase = PodPhase.SUCCEEDED if state is JobState.SUCCEEDED else PodPhase.FAILED
+                self.job_pods.append(PodObservation(
+                    name=f"{name}-pod", image=job.image, created_at=self.now, ready=False,
+                    deleting=False, job_name=name, phase=phase, image_id=image_id,
+                    termination_message=report,
+                ))
 
     def controllers(
         self,
