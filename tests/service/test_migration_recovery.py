@@ -233,8 +233,9 @@ def test_a_long_transaction_makes_the_migration_fail_within_lock_wait_timeout(
         assert code == 1, log
         assert "ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS=2s" in log
         assert "metadata lock" in log
-        # Two seconds of waiting plus the process's start-up, not an indefinite stall.
-        assert 2 <= elapsed < 20, elapsed
+        # It waited the lock wait timeout, then failed on it (the log names it); the bound on an
+        # indefinite stall is wait()'s deadline, not a timing assertion a loaded machine breaks.
+        assert elapsed >= 2, elapsed
         assert databases.snapshot(name)["alembic_version"] == [("0001",)]
     finally:
         with reader.cursor() as cur:
