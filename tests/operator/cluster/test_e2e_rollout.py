@@ -108,6 +108,7 @@ def test_v2_migrates_before_any_v2_pod_exists(shop: Cluster, e2e: E2E) -> None:
         "Reconciling": ("False", "RolloutComplete"),
         "Degraded": ("False", "RolloutComplete"),
         "Stalled": ("False", "RolloutComplete"),
+        "MigrationBlocked": ("False", "RolloutComplete"),
     }
     assert all(c["observedGeneration"] == status["observedGeneration"]
                for c in status["conditions"])
