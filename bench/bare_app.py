@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from starlette.types import Message, Receive, Scope, Send
 
-BODY = (b'{"name":"bench item","description":"","price":12.5,"in_stock":true,"sku":null,'
-        b'"id":1,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
-        b'"version":1}')
-HEADERS = [(b"content-type", b"application/json"),
-           (b"content-length", str(len(BODY)).encode())]
+BODY = (
+    b'{"name":"bench item","description":"","price":12.5,"in_stock":true,"sku":null,'
+    b'"id":1,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z",'
+    b'"version":1}'
+)
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -73,12 +73,16 @@ class Run:
 
 def seed(server: MariaDB, doublings: int) -> int:
     with server.admin_connect(DATABASE) as conn, conn.cursor() as cur:
-        cur.execute("INSERT INTO items (name, description, price, in_stock, created_at,"
-                    " updated_at, version) VALUES ('item', 'seeded', 1.00, 1, NOW(6), NOW(6), 1)")
+        cur.execute(
+            "INSERT INTO items (name, description, price, in_stock, created_at,"
+            " updated_at, version) VALUES ('item', 'seeded', 1.00, 1, NOW(6), NOW(6), 1)"
+        )
         for _ in range(doublings):
-            cur.execute("INSERT INTO items (name, description, price, in_stock, created_at,"
-                        " updated_at, version) SELECT CONCAT('item ', id), description,"
-                        " 1 + id % 997, id % 3 <> 0, created_at, updated_at, 1 FROM items")
+            cur.execute(
+                "INSERT INTO items (name, description, price, in_stock, created_at,"
+                " updated_at, version) SELECT CONCAT('item ', id), description,"
+                " 1 + id % 997, id % 3 <> 0, created_at, updated_at, 1 FROM items"
+            )
         cur.execute("SELECT COUNT(*) FROM items")
         row = cur.fetchone()
         assert row is not None
@@ -103,8 +107,11 @@ def online_statement() -> str:
     config = schema.alembic_config()
     config.output_buffer = io.StringIO()
     command.upgrade(config, "0001:0002", sql=True)
-    lines = [line.rstrip(";") for line in config.output_buffer.getvalue().splitlines()
-             if "uq_items_sku" in line]
+    lines = [
+        line.rstrip(";")
+        for line in config.output_buffer.getvalue().splitlines()
+        if "uq_items_sku" in line
+    ]
     assert len(lines) == 1, lines
     return lines[0]
 
@@ -124,9 +131,18 @@ def client_step(server: MariaDB, sql: str) -> Callable[[], None]:
     client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
 
     def run() -> None:
-        subprocess.run([client, f"--socket={server.socket_path}", "-uroot", DATABASE, "-e",
-                        f"{sql}; UPDATE alembic_version SET version_num = '0002'"],  # noqa: S608
-                       check=True)
+        subprocess.run(
+            [
+                client,
+                f"--socket={server.socket_path}",
+                "-uroot",
+                DATABASE,
+                "-e",
+                f"{sql}; UPDATE alembic_version SET version_num = '0002'",  # noqa: S608
+            ],
+            check=True,
+        )
+
     return run
 
 
@@ -136,16 +152,18 @@ def undo(server: MariaDB) -> None:
         cur.execute("UPDATE alembic_version SET version_num = '0001'")
 
 
-async def one(client: httpx.AsyncClient, kind: str, item: int, scheduled: float,
-              out: list[Sample]) -> None:
+async def one(
+    client: httpx.AsyncClient, kind: str, item: int, scheduled: float, out: list[Sample]
+) -> None:
     loop = asyncio.get_running_loop()
     failed = ""
     try:
         if kind == "GET":
             response = await client.get(f"/items/{item}")
         else:
-            response = await client.patch(f"/items/{item}",
-                                          json={"price": round(random.uniform(1, 999), 2)})
+            response = await client.patch(
+                f"/items/{item}", json={"price": round(random.uniform(1, 999), 2)}
+            )
         if not 200 <= response.status_code < 300:
             failed = str(response.status_code)
     except httpx.HTTPError as error:
@@ -153,8 +171,9 @@ async def one(client: httpx.AsyncClient, kind: str, item: int, scheduled: float,
     out.append(Sample(scheduled, (loop.time() - scheduled) * 1000, kind, failed))
 
 
-async def measure(base: str, ids: list[int], variant: str, step: Callable[[], None],
-                  rate: float, settle: float) -> Run:
+async def measure(
+    base: str, ids: list[int], variant: str, step: Callable[[], None], rate: float, settle: float
+) -> Run:
     loop = asyncio.get_running_loop()
     samples: list[Sample] = []
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
@@ -170,8 +189,9 @@ async def measure(base: str, ids: list[int], variant: str, step: Callable[[], No
                 if scheduled > loop.time():
                     await asyncio.sleep(scheduled - loop.time())  # pacing the open-loop load
                 kind = "PATCH" if i % 5 == 0 else "GET"
-                task = asyncio.create_task(one(client, kind, random.choice(ids), scheduled,
-                                               samples))
+                task = asyncio.create_task(
+                    one(client, kind, random.choice(ids), scheduled, samples)
+                )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 i += 1
@@ -185,8 +205,9 @@ async def measure(base: str, ids: list[int], variant: str, step: Callable[[], No
         await asyncio.sleep(settle)
         stop_at.append(loop.time())
         await driver
-    return Run(variant, took, [Sample(s.at - began, s.latency_ms, s.kind, s.failed)
-                               for s in samples])
+    return Run(
+        variant, took, [Sample(s.at - began, s.latency_ms, s.kind, s.failed) for s in samples]
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -214,10 +235,15 @@ def summary(run: Run) -> dict[str, str]:
 def render(runs: list[Run], rows: int, rate: float) -> str:
     table = [summary(run) for run in runs]
     keys = list(table[0])
-    lines = [f"# Migration benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-             "", f"{rows:,} rows; {rate:.0f} requests/s (4 GET : 1 PATCH), 2 workers; latency "
-             "from each request's scheduled start.", "",
-             "| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys)]
+    lines = [
+        f"# Migration benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"{rows:,} rows; {rate:.0f} requests/s (4 GET : 1 PATCH), 2 workers; latency "
+        "from each request's scheduled start.",
+        "",
+        "| " + " | ".join(keys) + " |",
+        "|" + " --- |" * len(keys),
+    ]
     lines += ["| " + " | ".join(row[k] for k in keys) + " |" for row in table]
     return "\n".join(lines) + "\n"
 
@@ -228,14 +254,18 @@ def plot(runs: list[Run]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.6 * len(runs)), sharex=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.6 * len(runs)), sharex=True, squeeze=False)
     for ax, run in zip(axes[:, 0], runs, strict=True):
         ax.axvspan(0, run.migration_s, color="0.9", label="unique index being built")
         for kind, colour in (("GET", "tab:blue"), ("PATCH", "tab:orange")):
             points = [s for s in run.samples if s.kind == kind]
-            ax.scatter([s.at for s in points], [max(s.latency_ms, 0.1) for s in points],
-                       s=3, color=colour, label=f"{kind} /items/{{id}}")
+            ax.scatter(
+                [s.at for s in points],
+                [max(s.latency_ms, 0.1) for s in points],
+                s=3,
+                color=colour,
+                label=f"{kind} /items/{{id}}",
+            )
         ax.set_yscale("log")
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"{run.variant}: 0002 took {run.migration_s:.1f} s", fontsize=10)
@@ -274,9 +304,15 @@ def main() -> int:
             cur.execute(ADD_COLUMN)
         ids = sample_ids(server)
         logdir = Path(tempfile.mkdtemp(prefix="bench-migration-"))
-        running = start(Target("service", "items-service",
-                               [str(VENV_BIN / "items-service"), "serve"],
-                               env={"DATABASE_URL": url}), logdir)
+        running = start(
+            Target(
+                "service",
+                "items-service",
+                [str(VENV_BIN / "items-service"), "serve"],
+                env={"DATABASE_URL": url},
+            ),
+            logdir,
+        )
         base = f"http://127.0.0.1:{running.port}"
         sql = statements()
         # Warm the workers and their pools first; this run is not reported.
@@ -284,8 +320,11 @@ def main() -> int:
         runs: list[Run] = []
         for variant in args.variants.split(","):
             print(f"{variant}: {sql[variant]}", flush=True)
-            run = asyncio.run(measure(base, ids, variant, client_step(server, sql[variant]),
-                                      args.rate, args.settle))
+            run = asyncio.run(
+                measure(
+                    base, ids, variant, client_step(server, sql[variant]), args.rate, args.settle
+                )
+            )
             runs.append(run)
             print(summary(run), flush=True)
             undo(server)
@@ -297,8 +336,10 @@ def main() -> int:
         with stem.with_suffix(".csv").open("w") as raw:
             raw.write("variant,at_s,latency_ms,kind,failed\n")
             for run in runs:
-                raw.writelines(f"{run.variant},{s.at:.4f},{s.latency_ms:.2f},{s.kind},{s.failed}\n"
-                               for s in run.samples)
+                raw.writelines(
+                    f"{run.variant},{s.at:.4f},{s.latency_ms:.2f},{s.kind},{s.failed}\n"
+                    for s in run.samples
+                )
         plot(runs)
     finally:
         if running is not None:

@@ -1,6 +1,6 @@
 """Serve a bench app under the service's own Gunicorn + Uvicorn configuration.
 
-    python -m bench.serve bare|seed --port 8001 [--workers 2]
+python -m bench.serve bare|seed --port 8001 [--workers 2]
 """
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     configure_logging("INFO")
-    run(host=args.host, port=args.port, workers=args.workers, graceful_timeout=30,
-        loader=LOADERS[args.app])
+    run(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        graceful_timeout=30,
+        loader=LOADERS[args.app],
+    )
 
 
 if __name__ == "__main__":

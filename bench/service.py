@@ -91,6 +91,7 @@ class Running:
 
 # /proc readers -----------------------------------------------------------------------------
 
+
 def _children() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -181,23 +182,38 @@ def parse_wrk(output: str) -> tuple[float, float, float, str]:
     bad_status = sockets = 0
     if match := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output):
         bad_status = int(match.group(1))
-    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
-                          r"timeout (\d+)", output):
+    if match := re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+        r"timeout (\d+)",
+        output,
+    ):
         sockets = sum(int(n) for n in match.groups())
     return rps, p50, p99, f"{bad_status}/{sockets}"
 
 
 def wrk(port: int, script: str, *, duration: int, connections: int, rows: int) -> str:
     completed = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s",
-         str(LUA / script), f"http://127.0.0.1:{port}/"],
-        capture_output=True, text=True, timeout=duration + 30, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(LUA / script),
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+        check=True,
         env={**os.environ, "BENCH_ROWS": str(rows)},
     )
     return completed.stdout
 
 
 # database ----------------------------------------------------------------------------------
+
 
 def db_connections(server: MariaDB) -> int:
     with server.admin_connect() as conn, conn.cursor() as cur:
@@ -211,15 +227,29 @@ def seed_rows(server: MariaDB, database: str, rows: int) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with server.admin_connect(database) as conn, conn.cursor() as cur:
         for start in range(1, rows + 1, 1000):
-            batch = [(i, f"item {i}", "seeded for the benchmark", f"{i % 997}.99", i % 3 != 0,
-                      f"SKU-{i:07d}", now, now, 1)
-                     for i in range(start, min(start + 1000, rows + 1))]
+            batch = [
+                (
+                    i,
+                    f"item {i}",
+                    "seeded for the benchmark",
+                    f"{i % 997}.99",
+                    i % 3 != 0,
+                    f"SKU-{i:07d}",
+                    now,
+                    now,
+                    1,
+                )
+                for i in range(start, min(start + 1000, rows + 1))
+            ]
             cur.executemany(
                 "INSERT INTO items (id, name, description, price, in_stock, sku, created_at,"
-                " updated_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", batch)
+                " updated_at, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                batch,
+            )
 
 
 # targets -----------------------------------------------------------------------------------
+
 
 def start(target: Target, logdir: Path) -> Running:
     port = free_port()
@@ -227,8 +257,11 @@ def start(target: Target, logdir: Path) -> Running:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [*target.argv, "--port", str(port), "--workers", str(WORKERS)],
-            cwd=target.cwd, env={**os.environ, **target.env}, stdout=sink,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=target.cwd,
+            env={**os.environ, **target.env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -258,8 +291,9 @@ def stop(running: Running) -> None:
         running.process.wait(timeout=10)
 
 
-def measure(target: Target, running: Running, endpoint: Endpoint, server: MariaDB,
-            args: argparse.Namespace) -> Result:
+def measure(
+    target: Target, running: Running, endpoint: Endpoint, server: MariaDB, args: argparse.Namespace
+) -> Result:
     assert server.process is not None
     db_pid = server.process.pid
     connects = db_connections(server)
@@ -268,9 +302,19 @@ def measure(target: Target, running: Running, endpoint: Endpoint, server: MariaD
     started = time.monotonic()
     with tempfile.TemporaryFile("w+") as out:
         load = subprocess.Popen(
-            ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s",
-             str(LUA / endpoint.script), f"http://127.0.0.1:{running.port}/"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "BENCH_ROWS": str(args.rows)},
+            [
+                "wrk",
+                "-t1",
+                f"-c{args.connections}",
+                f"-d{args.duration}s",
+                "--latency",
+                "-s",
+                str(LUA / endpoint.script),
+                f"http://127.0.0.1:{running.port}/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "BENCH_ROWS": str(args.rows)},
         )
         time.sleep(args.duration / 2)
         conns = connections_per_worker(running.port, running.workers)
@@ -281,17 +325,34 @@ def measure(target: Target, running: Running, endpoint: Endpoint, server: MariaD
     if load.returncode != 0:
         raise RuntimeError(f"wrk failed on {target.label}: {output}")
     rps, p50, p99, errors = parse_wrk(output)
-    cpu = [(cpu_seconds(pid) - before) / elapsed * 100
-           for pid, before in zip(running.workers, cpu_before, strict=True)]
-    return Result(target.key, endpoint.key, rps, p50, p99, errors, conns, cpu,
-                  (cpu_seconds(db_pid) - db_before) / elapsed * 100,
-                  db_connections(server) - connects - 1)  # less our own admin connection
+    cpu = [
+        (cpu_seconds(pid) - before) / elapsed * 100
+        for pid, before in zip(running.workers, cpu_before, strict=True)
+    ]
+    return Result(
+        target.key,
+        endpoint.key,
+        rps,
+        p50,
+        p99,
+        errors,
+        conns,
+        cpu,
+        (cpu_seconds(db_pid) - db_before) / elapsed * 100,
+        db_connections(server) - connects - 1,
+    )  # less our own admin connection
 
 
 # report ------------------------------------------------------------------------------------
 
-def render(targets: list[Target], results: list[Result], rss: dict[str, list[float]],
-           args: argparse.Namespace, ours: str) -> str:
+
+def render(
+    targets: list[Target],
+    results: list[Result],
+    rss: dict[str, list[float]],
+    args: argparse.Namespace,
+    ours: str,
+) -> str:
     by = {(r.target, r.endpoint): r for r in results}
     lines = [
         f"Service benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} "
@@ -314,26 +375,39 @@ def render(targets: list[Target], results: list[Result], rss: dict[str, list[flo
             lines.append(
                 f"| {endpoint.label} | {target.label} | {r.rps:,.0f} | {r.p50_ms:.1f} "
                 f"| {r.p99_ms:.1f} | {ratio} | {r.errors} | {', '.join(r.splits)} "
-                f"| {'/'.join(f'{c:.0f}' for c in r.cpu)} | {r.db_cpu:.0f} | {r.db_connects} |")
-    lines += ["", "RSS per worker after the load (MiB, from /proc/PID/status VmRSS):", "",
-              "| target | " + " | ".join(f"worker {i + 1}" for i in range(WORKERS)) + " |",
-              "| --- |" + " ---: |" * WORKERS]
+                f"| {'/'.join(f'{c:.0f}' for c in r.cpu)} | {r.db_cpu:.0f} | {r.db_connects} |"
+            )
+    lines += [
+        "",
+        "RSS per worker after the load (MiB, from /proc/PID/status VmRSS):",
+        "",
+        "| target | " + " | ".join(f"worker {i + 1}" for i in range(WORKERS)) + " |",
+        "| --- |" + " ---: |" * WORKERS,
+    ]
     for target in targets:
         if target.key in rss:
-            lines.append(f"| {target.label} | "
-                         + " | ".join(f"{v:.0f}" for v in rss[target.key]) + " |")
+            lines.append(
+                f"| {target.label} | " + " | ".join(f"{v:.0f}" for v in rss[target.key]) + " |"
+            )
     get_ours, get_seed = by.get((ours, "get")), by.get(("seed", "get"))
     if get_ours and get_seed:
         worst_rss = max(rss.get(ours, [0.0]))
-        lines += ["", f"Aims ({ours}): GET by id >= 6x seed: {get_ours.rps / get_seed.rps:.1f}x; "
-                  f"GET p99 < 30 ms: {get_ours.p99_ms:.1f} ms; RSS per worker < 120 MiB: "
-                  f"{worst_rss:.0f} MiB."]
+        lines += [
+            "",
+            f"Aims ({ours}): GET by id >= 6x seed: {get_ours.rps / get_seed.rps:.1f}x; "
+            f"GET p99 < 30 ms: {get_ours.p99_ms:.1f} ms; RSS per worker < 120 MiB: "
+            f"{worst_rss:.0f} MiB.",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def run_all(targets: list[Target], endpoints: list[Endpoint], server: MariaDB, logdir: Path,
-            args: argparse.Namespace
-            ) -> tuple[list[Result], dict[str, list[float]], dict[str, list[list[int]]]]:
+def run_all(
+    targets: list[Target],
+    endpoints: list[Endpoint],
+    server: MariaDB,
+    logdir: Path,
+    args: argparse.Namespace,
+) -> tuple[list[Result], dict[str, list[float]], dict[str, list[list[int]]]]:
     """All targets up at once (idle ones cost nothing), measured interleaved: endpoint by
     endpoint, round by round, target by target, so a change in the machine's background load
     falls on every target alike. With several rounds, the median by req/s is kept."""
@@ -344,16 +418,24 @@ def run_all(targets: list[Target], endpoints: list[Endpoint], server: MariaDB, l
         for target in targets:
             print(f"{target.label}: starting", file=sys.stderr)
             running[target.key] = start(target, logdir)
-            wrk(running[target.key].port, "get.lua", duration=2, connections=args.connections,
-                rows=args.rows)  # warm the pools and caches
+            wrk(
+                running[target.key].port,
+                "get.lua",
+                duration=2,
+                connections=args.connections,
+                rows=args.rows,
+            )  # warm the pools and caches
         for endpoint in endpoints:
             for _ in range(args.rounds):
                 for target in targets:
                     result = measure(target, running[target.key], endpoint, server, args)
                     samples.setdefault((target.key, endpoint.key), []).append(result)
-                    print(f"  {endpoint.label} | {target.label}: {result.rps:,.0f} req/s, "
-                          f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, conns "
-                          f"{result.conns}, errors {result.errors}", file=sys.stderr)
+                    print(
+                        f"  {endpoint.label} | {target.label}: {result.rps:,.0f} req/s, "
+                        f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, conns "
+                        f"{result.conns}, errors {result.errors}",
+                        file=sys.stderr,
+                    )
         rss = {key: [rss_mib(pid) for pid in r.workers] for key, r in running.items()}
         for _ in range(args.split_trials):
             for target in targets:
@@ -372,10 +454,19 @@ def run_all(targets: list[Target], endpoints: list[Endpoint], server: MariaDB, l
 def burst_split(running: Running, args: argparse.Namespace) -> list[int]:
     """How one fresh burst of wrk's connections lands on the workers (a 1 s GET run)."""
     load = subprocess.Popen(
-        ["wrk", "-t1", f"-c{args.connections}", "-d1s", "-s", str(LUA / "get.lua"),
-         f"http://127.0.0.1:{running.port}/"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "BENCH_ROWS": str(args.rows)})
+        [
+            "wrk",
+            "-t1",
+            f"-c{args.connections}",
+            "-d1s",
+            "-s",
+            str(LUA / "get.lua"),
+            f"http://127.0.0.1:{running.port}/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "BENCH_ROWS": str(args.rows)},
+    )
     time.sleep(0.5)
     conns = connections_per_worker(running.port, running.workers)
     load.wait(timeout=30)
@@ -383,6 +474,7 @@ def burst_split(running: Running, args: argparse.Namespace) -> list[int]:
 
 
 # main --------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def baseline_tree(rev: str | None) -> Iterator[Path | None]:
@@ -392,8 +484,9 @@ def baseline_tree(rev: str | None) -> Iterator[Path | None]:
         return
     folder = Path(tempfile.mkdtemp(prefix="items-bench-baseline-"))
     try:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "service"],
-                                 capture_output=True, check=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev, "service"], capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
         yield folder
     finally:
@@ -406,24 +499,44 @@ def build_targets(args: argparse.Namespace, url: str, baseline: Path | None) -> 
     service_env = {"DATABASE_URL": url}
     targets = [
         Target("bare", "bare ASGI (ceiling)", [*bench, "bare"]),
-        Target("seed", "seed-style (SQLModel, sync)", [*bench, "seed"],
-               {"BENCH_SEED_DATABASE_URL": url}),
+        Target(
+            "seed",
+            "seed-style (SQLModel, sync)",
+            [*bench, "seed"],
+            {"BENCH_SEED_DATABASE_URL": url},
+        ),
     ]
     if baseline is not None:
-        targets.append(Target("base", f"ours @ {args.baseline} (before)",
-                              [sys.executable, "-m", "service.cli", "serve"], service_env,
-                              cwd=baseline))
+        targets.append(
+            Target(
+                "base",
+                f"ours @ {args.baseline} (before)",
+                [sys.executable, "-m", "service.cli", "serve"],
+                service_env,
+                cwd=baseline,
+            )
+        )
     targets.append(Target("ours", "ours (asyncmy)", serve, service_env))
     if shutil.which("uv") and not args.no_aiomysql:
-        targets.append(Target(
-            "aiomysql", "ours (aiomysql)",
-            ["uv", "run", "--no-sync", "--with", "aiomysql", "items-service", "serve"],
-            {**service_env, "ITEMS_DB_ASYNC_DRIVER": "aiomysql"}))
+        targets.append(
+            Target(
+                "aiomysql",
+                "ours (aiomysql)",
+                ["uv", "run", "--no-sync", "--with", "aiomysql", "items-service", "serve"],
+                {**service_env, "ITEMS_DB_ASYNC_DRIVER": "aiomysql"},
+            )
+        )
     for spec in args.tree:
         name, _, folder = spec.partition("=")
-        targets.append(Target(name, f"ours ({name})",
-                              [sys.executable, "-m", "service.cli", "serve"], service_env,
-                              cwd=Path(folder).resolve()))
+        targets.append(
+            Target(
+                name,
+                f"ours ({name})",
+                [sys.executable, "-m", "service.cli", "serve"],
+                service_env,
+                cwd=Path(folder).resolve(),
+            )
+        )
     for spec in args.variant:
         name, _, assignments = spec.partition(":")
         env = dict(item.split("=", 1) for item in assignments.split())
@@ -434,27 +547,56 @@ def build_targets(args: argparse.Namespace, url: str, baseline: Path | None) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--rows", type=int, default=10_000, help="seeded rows (10000)")
-    parser.add_argument("--baseline", metavar="REV",
-                        help="also run the service as committed at REV (e.g. HEAD): before/after")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=V ...",
-                        help="also run the service with these environment variables")
-    parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
-                        help="also run the service package found in DIR (a patched copy)")
-    parser.add_argument("--only", help="comma-separated target keys "
-                        "(bare,seed,base,ours,aiomysql,<variant>)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="runs per target and endpoint; the median is reported (1)")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the service as committed at REV (e.g. HEAD): before/after",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=V ...",
+        help="also run the service with these environment variables",
+    )
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also run the service package found in DIR (a patched copy)",
+    )
+    parser.add_argument(
+        "--only", help="comma-separated target keys (bare,seed,base,ours,aiomysql,<variant>)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs per target and endpoint; the median is reported (1)",
+    )
     parser.add_argument("--endpoints", default="get,list,post,patch")
-    parser.add_argument("--split-trials", type=int, default=10, metavar="N",
-                        help="fresh connection bursts per target to measure the split (10)")
+    parser.add_argument(
+        "--split-trials",
+        type=int,
+        default=10,
+        metavar="N",
+        help="fresh connection bursts per target to measure the split (10)",
+    )
     parser.add_argument("--no-aiomysql", action="store_true")
-    parser.add_argument("--nice", type=int, default=0, metavar="N",
-                        help="run everything at this niceness, e.g. -10 (root) on a busy box")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run everything at this niceness, e.g. -10 (root) on a busy box",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     parser.add_argument("--output", type=Path, help="markdown file (default bench/results/...)")
     args = parser.parse_args()
@@ -472,8 +614,13 @@ def main() -> int:
     server = start_private_server()
     try:
         url = server.create_database("items_bench")
-        subprocess.run([str(VENV_BIN / "items-service"), "migrate"], cwd=ROOT, check=True,
-                       env={**os.environ, "DATABASE_URL": url}, capture_output=True)
+        subprocess.run(
+            [str(VENV_BIN / "items-service"), "migrate"],
+            cwd=ROOT,
+            check=True,
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+        )
         seed_rows(server, "items_bench", args.rows)
         with baseline_tree(args.baseline) as baseline:
             targets = build_targets(args, url, baseline)
@@ -487,17 +634,23 @@ def main() -> int:
     load_after = Path("/proc/loadavg").read_text().split()[0]
     table = render(targets, results, rss, args, "ours")
     if splits:
-        table += (f"\nConnections per worker, {args.split_trials} fresh bursts of "
-                  f"{args.connections} (1 s GET runs), busiest worker's share:\n\n"
-                  "| target | splits | busiest share, median / worst |\n| --- | --- | --- |\n")
+        table += (
+            f"\nConnections per worker, {args.split_trials} fresh bursts of "
+            f"{args.connections} (1 s GET runs), busiest worker's share:\n\n"
+            "| target | splits | busiest share, median / worst |\n| --- | --- | --- |\n"
+        )
         for target in targets:
             runs = splits.get(target.key, [])
             shares = sorted(max(r) / max(1, sum(r)) for r in runs)
             if shares:
-                table += (f"| {target.label} | {' '.join('/'.join(map(str, r)) for r in runs)} "
-                          f"| {shares[len(shares) // 2]:.0%} / {shares[-1]:.0%} |\n")
-    table += (f"\nLoad average (1 min) before/after the run: {load_before}/{load_after} "
-              f"on {os.cpu_count()} cores.\n")
+                table += (
+                    f"| {target.label} | {' '.join('/'.join(map(str, r)) for r in runs)} "
+                    f"| {shares[len(shares) // 2]:.0%} / {shares[-1]:.0%} |\n"
+                )
+    table += (
+        f"\nLoad average (1 min) before/after the run: {load_before}/{load_after} "
+        f"on {os.cpu_count()} cores.\n"
+    )
     print(table)
     output = args.output or RESULTS / f"service-{dt.datetime.now(dt.UTC):%Y-%m-%d-%H%M}.md"
     output.parent.mkdir(parents=True, exist_ok=True)

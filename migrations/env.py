@@ -18,7 +18,8 @@ target_metadata = SQLModel.metadata
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
     is_sqlite = (connection.dialect.name if connection is not None else (url or "")).startswith(
-        "sqlite")
+        "sqlite"
+    )
     context.configure(
         connection=connection,
         url=url,

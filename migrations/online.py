@@ -73,8 +73,9 @@ def _compile_drop_index(element: DropIndexOnline, compiler: DDLCompiler, **_: An
 
 
 def _applies(operations: Operations) -> bool:
-    return (operations.impl.dialect.name in MYSQL_FAMILY
-            and not isinstance(operations.impl, BatchOperationsImpl))
+    return operations.impl.dialect.name in MYSQL_FAMILY and not isinstance(
+        operations.impl, BatchOperationsImpl
+    )
 
 
 def _scalar(operations: Operations, sql: str, **params: Any) -> Any:
@@ -85,14 +86,26 @@ def _scalar(operations: Operations, sql: str, **params: Any) -> Any:
 
 
 def _table_exists(operations: Operations, table: str) -> bool:
-    return bool(_scalar(operations, "SELECT COUNT(*) FROM information_schema.TABLES WHERE "
-                        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t", t=table))
+    return bool(
+        _scalar(
+            operations,
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE "
+            "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t",
+            t=table,
+        )
+    )
 
 
 def _column_exists(operations: Operations, table: str, column: str) -> bool:
-    return bool(_scalar(operations, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE "
-                        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND COLUMN_NAME = :c",
-                        t=table, c=column))
+    return bool(
+        _scalar(
+            operations,
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE "
+            "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND COLUMN_NAME = :c",
+            t=table,
+            c=column,
+        )
+    )
 
 
 def _index_columns(operations: Operations, table: str, name: str) -> tuple[str, bool] | None:
@@ -100,17 +113,22 @@ def _index_columns(operations: Operations, table: str, name: str) -> tuple[str, 
     bind = operations.get_bind() if not operations.migration_context.as_sql else None
     if bind is None:
         return None
-    rows = bind.execute(text(
-        "SELECT COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS WHERE "
-        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND INDEX_NAME = :i ORDER BY SEQ_IN_INDEX"),
-        {"t": table, "i": name}).all()
+    rows = bind.execute(
+        text(
+            "SELECT COLUMN_NAME, NON_UNIQUE FROM information_schema.STATISTICS WHERE "
+            "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND INDEX_NAME = :i "
+            "ORDER BY SEQ_IN_INDEX"
+        ),
+        {"t": table, "i": name},
+    ).all()
     if not rows:
         return None
     return ",".join(str(row[0]) for row in rows), int(rows[0][1]) == 0
 
 
-def _run_online(operations: Operations, element: ExecutableDDLElement,
-                choices: Sequence[str]) -> None:
+def _run_online(
+    operations: Operations, element: ExecutableDDLElement, choices: Sequence[str]
+) -> None:
     """Run with the first online option set the server accepts; fail if it accepts none."""
     impl = operations.impl
     assert not isinstance(impl, BatchOperationsImpl)  # _applies() sent batch mode elsewhere
@@ -124,16 +142,19 @@ def _run_online(operations: Operations, element: ExecutableDDLElement,
                 raise
 
 
-def _same_index(operations: Operations, table: str, name: str, columns: Sequence[str],
-                unique: bool) -> bool:
+def _same_index(
+    operations: Operations, table: str, name: str, columns: Sequence[str], unique: bool
+) -> bool:
     """True when the index is already there as wanted; raises when the name is taken."""
     found = _index_columns(operations, table, name)
     if found is None:
         return False
     wanted = (",".join(columns), unique)
     if found != wanted:
-        raise RuntimeError(f"index {name} on {table} exists as {found}, not {wanted}: "
-                           "repair by hand before re-running")
+        raise RuntimeError(
+            f"index {name} on {table} exists as {found}, not {wanted}: "
+            "repair by hand before re-running"
+        )
     log.info("index %s on %s already present: skipped", name, table)
     return True
 
@@ -148,8 +169,11 @@ def create_table(operations: Operations, operation: ops.CreateTableOp) -> Any:
 
 @Operations.implementation_for(ops.DropTableOp, replace=True)
 def drop_table(operations: Operations, operation: ops.DropTableOp) -> None:
-    if _applies(operations) and not operations.migration_context.as_sql and not _table_exists(
-            operations, operation.table_name):
+    if (
+        _applies(operations)
+        and not operations.migration_context.as_sql
+        and not _table_exists(operations, operation.table_name)
+    ):
         log.info("table %s already gone: skipped", operation.table_name)
         return
     toimpl.drop_table(operations, operation)
@@ -158,14 +182,20 @@ def drop_table(operations: Operations, operation: ops.DropTableOp) -> None:
 @Operations.implementation_for(ops.AddColumnOp, replace=True)
 def add_column(operations: Operations, operation: ops.AddColumnOp) -> None:
     column = operation.column
-    if not _applies(operations) or column.foreign_keys or column.unique or column.index or (
-            column.constraints):
+    if (
+        not _applies(operations)
+        or column.foreign_keys
+        or column.unique
+        or column.index
+        or (column.constraints)
+    ):
         # Indexes and constraints that ride on the column go through Alembic (not guarded).
         toimpl.add_column(operations, operation)
         return
     if _column_exists(operations, operation.table_name, operation.column.name):
-        log.info("column %s.%s already present: skipped", operation.table_name,
-                 operation.column.name)
+        log.info(
+            "column %s.%s already present: skipped", operation.table_name, operation.column.name
+        )
         return
     element = ddl.AddColumn(operation.table_name, operation.column, schema=operation.schema)
     _run_online(operations, element, [INSTANT, INPLACE_ALTER])
@@ -177,9 +207,9 @@ def drop_column(operations: Operations, operation: ops.DropColumnOp) -> None:
         toimpl.drop_column(operations, operation)
         return
     if not operations.migration_context.as_sql and not _column_exists(
-            operations, operation.table_name, operation.column_name):
-        log.info("column %s.%s already gone: skipped", operation.table_name,
-                 operation.column_name)
+        operations, operation.table_name, operation.column_name
+    ):
+        log.info("column %s.%s already gone: skipped", operation.table_name, operation.column_name)
         return
     column = operation.to_column(operations.migration_context)
     element = ddl.DropColumn(operation.table_name, column, schema=operation.schema)
@@ -193,8 +223,13 @@ def create_index(operations: Operations, operation: ops.CreateIndexOp) -> None:
         return
     index: Index = operation.to_index(operations.migration_context)
     columns = [str(column) for column in operation.columns]
-    if _same_index(operations, operation.table_name, operation.index_name or "", columns,
-                   bool(operation.unique)):
+    if _same_index(
+        operations,
+        operation.table_name,
+        operation.index_name or "",
+        columns,
+        bool(operation.unique),
+    ):
         return
     _run_online(operations, CreateIndex(index), [INPLACE_INDEX])
 
@@ -205,8 +240,10 @@ def drop_index(operations: Operations, operation: ops.DropIndexOp) -> None:
         toimpl.drop_index(operations, operation)
         return
     table = operation.table_name or ""
-    if not operations.migration_context.as_sql and _index_columns(
-            operations, table, operation.index_name) is None:
+    if (
+        not operations.migration_context.as_sql
+        and _index_columns(operations, table, operation.index_name) is None
+    ):
         log.info("index %s on %s already gone: skipped", operation.index_name, table)
         return
     _run_online(operations, DropIndexOnline(table, operation.index_name), [INPLACE_ALTER])
@@ -219,8 +256,8 @@ def create_constraint(operations: Operations, operation: ops.AddConstraintOp) ->
         return
     constraint: UniqueConstraint = operation.to_constraint(operations.migration_context)
     columns = [str(column) for column in operation.columns]
-    if _same_index(operations, operation.table_name, str(operation.constraint_name or ""),
-                   columns, True):
+    if _same_index(
+        operations, operation.table_name, str(operation.constraint_name or ""), columns, True
+    ):
         return
     _run_online(operations, AddConstraint(constraint, isolate_from_table=True), [INPLACE_ALTER])
-

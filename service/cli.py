@@ -17,8 +17,11 @@ def _describe(error: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"]) or "settings"
-        env = name.upper() if name.upper() in {"DATABASE_URL", "DATABASE_URL_FILE"} else (
-            f"ITEMS_{name.upper()}" if name != "settings" else "settings")
+        env = (
+            name.upper()
+            if name.upper() in {"DATABASE_URL", "DATABASE_URL_FILE"}
+            else (f"ITEMS_{name.upper()}" if name != "settings" else "settings")
+        )
         lines.append(f"  {env}: {item['msg']}")
     return "\n".join(lines)
 
@@ -55,9 +58,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run_migrations(settings)
     from service.server import run
 
-    run(host=args.host, port=args.port, workers=args.workers or _default_workers(),
+    run(
+        host=args.host,
+        port=args.port,
+        workers=args.workers or _default_workers(),
         graceful_timeout=int(settings.shutdown_delay_seconds) + 30,
-        keepalive=settings.keepalive_timeout_seconds)
+        keepalive=settings.keepalive_timeout_seconds,
+    )
     return 0
 
 
@@ -72,8 +79,10 @@ def cmd_migrate_check() -> int:
         print(problem, file=sys.stderr)
     if problems:
         return 1
-    print(f"migrations ok: {len(revisions)} revisions, "
-          + ", ".join(f"{r.revision} {r.classification}" for r in revisions))
+    print(
+        f"migrations ok: {len(revisions)} revisions, "
+        + ", ".join(f"{r.revision} {r.classification}" for r in revisions)
+    )
     return 0
 
 
@@ -84,8 +93,7 @@ def cmd_migrate_plan() -> int:
     from service import migration_lint, schema
 
     revisions = migration_lint.analyse()
-    print(json.dumps(migration_lint.plan(revisions, schema.known_revisions().head),
-                     sort_keys=True))
+    print(json.dumps(migration_lint.plan(revisions, schema.known_revisions().head), sort_keys=True))
     return 0
 
 
@@ -122,8 +130,11 @@ def _stop_on_sigterm() -> None:
     """
 
     def stop(signum: int, _frame: object) -> None:
-        os.write(2, b'{"level": "WARNING", "message": "migration stopped on SIGTERM; '
-                    b're-running it continues where it stopped"}\n')
+        os.write(
+            2,
+            b'{"level": "WARNING", "message": "migration stopped on SIGTERM; '
+            b're-running it continues where it stopped"}\n',
+        )
         os._exit(EXIT_STOPPED)
 
     signal.signal(signal.SIGTERM, stop)
@@ -186,21 +197,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the HTTP API (Gunicorn with Uvicorn workers)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("ITEMS_WORKERS", "0")),
-                       help="worker processes (default: ITEMS_WORKERS, else one per CPU)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("ITEMS_WORKERS", "0")),
+        help="worker processes (default: ITEMS_WORKERS, else one per CPU)",
+    )
     serve.set_defaults(handler=cmd_serve)
     migrate = sub.add_parser("migrate", help="upgrade the database schema to this version's head")
     mode = migrate.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true",
-                      help="lint the revisions (expand vs contract) and exit; no database")
-    mode.add_argument("--plan", action="store_true",
-                      help="print this image's head and revisions' classifications as JSON")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="lint the revisions (expand vs contract) and exit; no database",
+    )
+    mode.add_argument(
+        "--plan",
+        action="store_true",
+        help="print this image's head and revisions' classifications as JSON",
+    )
     migrate.epilog = (  # what the operator's migration Job relies on
         "Without --check/--plan: upgrade under an advisory lock, unless a pending contract "
         "revision would break a release named in ITEMS_MIGRATION_PROTECT (exit 3, no DDL; "
         "ITEMS_MIGRATION_ALLOW_CONTRACT lists revisions allowed anyway). A JSON report goes "
         "to ITEMS_MIGRATION_REPORT_FILE when set. Exit 0 done, 1 failed, 2 bad settings, "
-        "3 blocked.")
+        "3 blocked."
+    )
     migrate.set_defaults(handler=cmd_migrate)
     return parser
 

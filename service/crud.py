@@ -28,9 +28,20 @@ items_table = Item.__table__  # type: ignore[attr-defined]
 secrets_table = ServiceSecret.__table__  # type: ignore[attr-defined]
 CURSOR_KEY = "cursor-hmac-sha256"
 
-ITEM_COLUMNS = [items_table.c[name] for name in (
-    "id", "name", "description", "price", "in_stock", "sku", "created_at", "updated_at", "version"
-)]
+ITEM_COLUMNS = [
+    items_table.c[name]
+    for name in (
+        "id",
+        "name",
+        "description",
+        "price",
+        "in_stock",
+        "sku",
+        "created_at",
+        "updated_at",
+        "version",
+    )
+]
 
 
 T = TypeVar("T")
@@ -141,14 +152,17 @@ def list_items(
     return page, pagination.cursor_for(sort, page[-1])
 
 
-async def create_item(
-    *, conn: AsyncConnection, item_in: ItemCreate
-) -> dict[str, Any]:
+async def create_item(*, conn: AsyncConnection, item_in: ItemCreate) -> dict[str, Any]:
     """Insert an item in the caller's transaction and return its full row as a mapping."""
     now = utcnow()
     fields = item_in.model_dump()
-    values: dict[str, Any] = {**fields, **text_keys.keys_for(fields), "created_at": now,
-                              "updated_at": now, "version": 1}
+    values: dict[str, Any] = {
+        **fields,
+        **text_keys.keys_for(fields),
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
     try:
         result = await conn.execute(insert(items_table).values(**values))
     except IntegrityError as exc:
@@ -167,8 +181,9 @@ async def _write_miss(conn: AsyncConnection, item_id: int) -> WriteResult:
 _Guarded = TypeVar("_Guarded", Update, Delete)
 
 
-def _guarded(statement: _Guarded, expected: frozenset[int] | None,
-             excluded: frozenset[int]) -> _Guarded:
+def _guarded(
+    statement: _Guarded, expected: frozenset[int] | None, excluded: frozenset[int]
+) -> _Guarded:
     """Only the versions If-Match names, and none that If-None-Match names."""
     if expected is not None:
         statement = statement.where(items_table.c.version.in_(expected))
@@ -190,9 +205,15 @@ async def update_item(
     Without an expected version, the columns sent are still set atomically: two PATCHes of
     different fields both take effect.
     """
-    statement = update(items_table).where(items_table.c.id == item_id).values(
-        **changes, **text_keys.keys_for(changes), updated_at=utcnow(),
-        version=items_table.c.version + 1,
+    statement = (
+        update(items_table)
+        .where(items_table.c.id == item_id)
+        .values(
+            **changes,
+            **text_keys.keys_for(changes),
+            updated_at=utcnow(),
+            version=items_table.c.version + 1,
+        )
     )
     statement = _guarded(statement, expected_versions, excluded_versions)
     try:
@@ -209,11 +230,15 @@ def patch_changes(item_in: ItemUpdate) -> dict[str, Any]:
 
 
 async def delete_item(
-    *, conn: AsyncConnection, item_id: int, expected_versions: frozenset[int] | None,
+    *,
+    conn: AsyncConnection,
+    item_id: int,
+    expected_versions: frozenset[int] | None,
     excluded_versions: frozenset[int] = frozenset(),
 ) -> WriteResult:
-    statement = _guarded(delete(items_table).where(items_table.c.id == item_id),
-                         expected_versions, excluded_versions)
+    statement = _guarded(
+        delete(items_table).where(items_table.c.id == item_id), expected_versions, excluded_versions
+    )
     result = await conn.execute(statement)
     if result.rowcount == 0:
         return await _write_miss(conn, item_id)
@@ -231,8 +256,9 @@ async def shared_secret(engine: AsyncEngine, name: str) -> bytes:
     if found is None:
         try:
             async with engine.begin() as conn:
-                await conn.execute(insert(secrets_table).values(
-                    name=name, secret=secrets.token_hex(32)))
+                await conn.execute(
+                    insert(secrets_table).values(name=name, secret=secrets.token_hex(32))
+                )
         except IntegrityError:
             pass
         async with engine.connect() as conn:

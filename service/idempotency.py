@@ -52,34 +52,52 @@ def _stale(now: datetime, ttl_seconds: int) -> ColumnElement[bool]:
     """Expired, or claimed by a request that has run past its lease (its worker died)."""
     return or_(
         keys_table.c.created_at < now - timedelta(seconds=ttl_seconds),
-        and_(keys_table.c.status_code == PENDING,
-             keys_table.c.created_at < now - timedelta(seconds=LEASE_SECONDS)),
+        and_(
+            keys_table.c.status_code == PENDING,
+            keys_table.c.created_at < now - timedelta(seconds=LEASE_SECONDS),
+        ),
     )
 
 
 def find(conn: Connection, key: str, *, now: datetime, ttl_seconds: int) -> StoredResponse | None:
     """The live record of ``key``, for read_retrying; stale ones are not seen."""
     row = conn.execute(
-        select(keys_table.c.status_code, keys_table.c.item_id, keys_table.c.response_body,
-               keys_table.c.request_hash)
-        .where(keys_table.c.key == key, not_(_stale(now, ttl_seconds)))
+        select(
+            keys_table.c.status_code,
+            keys_table.c.item_id,
+            keys_table.c.response_body,
+            keys_table.c.request_hash,
+        ).where(keys_table.c.key == key, not_(_stale(now, ttl_seconds)))
     ).first()
     if row is None:
         return None
-    return StoredResponse(status_code=row.status_code, item_id=row.item_id,
-                          body=row.response_body, request_hash=row.request_hash)
+    return StoredResponse(
+        status_code=row.status_code,
+        item_id=row.item_id,
+        body=row.response_body,
+        request_hash=row.request_hash,
+    )
 
 
-async def claim(engine: AsyncEngine, *, key: str, request_hash: str, now: datetime,
-                ttl_seconds: int) -> bool:
+async def claim(
+    engine: AsyncEngine, *, key: str, request_hash: str, now: datetime, ttl_seconds: int
+) -> bool:
     """Claim ``key`` for this request; False when a live record (done or in flight) exists."""
     try:
         async with engine.begin() as conn:
-            await conn.execute(delete(keys_table).where(keys_table.c.key == key,
-                                                        _stale(now, ttl_seconds)))
-            await conn.execute(insert(keys_table).values(
-                key=key, request_hash=request_hash, status_code=PENDING, item_id=0,
-                response_body="", created_at=now))
+            await conn.execute(
+                delete(keys_table).where(keys_table.c.key == key, _stale(now, ttl_seconds))
+            )
+            await conn.execute(
+                insert(keys_table).values(
+                    key=key,
+                    request_hash=request_hash,
+                    status_code=PENDING,
+                    item_id=0,
+                    response_body="",
+                    created_at=now,
+                )
+            )
     except IntegrityError:
         return False
     return True
@@ -90,8 +108,9 @@ async def complete(conn: AsyncConnection, *, key: str, response: StoredResponse)
     await conn.execute(
         update(keys_table)
         .where(keys_table.c.key == key, keys_table.c.status_code == PENDING)
-        .values(status_code=response.status_code, item_id=response.item_id,
-                response_body=response.body)
+        .values(
+            status_code=response.status_code, item_id=response.item_id, response_body=response.body
+        )
     )
 
 
@@ -102,12 +121,18 @@ async def complete_alone(engine: AsyncEngine, *, key: str, response: StoredRespo
 
 async def release(engine: AsyncEngine, *, key: str) -> None:
     async with engine.begin() as conn:
-        await conn.execute(delete(keys_table).where(keys_table.c.key == key,
-                                                    keys_table.c.status_code == PENDING))
+        await conn.execute(
+            delete(keys_table).where(keys_table.c.key == key, keys_table.c.status_code == PENDING)
+        )
 
 
-async def purge(engine: AsyncEngine, *, older_than: datetime, batch: int = PURGE_BATCH,
-                max_batches: int = PURGE_MAX_BATCHES) -> int:
+async def purge(
+    engine: AsyncEngine,
+    *,
+    older_than: datetime,
+    batch: int = PURGE_BATCH,
+    max_batches: int = PURGE_MAX_BATCHES,
+) -> int:
     """Delete expired records, ``batch`` rows per short transaction, at most ``max_batches``.
 
     Short transactions keep row locks brief; the bound keeps one round from running long
@@ -117,9 +142,16 @@ async def purge(engine: AsyncEngine, *, older_than: datetime, batch: int = PURGE
     purged = 0
     for _ in range(max_batches):
         async with engine.begin() as conn:
-            expired = list((await conn.execute(
-                select(keys_table.c.key).where(keys_table.c.created_at < older_than)
-                .order_by(keys_table.c.created_at).limit(batch))).scalars())
+            expired = list(
+                (
+                    await conn.execute(
+                        select(keys_table.c.key)
+                        .where(keys_table.c.created_at < older_than)
+                        .order_by(keys_table.c.created_at)
+                        .limit(batch)
+                    )
+                ).scalars()
+            )
             if expired:
                 await conn.execute(delete(keys_table).where(keys_table.c.key.in_(expired)))
         purged += len(expired)

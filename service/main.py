@@ -43,7 +43,8 @@ async def _purge_idempotency_keys(app: FastAPI, settings: Settings) -> None:
         try:
             purged = await idempotency.purge(
                 app.state.engines.write,
-                older_than=crud.utcnow() - timedelta(seconds=settings.idempotency_key_ttl_seconds))
+                older_than=crud.utcnow() - timedelta(seconds=settings.idempotency_key_ttl_seconds),
+            )
             if purged:
                 logger.info("purged expired idempotency keys", count=purged)
         except Exception as exc:  # the next round tries again
@@ -64,9 +65,13 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
         if install_signal_hooks:  # the app owns its process (the server), not embedded (tests)
             install_shutdown_hook(settings.shutdown_delay_seconds)
             tune_gc()
-        logger.info("service started", version=__version__,
-                    database="embedded sqlite" if is_embedded(settings) else
-                    engines.write.url.render_as_string(hide_password=True))
+        logger.info(
+            "service started",
+            version=__version__,
+            database="embedded sqlite"
+            if is_embedded(settings)
+            else engines.write.url.render_as_string(hide_password=True),
+        )
         try:
             yield
         finally:
@@ -83,7 +88,7 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
         title="Items API",
         version=__version__,
         description="Items with exact prices, optimistic concurrency (ETag/If-Match), "
-                    "idempotent creation (Idempotency-Key) and keyset pagination.",
+        "idempotent creation (Idempotency-Key) and keyset pagination.",
         lifespan=lifespan,
     )
     # Starlette's own redirect builds an absolute URL from the Host header; problems.py
@@ -93,15 +98,18 @@ def create_app(settings: Settings | None = None, *, install_signal_hooks: bool =
     app.state.token_source = TokenSource(settings)  # TokenSourceError: refuse to start
     secret = settings.cursor_secret
     app.state.cursor_key = (
-        hashlib.sha256(secret.get_secret_value().encode()).digest() if secret else None)
+        hashlib.sha256(secret.get_secret_value().encode()).digest() if secret else None
+    )
     problems.install(app)
     protected = app.state.token_source.configured
     app.include_router(items.router, dependencies=[TokenDep] if protected else [])
     app.include_router(health.router)
     # The routes as declared, for Allow and the slash redirect (included routers are wrapped).
-    app.state.plain_routes = [route for route in (*app.router.routes, *items.router.routes,
-                                                  *health.router.routes)
-                              if isinstance(route, Route)]
+    app.state.plain_routes = [
+        route
+        for route in (*app.router.routes, *items.router.routes, *health.router.routes)
+        if isinstance(route, Route)
+    ]
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
     app.state.stop_tracing = setup_tracing(app, settings)
     _document_problems(app, protected=protected, protect_reads=settings.protect_reads)
@@ -114,11 +122,13 @@ def _document_problems(app: FastAPI, *, protected: bool, protect_reads: bool) ->
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             problem = problems.Problem.model_json_schema(
-                ref_template="#/components/schemas/{model}")
+                ref_template="#/components/schemas/{model}"
+            )
             components.update(problem.pop("$defs", {}))
             components["Problem"] = problem
             openapi_extras.document(schema, protected=protected, protect_reads=protect_reads)

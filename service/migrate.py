@@ -65,12 +65,14 @@ def _explain(error: OperationalError, settings: Settings) -> MigrationError | No
             "a DDL statement waited ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS="
             f"{settings.migration_lock_wait_timeout_seconds}s for a table's metadata lock: a long "
             "transaction holds it (see information_schema.PROCESSLIST / INNODB_TRX); "
-            f"end it, then retry; {RERUN}")
+            f"end it, then retry; {RERUN}"
+        )
     if code in NOT_ONLINE_ERRORS:
         return MigrationError(
             f"the server cannot make this change online (ALGORITHM/LOCK): {error.orig}; "
             "split the revision (expand/contract) or run it in a maintenance window; "
-            f"{RERUN}")
+            f"{RERUN}"
+        )
     return None
 
 
@@ -79,8 +81,9 @@ def run_migrations(settings: Settings, *, lock_timeout_seconds: int = 600) -> st
     return migrate(settings, lock_timeout_seconds=lock_timeout_seconds).after or ""
 
 
-def migrate(settings: Settings, *, guard: Guard | None = None,
-            lock_timeout_seconds: int = 600) -> Outcome:
+def migrate(
+    settings: Settings, *, guard: Guard | None = None, lock_timeout_seconds: int = 600
+) -> Outcome:
     """Upgrade to this image's head unless ``guard`` refuses; say where the database was and
     ends."""
     url = sync_url(settings)
@@ -91,30 +94,45 @@ def migrate(settings: Settings, *, guard: Guard | None = None,
         with engine.connect() as conn:
             if is_mysql:
                 logger.info("waiting for the migration lock", lock=LOCK_NAME)
-                acquired = conn.scalar(text("SELECT GET_LOCK(:name, :timeout)"),
-                                       {"name": LOCK_NAME, "timeout": lock_timeout_seconds})
+                acquired = conn.scalar(
+                    text("SELECT GET_LOCK(:name, :timeout)"),
+                    {"name": LOCK_NAME, "timeout": lock_timeout_seconds},
+                )
                 if acquired != 1:
                     raise MigrationError(
                         f"could not take the migration lock within {lock_timeout_seconds}s; "
-                        "another migration is still running")
+                        "another migration is still running"
+                    )
             try:
                 before = _revision(conn)
                 state = schema.classify(before, known)
-                logger.info("schema before migration", revision=before or "none",
-                            image_head=known.head, state=state.value)
+                logger.info(
+                    "schema before migration",
+                    revision=before or "none",
+                    image_head=known.head,
+                    state=state.value,
+                )
                 if state is schema.SchemaState.AHEAD:
                     # A newer image migrated already; expand-only changes keep us compatible.
-                    logger.info("nothing to do: the schema is newer than this image",
-                                revision=before, image_head=known.head)
+                    logger.info(
+                        "nothing to do: the schema is newer than this image",
+                        revision=before,
+                        image_head=known.head,
+                    )
                     return Outcome(rollback_floor.AHEAD, before, before)
                 found = guard(before) if guard is not None else ()
                 if found:
                     for block in found:
-                        logger.error("contract revision refused by the rollback floor",
-                                     revision=block.revision, image=block.protected.image,
-                                     release=block.protected.release, role=block.protected.role,
-                                     removes=list(block.removes), needs=list(block.needs),
-                                     uses_unknown=block.unknown)
+                        logger.error(
+                            "contract revision refused by the rollback floor",
+                            revision=block.revision,
+                            image=block.protected.image,
+                            release=block.protected.release,
+                            role=block.protected.role,
+                            removes=list(block.removes),
+                            needs=list(block.needs),
+                            uses_unknown=block.unknown,
+                        )
                     raise MigrationBlockedError(found)
                 config = schema.alembic_config()
                 config.attributes["connection"] = conn
@@ -131,8 +149,9 @@ def migrate(settings: Settings, *, guard: Guard | None = None,
                 if refilled:
                     logger.info("filled folded keys", rows=refilled)
                 after = _revision(conn)
-                logger.info("schema after migration", revision=after or "none",
-                            changed=before != after)
+                logger.info(
+                    "schema after migration", revision=after or "none", changed=before != after
+                )
                 ended = rollback_floor.MIGRATED if before != after else rollback_floor.CURRENT
                 return Outcome(ended, before, after)
             finally:
@@ -142,8 +161,9 @@ def migrate(settings: Settings, *, guard: Guard | None = None,
         engine.dispose()
 
 
-def migrate_within_floor(settings: Settings, policy: Policy, *,
-                         lock_timeout_seconds: int = 600) -> dict[str, Any]:
+def migrate_within_floor(
+    settings: Settings, policy: Policy, *, lock_timeout_seconds: int = 600
+) -> dict[str, Any]:
     """`items-service migrate`: migrate unless the floor refuses; the report of what happened.
     Raises MigrationBlockedError (nothing ran) or another error (the run failed)."""
     revisions = migration_lint.analyse()
@@ -153,8 +173,7 @@ def migrate_within_floor(settings: Settings, policy: Policy, *,
 
     def within(top: str | None, below: str | None = None) -> list[Contract]:
         """Contract revisions at or below ``top`` and above ``below``, oldest first."""
-        wanted = (migration_lint.lineage(revisions, top)
-                  - migration_lint.lineage(revisions, below))
+        wanted = migration_lint.lineage(revisions, top) - migration_lint.lineage(revisions, below)
         return [contract for contract in contracts if contract.revision in wanted]
 
     def guard(before: str | None) -> list[Block]:
@@ -163,5 +182,10 @@ def migrate_within_floor(settings: Settings, policy: Policy, *,
     outcome = migrate(settings, guard=guard, lock_timeout_seconds=lock_timeout_seconds)
     # A newer image's head is unknown here, but every revision this image knows is below it.
     top = head if outcome.state == rollback_floor.AHEAD else outcome.after
-    return rollback_floor.done_report(outcome.state, before=outcome.before, head=outcome.after,
-                                      contracts=within(top), uses=plan["uses"])
+    return rollback_floor.done_report(
+        outcome.state,
+        before=outcome.before,
+        head=outcome.after,
+        contracts=within(top),
+        uses=plan["uses"],
+    )

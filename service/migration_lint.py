@@ -62,8 +62,13 @@ class _BatchTarget:
 
 
 class _BatchRecorder(BatchOperations):
-    def __init__(self, context: MigrationContext, table_name: str, schema: str | None,
-                 sink: Callable[[ops.MigrateOperation], Any]) -> None:
+    def __init__(
+        self,
+        context: MigrationContext,
+        table_name: str,
+        schema: str | None,
+        sink: Callable[[ops.MigrateOperation], Any],
+    ) -> None:
         super().__init__(context, impl=_BatchTarget(table_name, schema))  # type: ignore[arg-type]
         self._sink = sink
 
@@ -75,7 +80,8 @@ def record(module: ModuleType) -> list[ops.MigrateOperation]:
     """The operations a revision's upgrade() performs on MySQL, without a database."""
     direct = io.StringIO()  # SQL run through op.get_bind() lands here, not in the recording
     context = MigrationContext.configure(
-        dialect_name="mysql", opts={"as_sql": True, "output_buffer": direct})
+        dialect_name="mysql", opts={"as_sql": True, "output_buffer": direct}
+    )
     recorded: list[ops.MigrateOperation] = []
 
     def invoke(operation: ops.MigrateOperation) -> Any:
@@ -85,8 +91,9 @@ def record(module: ModuleType) -> list[ops.MigrateOperation]:
         return None
 
     @contextmanager
-    def batch_alter_table(table_name: str, schema: str | None = None,
-                          **_: Any) -> Iterator[BatchOperations]:
+    def batch_alter_table(
+        table_name: str, schema: str | None = None, **_: Any
+    ) -> Iterator[BatchOperations]:
         yield _BatchRecorder(context, table_name, schema, invoke)
 
     # An Operations instance (the `op` proxy only binds to that class) that keeps what it is
@@ -112,17 +119,25 @@ def _narrows(old: Any, new: Any) -> str | None:
         if new_t.length is not None and (old_t.length is None or new_t.length < old_t.length):
             return f"string length {old_t.length} -> {new_t.length}"
         return None
-    if isinstance(old_t, types.Numeric) and isinstance(new_t, types.Numeric) and not (
-            isinstance(old_t, types.Float) or isinstance(new_t, types.Float)):
+    if (
+        isinstance(old_t, types.Numeric)
+        and isinstance(new_t, types.Numeric)
+        and not (isinstance(old_t, types.Float) or isinstance(new_t, types.Float))
+    ):
         old_p, old_s = old_t.precision or 0, old_t.scale or 0
         new_p, new_s = new_t.precision or 0, new_t.scale or 0
         if new_s < old_s or new_p - new_s < old_p - old_s:
             return f"numeric ({old_p},{old_s}) -> ({new_p},{new_s})"
         return None
-    widening = {(types.SmallInteger, types.Integer), (types.SmallInteger, types.BigInteger),
-                (types.Integer, types.BigInteger), (types.String, types.Text)}
+    widening = {
+        (types.SmallInteger, types.Integer),
+        (types.SmallInteger, types.BigInteger),
+        (types.Integer, types.BigInteger),
+        (types.String, types.Text),
+    }
     if type(old_t) is type(new_t) or any(
-            isinstance(old_t, a) and isinstance(new_t, b) for a, b in widening):
+        isinstance(old_t, a) and isinstance(new_t, b) for a, b in widening
+    ):
         return None
     return f"type {old_t} -> {new_t}"
 
@@ -139,53 +154,84 @@ def classify(operation: ops.MigrateOperation, added: set[str]) -> Verdict:
         name = f"{operation.table_name}.{column.name}"
         added.add(name)
         if not column.nullable and column.server_default is None and not column.primary_key:
-            return Verdict(CONTRACT, f"add_column {name}", "NOT NULL without a server default: "
-                           "older images' INSERTs fail")
+            return Verdict(
+                CONTRACT,
+                f"add_column {name}",
+                "NOT NULL without a server default: older images' INSERTs fail",
+            )
         return Verdict(EXPAND, f"add_column {name}", "nullable or defaulted column")
     if isinstance(operation, ops.CreateIndexOp):
         columns = [f"{operation.table_name}.{c}" for c in operation.columns]
         what = f"create_index {operation.index_name} on {operation.table_name}"
         if operation.unique and not all(c in added for c in columns):
-            return Verdict(CONTRACT, what, "unique index on existing columns: older images may "
-                           "write duplicates")
+            return Verdict(
+                CONTRACT,
+                what,
+                "unique index on existing columns: older images may write duplicates",
+            )
         return Verdict(EXPAND, what, "new index")
     if isinstance(operation, ops.CreateUniqueConstraintOp):
         columns = [f"{operation.table_name}.{c}" for c in operation.columns]
         what = f"create_unique_constraint {operation.constraint_name} on {operation.table_name}"
         if not all(c in added for c in columns):
-            return Verdict(CONTRACT, what, "unique constraint on existing columns: older images "
-                           "may write duplicates")
+            return Verdict(
+                CONTRACT,
+                what,
+                "unique constraint on existing columns: older images may write duplicates",
+            )
         return Verdict(EXPAND, what, "unique constraint on columns this revision adds")
-    if isinstance(operation, ops.CreateForeignKeyOp | ops.CreateCheckConstraintOp |
-                  ops.CreatePrimaryKeyOp):
+    if isinstance(
+        operation, ops.CreateForeignKeyOp | ops.CreateCheckConstraintOp | ops.CreatePrimaryKeyOp
+    ):
         table = getattr(operation, "table_name", None) or getattr(operation, "source_table", "")
-        return Verdict(CONTRACT, f"create constraint {operation.constraint_name} on {table}",
-                       "a new constraint may reject what older images write")
+        return Verdict(
+            CONTRACT,
+            f"create constraint {operation.constraint_name} on {table}",
+            "a new constraint may reject what older images write",
+        )
     if isinstance(operation, ops.DropTableOp):
-        return Verdict(CONTRACT, f"drop_table {operation.table_name}", "drop table",
-                       (f"table {operation.table_name}",))
+        return Verdict(
+            CONTRACT,
+            f"drop_table {operation.table_name}",
+            "drop table",
+            (f"table {operation.table_name}",),
+        )
     if isinstance(operation, ops.DropColumnOp):
         name = f"{operation.table_name}.{operation.column_name}"
         return Verdict(CONTRACT, f"drop_column {name}", "drop column", (f"column {name}",))
     if isinstance(operation, ops.DropIndexOp):
-        return Verdict(CONTRACT, f"drop_index {operation.index_name}", "drop index (queries "
-                       "of older images may rely on it)", (f"index {operation.index_name}",))
+        return Verdict(
+            CONTRACT,
+            f"drop_index {operation.index_name}",
+            "drop index (queries of older images may rely on it)",
+            (f"index {operation.index_name}",),
+        )
     if isinstance(operation, ops.DropConstraintOp):
-        return Verdict(CONTRACT, f"drop_constraint {operation.constraint_name}",
-                       "drop constraint", (f"constraint {operation.constraint_name}",))
+        return Verdict(
+            CONTRACT,
+            f"drop_constraint {operation.constraint_name}",
+            "drop constraint",
+            (f"constraint {operation.constraint_name}",),
+        )
     if isinstance(operation, ops.RenameTableOp):
-        return Verdict(CONTRACT, f"rename_table {operation.table_name}", "rename: older images "
-                       "use the old name", (f"table {operation.table_name}",))
+        return Verdict(
+            CONTRACT,
+            f"rename_table {operation.table_name}",
+            "rename: older images use the old name",
+            (f"table {operation.table_name}",),
+        )
     if isinstance(operation, ops.AlterColumnOp):
         return _classify_alter(operation)
     if isinstance(operation, ops.ExecuteSQLOp):
         sql = str(operation.sqltext)
         if _DESTRUCTIVE_SQL.search(sql):
-            return Verdict(CONTRACT, f"execute {sql[:60]!r}", "raw SQL that removes, renames "
-                           "or rewrites data or schema")
+            return Verdict(
+                CONTRACT,
+                f"execute {sql[:60]!r}",
+                "raw SQL that removes, renames or rewrites data or schema",
+            )
         return Verdict(EXPAND, f"execute {sql[:60]!r}", "raw SQL that only adds")
-    if isinstance(operation, ops.BulkInsertOp | ops.CreateTableCommentOp |
-                  ops.DropTableCommentOp):
+    if isinstance(operation, ops.BulkInsertOp | ops.CreateTableCommentOp | ops.DropTableCommentOp):
         return Verdict(EXPAND, type(operation).__name__, "data or comments only")
     return Verdict(CONTRACT, type(operation).__name__, "not recognised by the lint: mark it")
 
@@ -194,19 +240,26 @@ def _classify_alter(operation: ops.AlterColumnOp) -> Verdict:
     name = f"{operation.table_name}.{operation.column_name}"
     what = f"alter_column {name}"
     if operation.modify_name is not None:
-        return Verdict(CONTRACT, what, f"rename to {operation.modify_name}: older images use "
-                       "the old name", (f"column {name}",))
+        return Verdict(
+            CONTRACT,
+            what,
+            f"rename to {operation.modify_name}: older images use the old name",
+            (f"column {name}",),
+        )
     if operation.modify_type is not None:
         why = _narrows(operation.existing_type, operation.modify_type)
         if why is not None:
             return Verdict(CONTRACT, what, f"type narrowing: {why}")
     if operation.modify_nullable is False:
         default = operation.modify_server_default
-        has_default = (default not in (False, None)
-                       or operation.existing_server_default not in (False, None))
+        has_default = default not in (False, None) or operation.existing_server_default not in (
+            False,
+            None,
+        )
         if not has_default:
-            return Verdict(CONTRACT, what, "NOT NULL without a server default: older images' "
-                           "INSERTs fail")
+            return Verdict(
+                CONTRACT, what, "NOT NULL without a server default: older images' INSERTs fail"
+            )
     return Verdict(EXPAND, what, "widening, relaxing or a default")
 
 
@@ -230,23 +283,34 @@ class Revision:
     def problems(self) -> list[str]:
         where = f"revision {self.revision} ({self.path})"
         if self.declared not in (None, EXPAND, CONTRACT):
-            return [f"{where}: classification must be 'expand' or 'contract', not "
-                    f"{self.declared!r}"]
+            return [
+                f"{where}: classification must be 'expand' or 'contract', not {self.declared!r}"
+            ]
         if self.declared == CONTRACT and not (self.reason or "").strip():
             return [f"{where}: classification = 'contract' needs a contract_reason"]
-        if self.needs and (isinstance(self.needs, str) or not isinstance(self.needs, tuple | list)
-                           or not all(isinstance(n, str) and _NEED.match(n) for n in self.needs)):
-            return [f"{where}: contract_needs must be a tuple of \"table\" or \"table.column\" "
-                    f"names, not {self.needs!r}"]
+        if self.needs and (
+            isinstance(self.needs, str)
+            or not isinstance(self.needs, tuple | list)
+            or not all(isinstance(n, str) and _NEED.match(n) for n in self.needs)
+        ):
+            return [
+                f'{where}: contract_needs must be a tuple of "table" or "table.column" '
+                f"names, not {self.needs!r}"
+            ]
         if self.needs and self.declared != CONTRACT:
-            return [f"{where}: contract_needs is only read on a revision marked "
-                    "classification = \"contract\""]
+            return [
+                f"{where}: contract_needs is only read on a revision marked "
+                'classification = "contract"'
+            ]
         if self.declared == CONTRACT:
             return []
-        return [f"{where}: {v.operation} is a contract operation ({v.reason}) but the revision "
-                "is not marked; make it expand-only, or set classification = \"contract\" and "
-                "contract_reason = \"...\" in the file" for v in self.verdicts
-                if v.kind == CONTRACT]
+        return [
+            f"{where}: {v.operation} is a contract operation ({v.reason}) but the revision "
+            'is not marked; make it expand-only, or set classification = "contract" and '
+            'contract_reason = "..." in the file'
+            for v in self.verdicts
+            if v.kind == CONTRACT
+        ]
 
 
 def analyse(script: ScriptDirectory | None = None) -> list[Revision]:
@@ -257,17 +321,25 @@ def analyse(script: ScriptDirectory | None = None) -> list[Revision]:
         module = rev.module
         down = rev.down_revision
         entry = Revision(
-            revision=rev.revision, down_revision=down if isinstance(down, str) else None,
-            path=rev.path.rsplit("/", 1)[-1], declared=getattr(module, "classification", None),
+            revision=rev.revision,
+            down_revision=down if isinstance(down, str) else None,
+            path=rev.path.rsplit("/", 1)[-1],
+            declared=getattr(module, "classification", None),
             reason=getattr(module, "contract_reason", None),
             needs=getattr(module, "contract_needs", ()),
-            parents=tuple(down) if isinstance(down, tuple | list) else (down,) if down else ())
+            parents=tuple(down) if isinstance(down, tuple | list) else (down,) if down else (),
+        )
         added: set[str] = set()
         try:
             recorded = record(module)
         except Exception as error:  # e.g. upgrade() reads the database: the lint cannot see it
-            entry.verdicts = [Verdict(CONTRACT, "upgrade()", "could not be recorded without a "
-                                      f"database ({type(error).__name__}: {error})")]
+            entry.verdicts = [
+                Verdict(
+                    CONTRACT,
+                    "upgrade()",
+                    f"could not be recorded without a database ({type(error).__name__}: {error})",
+                )
+            ]
             result.append(entry)
             continue
         entry.verdicts = [classify(operation, added) for operation in recorded]
@@ -281,8 +353,10 @@ def uses() -> dict[str, list[str]]:
 
     import service.models  # noqa: F401  (registers the tables)
 
-    return {name: sorted(column.name for column in table.columns)
-            for name, table in sorted(SQLModel.metadata.tables.items())}
+    return {
+        name: sorted(column.name for column in table.columns)
+        for name, table in sorted(SQLModel.metadata.tables.items())
+    }
 
 
 def needs_problems(revisions: list[Revision], used: dict[str, list[str]]) -> list[str]:
@@ -292,8 +366,10 @@ def needs_problems(revisions: list[Revision], used: dict[str, list[str]]) -> lis
         for need in needs_of(rev):
             table, _, column = need.partition(".")
             if table not in used or (column and column not in used[table]):
-                problems.append(f"revision {rev.revision} ({rev.path}): contract_needs names "
-                                f"{need}, which this image's models do not use")
+                problems.append(
+                    f"revision {rev.revision} ({rev.path}): contract_needs names "
+                    f"{need}, which this image's models do not use"
+                )
     return problems
 
 
@@ -307,9 +383,15 @@ def needs_of(rev: Revision) -> list[str]:
 def removes_of(rev: Revision) -> dict[str, list[str]]:
     """What a revision removes, by kind: tables, columns ("table.column"), indexes, constraints."""
     removes = [item for v in rev.verdicts for item in v.removes]
-    return {plural: sorted({r.split(" ", 1)[1] for r in removes if r.startswith(f"{kind} ")})
-            for kind, plural in (("table", "tables"), ("column", "columns"),
-                                 ("index", "indexes"), ("constraint", "constraints"))}
+    return {
+        plural: sorted({r.split(" ", 1)[1] for r in removes if r.startswith(f"{kind} ")})
+        for kind, plural in (
+            ("table", "tables"),
+            ("column", "columns"),
+            ("index", "indexes"),
+            ("constraint", "constraints"),
+        )
+    }
 
 
 def lineage(revisions: list[Revision], head: str | None) -> set[str]:
@@ -325,17 +407,31 @@ def lineage(revisions: list[Revision], head: str | None) -> set[str]:
     return seen
 
 
-def plan(revisions: list[Revision], head: str,
-         used: dict[str, list[str]] | None = None) -> dict[str, Any]:
+def plan(
+    revisions: list[Revision], head: str, used: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     """What `migrate --plan` prints: this image's head, what each revision does, and what the
     image itself needs (so a contract revision can be checked against older images' plans)."""
-    contract = [{"revision": rev.revision, "reason": rev.reason or "",
-                 "removes": removes_of(rev), "needs": needs_of(rev)}
-                for rev in revisions if rev.classification == CONTRACT]
+    contract = [
+        {
+            "revision": rev.revision,
+            "reason": rev.reason or "",
+            "removes": removes_of(rev),
+            "needs": needs_of(rev),
+        }
+        for rev in revisions
+        if rev.classification == CONTRACT
+    ]
     return {
         "head": head,
-        "revisions": [{"revision": r.revision, "down_revision": r.down_revision,
-                       "classification": r.classification} for r in revisions],
+        "revisions": [
+            {
+                "revision": r.revision,
+                "down_revision": r.down_revision,
+                "classification": r.classification,
+            }
+            for r in revisions
+        ],
         "contract": contract,
         "uses": uses() if used is None else used,
     }

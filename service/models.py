@@ -113,18 +113,24 @@ Name = Annotated[
     BeforeValidator(_strip),
     Constraint(min_length=1, max_length=NAME_MAX, pattern=_TRIMMED_TEXT),
     AfterValidator(_clean_name),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": NAME_MAX,
-                    "pattern": _TRIMMED_TEXT}),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": _TRIMMED_TEXT}
+    ),
 ]
 Description = Annotated[
-    str, Constraint(max_length=DESCRIPTION_MAX, pattern=_LINE_TEXT),
+    str,
+    Constraint(max_length=DESCRIPTION_MAX, pattern=_LINE_TEXT),
     AfterValidator(_clean_description),
 ]
 # The constraints sit on the str arm: on the union they would be applied to None too.
-_SkuText = Annotated[str, BeforeValidator(_strip),
-                     Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT),
-                     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": SKU_MAX,
-                                     "pattern": _TRIMMED_TEXT})]
+_SkuText = Annotated[
+    str,
+    BeforeValidator(_strip),
+    Constraint(max_length=SKU_MAX, pattern=_TRIMMED_TEXT),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": SKU_MAX, "pattern": _TRIMMED_TEXT}
+    ),
+]
 Sku = Annotated[_SkuText | None, AfterValidator(_clean_sku)]
 # A JSON number on the way out: exact, because PRICE_DIGITS stays under a double's precision.
 PRICE_MAX = Decimal("9999999999.99")
@@ -142,8 +148,15 @@ Price = Annotated[
     BeforeValidator(_number_only),
     Constraint(ge=0, max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES, allow_inf_nan=False),
     PlainSerializer(float, return_type=float, when_used="json"),
-    WithJsonSchema({"type": "number", "minimum": 0, "maximum": float(PRICE_MAX),
-                    "multipleOf": 0.01, "examples": [19.99]}),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": float(PRICE_MAX),
+            "multipleOf": 0.01,
+            "examples": [19.99],
+        }
+    ),
 ]
 InStock = Annotated[bool, Constraint(strict=True)]
 
@@ -192,8 +205,9 @@ UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 def _binary(length: int) -> String:
-    return String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"),
-                                       "mysql", "mariadb")
+    return String(length).with_variant(
+        mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 
 
 class Item(ItemBase, table=True):
@@ -208,28 +222,40 @@ class Item(ItemBase, table=True):
         Index("uq_items_sku_key", "sku_key", unique=True),
         # AUTOINCREMENT: SQLite otherwise hands a deleted newest id out again, and an ETag
         # ("v1") of the deleted item would then match a different item (migration 0003).
-        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-         "mysql_collate": "utf8mb4_unicode_ci", "sqlite_autoincrement": True},
+        {
+            "mysql_engine": "InnoDB",
+            "mysql_charset": "utf8mb4",
+            "mysql_collate": "utf8mb4_unicode_ci",
+            "sqlite_autoincrement": True,
+        },
     )
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True,
-                                                           autoincrement=True))
+    id: int | None = Field(
+        default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True)
+    )
     name: str = Field(sa_column=Column(String(NAME_MAX), nullable=False))
-    description: str = Field(default="", sa_column=Column(String(DESCRIPTION_MAX),
-                                                          nullable=False))
+    description: str = Field(default="", sa_column=Column(String(DESCRIPTION_MAX), nullable=False))
     price: Decimal = Field(sa_column=Column(Numeric(PRICE_DIGITS, PRICE_PLACES), nullable=False))
     in_stock: bool = Field(default=True, nullable=False)
     # Binary on MySQL too, as on SQLite: sku_key carries the case-insensitive uniqueness.
-    sku: str | None = Field(default=None, sa_column=Column(
-        _binary(SKU_MAX), nullable=True))
+    sku: str | None = Field(default=None, sa_column=Column(_binary(SKU_MAX), nullable=True))
     # Folded keys the service writes with every change (service.text_keys): q, sort=name and
     # SKU uniqueness compare these, as code points, on every backend.
-    name_key: str = Field(default="", sa_column=Column(
-        _binary(text_keys.NAME_KEY_MAX), nullable=False, server_default=text("''")))
-    sku_key: str | None = Field(default=None, sa_column=Column(
-        _binary(text_keys.SKU_KEY_MAX), nullable=True))
-    created_at: datetime = Field(sa_column=Column(_DATETIME6 := DateTime().with_variant(
-        mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False))
+    name_key: str = Field(
+        default="",
+        sa_column=Column(
+            _binary(text_keys.NAME_KEY_MAX), nullable=False, server_default=text("''")
+        ),
+    )
+    sku_key: str | None = Field(
+        default=None, sa_column=Column(_binary(text_keys.SKU_KEY_MAX), nullable=True)
+    )
+    created_at: datetime = Field(
+        sa_column=Column(
+            _DATETIME6 := DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
+            nullable=False,
+        )
+    )
     updated_at: datetime = Field(sa_column=Column(_DATETIME6, nullable=False))
     version: int = Field(default=1, nullable=False)
 
@@ -263,16 +289,20 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int = Field(nullable=False)
     item_id: int = Field(nullable=False)
     response_body: str = Field(sa_column=Column(Text, nullable=False))
-    created_at: datetime = Field(sa_column=Column(DateTime().with_variant(
-        mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False))
+    created_at: datetime = Field(
+        sa_column=Column(
+            DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"), nullable=False
+        )
+    )
 
 
 class ServiceSecret(SQLModel, table=True):
     """Keys the service generates once per database and shares across its processes."""
 
     __tablename__ = "service_secrets"
-    __table_args__ = ({"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
-                       "mysql_collate": "utf8mb4_bin"},)
+    __table_args__ = (
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"},
+    )
 
     name: str = Field(sa_column=Column(String(64), primary_key=True))
     secret: str = Field(sa_column=Column(String(128), nullable=False))

@@ -85,8 +85,11 @@ class Cursor:
     last_id: int
 
     def encode(self, key: bytes) -> str:
-        payload = json.dumps([self.sort.value, self.last_value, self.last_id],
-                             separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        payload = json.dumps(
+            [self.sort.value, self.last_value, self.last_id],
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")
         return f"{_b64encode(payload)}.{_b64encode(_mac(key, payload))}"
 
     @classmethod
@@ -112,8 +115,11 @@ class Cursor:
 
     def check(self) -> None:
         """The cursor's values have the sort key's type and range (defence in depth)."""
-        if not isinstance(self.last_id, int) or isinstance(self.last_id, bool) or not (
-                0 <= self.last_id <= _ID_MAX):
+        if (
+            not isinstance(self.last_id, int)
+            or isinstance(self.last_id, bool)
+            or not (0 <= self.last_id <= _ID_MAX)
+        ):
             raise InvalidCursorError(_MALFORMED)
         if self.sort.field == "id":
             if self.last_value is not None:

@@ -61,7 +61,8 @@ class Protected:
     def describe(self) -> str:
         who = f"release {self.release} ({self.image})" if self.release else f"image {self.image}"
         role = {ROLLBACK_TARGET: "the rollback target", SERVING: "serving now"}.get(
-            self.role, self.role)
+            self.role, self.role
+        )
         return f"{who}, {role}," if role else f"{who},"
 
 
@@ -77,10 +78,12 @@ class Contract:
     @classmethod
     def from_plan(cls, entry: Mapping[str, Any]) -> Contract:
         removes = entry.get("removes") or {}
-        return cls(revision=str(entry["revision"]),
-                   tables=tuple(removes.get("tables") or ()),
-                   columns=tuple(removes.get("columns") or ()),
-                   needs=tuple(entry.get("needs") or ()))
+        return cls(
+            revision=str(entry["revision"]),
+            tables=tuple(removes.get("tables") or ()),
+            columns=tuple(removes.get("columns") or ()),
+            needs=tuple(entry.get("needs") or ()),
+        )
 
     @property
     def checkable(self) -> bool:
@@ -102,19 +105,29 @@ class Block:
         who = self.protected.describe()
         fix = f"or allow {self.revision} explicitly"
         if self.unknown:
-            does = " and ".join(part for part in (
-                f"removes {_listed(self.removes)}" if self.removes else "",
-                f"needs {_listed(self.needs)}" if self.needs else "") if part)
-            return (f"revision {self.revision} {does}, and {who} was recorded without the "
-                    "tables and columns it uses, so nothing proves it survives; release an "
-                    f"image that reports its uses first, {fix}")
+            does = " and ".join(
+                part
+                for part in (
+                    f"removes {_listed(self.removes)}" if self.removes else "",
+                    f"needs {_listed(self.needs)}" if self.needs else "",
+                )
+                if part
+            )
+            return (
+                f"revision {self.revision} {does}, and {who} was recorded without the "
+                "tables and columns it uses, so nothing proves it survives; release an "
+                f"image that reports its uses first, {fix}"
+            )
         parts = []
         if self.removes:
             parts.append(f"removes {_listed(self.removes)}, which {who} still uses")
         if self.needs:
             parts.append(f"needs {_listed(self.needs)}, which {who} does not use")
-        first = (f"an image that no longer uses {_listed(self.removes)}" if self.removes
-                 else f"an image that uses {_listed(self.needs)}")
+        first = (
+            f"an image that no longer uses {_listed(self.removes)}"
+            if self.removes
+            else f"an image that uses {_listed(self.needs)}"
+        )
         if self.removes and self.needs:
             first += f" and uses {_listed(self.needs)}"
         return f"revision {self.revision} {' and '.join(parts)}; release {first} first, {fix}"
@@ -134,22 +147,34 @@ def check(contract: Contract, entry: Protected) -> Block | None:
     if entry.uses is None:
         if not contract.checkable:
             return None  # the answer would be "safe" whatever it uses
-        return Block(contract.revision, entry, contract.tables + contract.columns,
-                     contract.needs, unknown=True)
-    still_used = tuple(name for name in contract.tables + contract.columns
-                       if _uses(entry.uses, name))
+        return Block(
+            contract.revision,
+            entry,
+            contract.tables + contract.columns,
+            contract.needs,
+            unknown=True,
+        )
+    still_used = tuple(
+        name for name in contract.tables + contract.columns if _uses(entry.uses, name)
+    )
     lacking = tuple(name for name in contract.needs if not _uses(entry.uses, name))
     if not still_used and not lacking:
         return None
     return Block(contract.revision, entry, still_used, lacking)
 
 
-def blocks(pending: Iterable[Contract], protect: Iterable[Protected],
-           allow: frozenset[str] | set[str]) -> list[Block]:
+def blocks(
+    pending: Iterable[Contract], protect: Iterable[Protected], allow: frozenset[str] | set[str]
+) -> list[Block]:
     """Every (revision, release) pair that is refused, revisions in migration order."""
     protected = list(protect)
-    return [block for contract in pending if contract.revision not in allow
-            for entry in protected if (block := check(contract, entry)) is not None]
+    return [
+        block
+        for contract in pending
+        if contract.revision not in allow
+        for entry in protected
+        if (block := check(contract, entry)) is not None
+    ]
 
 
 @dataclass(frozen=True)
@@ -161,8 +186,10 @@ class Policy:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Policy:
-        return cls(protect=parse_protect(environ.get(PROTECT_ENV, "")),
-                   allow=parse_allow(environ.get(ALLOW_ENV, "")))
+        return cls(
+            protect=parse_protect(environ.get(PROTECT_ENV, "")),
+            allow=parse_allow(environ.get(ALLOW_ENV, "")),
+        )
 
 
 def parse_allow(raw: str) -> frozenset[str]:
@@ -196,22 +223,33 @@ def _protected(index: int, entry: Any) -> Protected:
     uses: dict[str, frozenset[str]] | None = None
     if raw_uses is not None:
         if not isinstance(raw_uses, dict) or not all(
-                isinstance(columns, list) and all(isinstance(c, str) for c in columns)
-                for columns in raw_uses.values()):
+            isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+            for columns in raw_uses.values()
+        ):
             raise FloorConfigError(f"{where}.uses must be null or {{table: [column, ...]}}")
         uses = {str(table): frozenset(columns) for table, columns in raw_uses.items()}
-    return Protected(release=entry.get("release", ""), image=entry.get("image", ""),
-                     role=entry.get("role", ""), uses=uses)
+    return Protected(
+        release=entry.get("release", ""),
+        image=entry.get("image", ""),
+        role=entry.get("role", ""),
+        uses=uses,
+    )
 
 
 # Reports: one compact JSON object, written to ITEMS_MIGRATION_REPORT_FILE at the end.
 
+
 def blocked_report(found: Sequence[Block]) -> dict[str, Any]:
     first = found[0]
     report: dict[str, Any] = {
-        "outcome": BLOCKED, "revision": first.revision, "removes": list(first.removes),
-        "needs": list(first.needs), "image": first.protected.image,
-        "release": first.protected.release, "role": first.protected.role, "why": first.why(),
+        "outcome": BLOCKED,
+        "revision": first.revision,
+        "removes": list(first.removes),
+        "needs": list(first.needs),
+        "image": first.protected.image,
+        "release": first.protected.release,
+        "role": first.protected.role,
+        "why": first.why(),
     }
     if first.unknown:
         report["usesUnknown"] = True
@@ -220,14 +258,24 @@ def blocked_report(found: Sequence[Block]) -> dict[str, Any]:
     return report
 
 
-def done_report(outcome: str, *, before: str | None, head: str | None,
-                contracts: Sequence[Contract], uses: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+def done_report(
+    outcome: str,
+    *,
+    before: str | None,
+    head: str | None,
+    contracts: Sequence[Contract],
+    uses: Mapping[str, Sequence[str]],
+) -> dict[str, Any]:
     """``contracts``: the contract revisions at or below the database's head after the run."""
     return {
-        "outcome": outcome, "from": before, "head": head,
+        "outcome": outcome,
+        "from": before,
+        "head": head,
         "uses": {table: sorted(columns) for table, columns in sorted(uses.items())},
-        "removed": {"tables": sorted({t for c in contracts for t in c.tables}),
-                    "columns": sorted({col for c in contracts for col in c.columns})},
+        "removed": {
+            "tables": sorted({t for c in contracts for t in c.tables}),
+            "columns": sorted({col for c in contracts for col in c.columns}),
+        },
         "needs": sorted({n for c in contracts for n in c.needs}),
         "contract": [c.revision for c in contracts],
     }
@@ -240,6 +288,7 @@ def failed_report(error: str) -> dict[str, Any]:
 def encode(report: Mapping[str, Any], limit: int = REPORT_LIMIT) -> str:
     """Compact JSON shorter than ``limit`` bytes: first without "uses" ("usesTruncated": true),
     then with long strings and lists cut ("truncated": true), at worst the outcome alone."""
+
     def dump(value: Mapping[str, Any]) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
@@ -263,7 +312,7 @@ def encode(report: Mapping[str, Any], limit: int = REPORT_LIMIT) -> str:
 
 def _cut(value: Any, keep: int) -> Any:
     if isinstance(value, str):
-        return value if len(value) <= 8 * keep + 40 else value[:8 * keep + 37] + "..."
+        return value if len(value) <= 8 * keep + 40 else value[: 8 * keep + 37] + "..."
     if isinstance(value, list):
         return [_cut(item, keep) for item in value[:keep]]
     if isinstance(value, dict):

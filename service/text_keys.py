@@ -58,20 +58,27 @@ def keys_for(values: dict[str, object]) -> dict[str, object]:
 
 def backfill(conn: Connection) -> int:
     """Fill the keys of rows that have none (written before 0005, or by an older image)."""
-    rows = conn.execute(text(
-        "SELECT id, name, sku FROM items WHERE name_key = '' "
-        "OR (sku IS NOT NULL AND sku_key IS NULL) ORDER BY id")).all()
-    taken = {key for (key,) in conn.execute(text(
-        "SELECT sku_key FROM items WHERE sku_key IS NOT NULL"))}
+    rows = conn.execute(
+        text(
+            "SELECT id, name, sku FROM items WHERE name_key = '' "
+            "OR (sku IS NOT NULL AND sku_key IS NULL) ORDER BY id"
+        )
+    ).all()
+    taken = {
+        key for (key,) in conn.execute(text("SELECT sku_key FROM items WHERE sku_key IS NOT NULL"))
+    }
     for row in rows:
         key = sku_key(row.sku)
         if key is not None and key in taken:
-            logger.warning("sku equal to an earlier item's under the folded rule; left without "
-                           "sku_key", item_id=row.id)
+            logger.warning(
+                "sku equal to an earlier item's under the folded rule; left without sku_key",
+                item_id=row.id,
+            )
             key = None
         elif key is not None:
             taken.add(key)
-        conn.execute(text("UPDATE items SET name_key = :name_key, sku_key = :sku_key "
-                          "WHERE id = :id"),
-                     {"name_key": name_key(row.name), "sku_key": key, "id": row.id})
+        conn.execute(
+            text("UPDATE items SET name_key = :name_key, sku_key = :sku_key WHERE id = :id"),
+            {"name_key": name_key(row.name), "sku_key": key, "id": row.id},
+        )
     return len(rows)

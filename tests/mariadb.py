@@ -61,10 +61,17 @@ class MariaDB:
 
     def admin_connect(self, database: str | None = None) -> pymysql.Connection:
         if self.socket_path is not None:
-            return pymysql.connect(unix_socket=str(self.socket_path), user="root",
-                                   database=database, autocommit=True)
-        return pymysql.connect(host=self.host, port=self.port, user=self.admin_user,
-                               password=self.admin_password, database=database, autocommit=True)
+            return pymysql.connect(
+                unix_socket=str(self.socket_path), user="root", database=database, autocommit=True
+            )
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.admin_user,
+            password=self.admin_password,
+            database=database,
+            autocommit=True,
+        )
 
     def url(self, database: str) -> str:
         return f"mysql+pymysql://{APP_USER}:{APP_PASSWORD}@{self.host}:{self.port}/{database}"
@@ -72,8 +79,9 @@ class MariaDB:
     def create_database(self, name: str) -> str:
         with self.admin_connect() as conn, conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cur.execute(f"CREATE DATABASE `{name}` "
-                        "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            cur.execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
@@ -95,12 +103,23 @@ class MariaDB:
         binary = shutil.which("mariadbd") or shutil.which("mysqld") or "/usr/sbin/mariadbd"
         log = open(self.datadir.parent / "mariadb.log", "ab")  # noqa: SIM115 (lives with the process)
         self.process = subprocess.Popen(
-            [binary, "--no-defaults", f"--datadir={self.datadir}", "--user=mysql",
-             f"--socket={self.socket_path}", "--bind-address=127.0.0.1", f"--port={self.port}",
-             "--skip-name-resolve", "--innodb-buffer-pool-size=256M", "--max-connections=500",
-             "--innodb-flush-log-at-trx-commit=2", "--skip-log-bin",
-             f"--pid-file={self.datadir.parent / 'mariadb.pid'}"],
-            stdout=log, stderr=log,
+            [
+                binary,
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=mysql",
+                f"--socket={self.socket_path}",
+                "--bind-address=127.0.0.1",
+                f"--port={self.port}",
+                "--skip-name-resolve",
+                "--innodb-buffer-pool-size=256M",
+                "--max-connections=500",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--skip-log-bin",
+                f"--pid-file={self.datadir.parent / 'mariadb.pid'}",
+            ],
+            stdout=log,
+            stderr=log,
         )
         wait_until(self.is_up, timeout=60, what="MariaDB to accept connections")
 
@@ -124,13 +143,30 @@ def start_private_server() -> MariaDB:
     shutil.chown(datadir, "mysql", "mysql")
     install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if install is None:
-        raise RuntimeError("mariadb-install-db not found: apt-get install mariadb-server, "
-                           "or set ITEMS_TEST_MYSQL_URL to an existing server's admin URL")
-    subprocess.run([install, "--no-defaults", f"--datadir={datadir}", "--user=mysql",
-                    "--auth-root-authentication-method=socket", "--skip-test-db"],
-                   check=True, capture_output=True)
-    server = MariaDB(host="127.0.0.1", port=free_port(), admin_user="root", admin_password="",
-                     datadir=datadir, socket_path=base / "mariadb.sock")
+        raise RuntimeError(
+            "mariadb-install-db not found: apt-get install mariadb-server, "
+            "or set ITEMS_TEST_MYSQL_URL to an existing server's admin URL"
+        )
+    subprocess.run(
+        [
+            install,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--user=mysql",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = MariaDB(
+        host="127.0.0.1",
+        port=free_port(),
+        admin_user="root",
+        admin_password="",
+        datadir=datadir,
+        socket_path=base / "mariadb.sock",
+    )
     server.start()
     with server.admin_connect() as conn, conn.cursor() as cur:
         cur.execute(f"CREATE USER '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'")
@@ -142,8 +178,12 @@ def external_server(admin_url: str) -> MariaDB:
     from sqlalchemy.engine import make_url
 
     url = make_url(admin_url)
-    server = MariaDB(host=url.host or "127.0.0.1", port=url.port or 3306,
-                     admin_user=url.username or "root", admin_password=url.password or "")
+    server = MariaDB(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        admin_user=url.username or "root",
+        admin_password=url.password or "",
+    )
     with server.admin_connect() as conn, conn.cursor() as cur:
         cur.execute(f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'")
         cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{APP_USER}'@'%'")

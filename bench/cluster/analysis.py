@@ -43,8 +43,9 @@ def job_created(obs: list[Observation], w: Workload, image: str, after: float) -
 
 def job_succeeded(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
     job = _of(w, "Job")
-    return first(obs, lambda o: job(o) and o.fields["image"] == image and o.fields["succeeded"],
-                 after)
+    return first(
+        obs, lambda o: job(o) and o.fields["image"] == image and o.fields["succeeded"], after
+    )
 
 
 def deployment_on(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
@@ -56,15 +57,17 @@ def deployment_on(obs: list[Observation], w: Workload, image: str, after: float)
 def first_pod(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
     pod = _of(w, "Pod")
     return first(
-        obs, lambda o: pod(o) and o.fields["component"] == "server" and o.fields["image"] == image,
+        obs,
+        lambda o: pod(o) and o.fields["component"] == "server" and o.fields["image"] == image,
         after,
     )
 
 
 def progress_deadline_exceeded(obs: list[Observation], w: Workload, after: float) -> float | None:
     dep = _of(w, "Deployment")
-    return first(obs, lambda o: dep(o) and o.fields["progressing"] == "ProgressDeadlineExceeded",
-                 after)
+    return first(
+        obs, lambda o: dep(o) and o.fields["progressing"] == "ProgressDeadlineExceeded", after
+    )
 
 
 def pod_counts(
@@ -110,7 +113,10 @@ def settled_on(obs: list[Observation], w: Workload, image: str, after: float) ->
         if o.at < after or deployment is None or others:
             continue
         d = deployment
-        if (d["image"] == image and d["current"]
-                and d["updated"] == d["ready"] == d["available"] == d["total"] == d["replicas"]):
+        if (
+            d["image"] == image
+            and d["current"]
+            and d["updated"] == d["ready"] == d["available"] == d["total"] == d["replicas"]
+        ):
             return o.at
     return None

@@ -90,8 +90,11 @@ class Fleet:
         """v1 for ours and Helm (each through its own migration path); v2 for the plain
         Deployment, whose Job the benchmark runs by hand once."""
         images, db = self.platform.images, self.platform.database
-        every = [(m, ns, n) for m, ns in (("ours", OURS), ("helm", HELM), ("plain", PLAIN))
-                 for n in self.names(m)]
+        every = [
+            (m, ns, n)
+            for m, ns in (("ours", OURS), ("helm", HELM), ("plain", PLAIN))
+            for n in self.names(m)
+        ]
         db.sql("; ".join(f"CREATE DATABASE `{n.replace('-', '_')}`" for _, _, n in every))
         installs: list[subprocess.Popen[str]] = []
         for mechanism, namespace, name in every:
@@ -106,11 +109,26 @@ class Fleet:
                 kube.apply(item_service(name, spec))
             elif mechanism == "helm":
                 chart = write_hook_chart(self.workdir, name, namespace, spec)
-                installs.append(subprocess.Popen(
-                    [helm_binary(), "install", name, str(chart), "--namespace", namespace,
-                     "--set", f"image={first}", "--wait", "--timeout", "10m"],
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                ))
+                installs.append(
+                    subprocess.Popen(
+                        [
+                            helm_binary(),
+                            "install",
+                            name,
+                            str(chart),
+                            "--namespace",
+                            namespace,
+                            "--set",
+                            f"image={first}",
+                            "--wait",
+                            "--timeout",
+                            "10m",
+                        ],
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    )
+                )
             else:
                 objects = plain_objects(name, namespace, spec, first)
                 for kind in ("ServiceAccount", "Service", "PodDisruptionBudget", "Job"):
@@ -121,8 +139,9 @@ class Fleet:
             if mechanism == "plain":
                 objects = plain_objects(name, namespace, self.specs[name], images.v2)
                 job = objects["Job"]["metadata"]["name"]
-                kube.run("wait", "--for=condition=complete", f"job/{job}", "--timeout=300s",
-                         timeout=320)
+                kube.run(
+                    "wait", "--for=condition=complete", f"job/{job}", "--timeout=300s", timeout=320
+                )
                 kube.apply(objects["Deployment"])
         for install in installs:
             output, _ = install.communicate(timeout=700)
@@ -131,8 +150,13 @@ class Fleet:
         for mechanism, namespace, name in every:
             kube = Kubectl(namespace)
             if mechanism == "ours":
-                kube.run("wait", "--for=jsonpath={.status.phase}=Available",
-                         f"itemservice/{name}", "--timeout=300s", timeout=320)
+                kube.run(
+                    "wait",
+                    "--for=jsonpath={.status.phase}=Available",
+                    f"itemservice/{name}",
+                    "--timeout=300s",
+                    timeout=320,
+                )
             kube.run("rollout", "status", f"deployment/{name}", "--timeout=300s", timeout=320)
 
     def start_clients(self, mechanisms: tuple[str, ...]) -> None:
@@ -151,16 +175,28 @@ class Fleet:
 
 
 def _set_image_ours(w: Workload, image: str) -> None:
-    Kubectl(w.namespace).run("patch", "itemservice", w.name, "--type=merge", "-p",
-                             json.dumps({"spec": {"image": image}}))
+    Kubectl(w.namespace).run(
+        "patch", "itemservice", w.name, "--type=merge", "-p", json.dumps({"spec": {"image": image}})
+    )
 
 
 def _helm_upgrade(fleet: Fleet, w: Workload, image: str, *extra: str) -> subprocess.Popen[str]:
     chart = fleet.workdir / f"chart-{w.name}"
     return subprocess.Popen(
-        [helm_binary(), "upgrade", w.name, str(chart), "--namespace", w.namespace,
-         "--set", f"image={image}", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            helm_binary(),
+            "upgrade",
+            w.name,
+            str(chart),
+            "--namespace",
+            w.namespace,
+            "--set",
+            f"image={image}",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -261,8 +297,9 @@ def broken(fleet: Fleet, recorder: Recorder) -> list[Episode]:
         _broken_steps(episode, observations)
     if pending:
         names = ", ".join(e.workload.name for e in pending)
-        raise TimeoutError(f"broken-image episodes not over after {BROKEN_PHASE_TIMEOUT} s: "
-                           f"{names}")
+        raise TimeoutError(
+            f"broken-image episodes not over after {BROKEN_PHASE_TIMEOUT} s: {names}"
+        )
     return episodes
 
 

@@ -37,8 +37,9 @@ class Platform:
 
     @staticmethod
     def operator_selector() -> str:
-        return (f"app.kubernetes.io/name=items-operator,"
-                f"app.kubernetes.io/instance={OPERATOR_RELEASE}")
+        return (
+            f"app.kubernetes.io/name=items-operator,app.kubernetes.io/instance={OPERATOR_RELEASE}"
+        )
 
 
 def up() -> Platform:
@@ -57,14 +58,31 @@ def up() -> Platform:
     images = Images.build_and_load(V1)
     repository, tag = split_image(OPERATOR_IMAGE)
     helm(
-        "install", OPERATOR_RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE,
-        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-        "--set", "replicaCount=1", "--set", f"watchNamespaces={{{OURS},{SCALE}}}",
-        "--wait", "--timeout", "180s", timeout=240,
+        "install",
+        OPERATOR_RELEASE,
+        str(CHART),
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--set",
+        f"image.repository={repository}",
+        "--set",
+        f"image.tag={tag}",
+        "--set",
+        "replicaCount=1",
+        "--set",
+        f"watchNamespaces={{{OURS},{SCALE}}}",
+        "--wait",
+        "--timeout",
+        "180s",
+        timeout=240,
     )
     # Helm installs CRDs only when absent and never upgrades them: apply this tree's version.
-    subprocess.run([KUBECTL, "apply", "--server-side", "--force-conflicts", "-f",
-                    str(CHART / "crds")], capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        [KUBECTL, "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds")],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
     db.run("rollout", "status", "deployment/items-db", "--timeout=180s", timeout=200)
     database = Database(DB_NAMESPACE, password)
     database.wait_ready(timeout=60)
@@ -75,39 +93,69 @@ def down() -> None:
     """ItemServices first (while the operator can remove its finalizer), then every Helm
     release, then the namespaces; waits (bounded) until they are gone."""
     existing = subprocess.run(
-        [KUBECTL, "get", "namespaces", "-o", "name"], capture_output=True, text=True,
-        timeout=60, check=True,
+        [KUBECTL, "get", "namespaces", "-o", "name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.split()
     present = [ns for ns in ALL_NAMESPACES if f"namespace/{ns}" in existing]
     if not present:
         return
     for namespace in (OURS, SCALE):
         if namespace in present:
-            Kubectl(namespace).run("delete", "itemservices", "--all", "--wait=false",
-                                   timeout=120, check=False)
+            Kubectl(namespace).run(
+                "delete", "itemservices", "--all", "--wait=false", timeout=120, check=False
+            )
     for namespace in (OURS, SCALE):
         if namespace in present:
             kube = Kubectl(namespace)
-            gone = kube.run("wait", "--for=delete", "itemservices", "--all", "--timeout=120s",
-                            timeout=150, check=False)
+            gone = kube.run(
+                "wait",
+                "--for=delete",
+                "itemservices",
+                "--all",
+                "--timeout=120s",
+                timeout=150,
+                check=False,
+            )
             if gone.returncode != 0:  # no operator left to remove the finalizer
-                for name in kube.run("get", "itemservices", "-o", "name",
-                                     check=False).stdout.split():
-                    kube.run("patch", name, "--type=merge", "-p",
-                             '{"metadata":{"finalizers":null}}', check=False)
+                for name in kube.run(
+                    "get", "itemservices", "-o", "name", check=False
+                ).stdout.split():
+                    kube.run(
+                        "patch",
+                        name,
+                        "--type=merge",
+                        "-p",
+                        '{"metadata":{"finalizers":null}}',
+                        check=False,
+                    )
     for namespace in (HELM, OPERATOR_NAMESPACE):
         if namespace not in present:
             continue
         releases = helm("list", "--namespace", namespace, "-q", check=False).stdout.split()
         for release in releases:
-            helm("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "120s",
-                 timeout=150, check=False)
+            helm(
+                "uninstall",
+                release,
+                "--namespace",
+                namespace,
+                "--wait",
+                "--timeout",
+                "120s",
+                timeout=150,
+                check=False,
+            )
     delete_namespace(*present)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         left = subprocess.run(
-            [KUBECTL, "get", "namespaces", "-o", "name"], capture_output=True, text=True,
-            timeout=60, check=True,
+            [KUBECTL, "get", "namespaces", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout.split()
         if not any(f"namespace/{ns}" in left for ns in present):
             return

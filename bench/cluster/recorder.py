@@ -68,8 +68,8 @@ def summarize_job(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "instance": (body["metadata"].get("labels") or {}).get("app.kubernetes.io/instance"),
         "image": _first_image(body, ("spec", "template", "spec")),
-        "succeeded": (status.get("succeeded") or 0) > 0 or conditions.get("Complete", ("",))[0]
-        == "True",
+        "succeeded": (status.get("succeeded") or 0) > 0
+        or conditions.get("Complete", ("",))[0] == "True",
         "failed": conditions.get("Failed", ("",))[0] == "True",
     }
 
@@ -117,8 +117,9 @@ class Recorder:
         self.errors: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._watch_all()),
-                                        name="recorder", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._watch_all()), name="recorder", daemon=True
+        )
 
     def __enter__(self) -> Recorder:
         self._thread.start()
@@ -135,16 +136,22 @@ class Recorder:
     async def _watch_all(self) -> None:
         client = AsyncClient()
         try:
-            await asyncio.gather(*(
-                self._watch(client, namespace, kind, resource, summarize)
-                for namespace in self.namespaces
-                for kind, resource, summarize in _WATCHED
-            ))
+            await asyncio.gather(
+                *(
+                    self._watch(client, namespace, kind, resource, summarize)
+                    for namespace in self.namespaces
+                    for kind, resource, summarize in _WATCHED
+                )
+            )
         finally:
             await client.close()
 
     async def _watch(
-        self, client: AsyncClient, namespace: str, kind: str, resource: Any,
+        self,
+        client: AsyncClient,
+        namespace: str,
+        kind: str,
+        resource: Any,
         summarize: Callable[[dict[str, Any]], dict[str, Any]],
     ) -> None:
         version: str | None = None
@@ -153,13 +160,19 @@ class Recorder:
                 # Without a resourceVersion the server first sends every existing object as
                 # ADDED; the analysis treats an event as "the state at that time" either way.
                 async for event, obj in client.watch(
-                    resource, namespace=namespace, server_timeout=WATCH_WINDOW_SECONDS,
+                    resource,
+                    namespace=namespace,
+                    server_timeout=WATCH_WINDOW_SECONDS,
                     resource_version=version,
                 ):
                     body = obj.to_dict()
                     version = body["metadata"].get("resourceVersion") or version
                     observation = Observation(
-                        time.time(), kind, event, namespace, body["metadata"]["name"],
+                        time.time(),
+                        kind,
+                        event,
+                        namespace,
+                        body["metadata"]["name"],
                         summarize(body),
                     )
                     with self._lock:

@@ -40,21 +40,47 @@ def upgrade_table(episodes: list[Episode]) -> str:
     helm = [e for e in episodes if e.mechanism == "helm"]
     rows: list[tuple[str, Measure]] = [
         ("image change → migration Job created", lambda e: e.since_start("job_created")),
-        ("migration Job succeeded → Deployment updated",
-         lambda e: e.between("job_succeeded", "deployment_updated")),
+        (
+            "migration Job succeeded → Deployment updated",
+            lambda e: e.between("job_succeeded", "deployment_updated"),
+        ),
         ("image change → Deployment updated", lambda e: e.since_start("deployment_updated")),
         ("image change → all replicas on v2, old pods gone", lambda e: e.since_start("settled")),
     ]
-    body = [[label, median_max(values(ours, m)), median_max(values(helm, m)),
-             ratio(values(helm, m), values(ours, m))] for label, m in rows]
-    body.append(["`helm upgrade --wait` returned", NONE,
-                 median_max(values(helm, lambda e: e.command_seconds)), ""])
-    body.append(["failed client requests (all episodes)",
-                 f"{sum(e.failed_requests for e in ours)} of {sum(e.requests for e in ours)}",
-                 f"{sum(e.failed_requests for e in helm)} of {sum(e.requests for e in helm)}",
-                 ""])
-    return _table(["v1 → v2 upgrade, seconds (median / max)", f"ours ({len(ours)})",
-                   f"helm upgrade --wait ({len(helm)})", "helm ÷ ours"], body)
+    body = [
+        [
+            label,
+            median_max(values(ours, m)),
+            median_max(values(helm, m)),
+            ratio(values(helm, m), values(ours, m)),
+        ]
+        for label, m in rows
+    ]
+    body.append(
+        [
+            "`helm upgrade --wait` returned",
+            NONE,
+            median_max(values(helm, lambda e: e.command_seconds)),
+            "",
+        ]
+    )
+    body.append(
+        [
+            "failed client requests (all episodes)",
+            f"{sum(e.failed_requests for e in ours)} of {sum(e.requests for e in ours)}",
+            f"{sum(e.failed_requests for e in helm)} of {sum(e.requests for e in helm)}",
+            "",
+        ]
+    )
+    return _table(
+        [
+            "v1 → v2 upgrade, seconds (median / max)",
+            f"ours ({len(ours)})",
+            f"helm upgrade --wait ({len(helm)})",
+            "helm ÷ ours",
+        ],
+        body,
+    )
 
 
 def broken_table(episodes: list[Episode], readiness_window: float) -> str:
@@ -62,33 +88,69 @@ def broken_table(episodes: list[Episode], readiness_window: float) -> str:
     # (label, measure, what a mechanism that never gets there shows)
     rows: list[tuple[str, Measure, str]] = [
         ("image change → first new pod", lambda e: e.since_start("first_new_pod"), NONE),
-        ("first new pod → rollback started",
-         lambda e: e.between("first_new_pod", "rollback_started"), "never"),
-        (f"… of which past the {readiness_window:.0f} s readiness window",
-         lambda e: _past_window(e, readiness_window) if e.mechanism == "ours" else None, NONE),
-        ("image change → rollback started", lambda e: e.since_start("rollback_started"),
-         "never"),
-        ("rollback started → all replicas back on the good image, new pods gone",
-         lambda e: e.between("rollback_started", "back_on_old"), "never"),
-        ("image change → back on the good image", lambda e: e.since_start("back_on_old"),
-         "never"),
-        ("image change → ProgressDeadlineExceeded",
-         lambda e: e.since_start("progress_deadline_exceeded"), NONE),
+        (
+            "first new pod → rollback started",
+            lambda e: e.between("first_new_pod", "rollback_started"),
+            "never",
+        ),
+        (
+            f"… of which past the {readiness_window:.0f} s readiness window",
+            lambda e: _past_window(e, readiness_window) if e.mechanism == "ours" else None,
+            NONE,
+        ),
+        ("image change → rollback started", lambda e: e.since_start("rollback_started"), "never"),
+        (
+            "rollback started → all replicas back on the good image, new pods gone",
+            lambda e: e.between("rollback_started", "back_on_old"),
+            "never",
+        ),
+        ("image change → back on the good image", lambda e: e.since_start("back_on_old"), "never"),
+        (
+            "image change → ProgressDeadlineExceeded",
+            lambda e: e.since_start("progress_deadline_exceeded"),
+            NONE,
+        ),
     ]
     body = []
     for label, measure, missing in rows:
         measured = {k: values(v, measure) for k, v in by.items()}
-        body.append([label, *(median_max(measured[k], missing) for k in by),
-                     ratio(measured["helm"], measured["ours"])])
-    body.append(["`helm upgrade --atomic` returned (exit code)", NONE,
-                 median_max(values(by["helm"], lambda e: e.command_seconds))
-                 + f" (exit {sorted({e.command_exit or 0 for e in by['helm']})})", NONE, ""])
-    body.append(["failed client requests",
-                 *(f"{sum(e.failed_requests for e in v)} of {sum(e.requests for e in v)}"
-                   for v in by.values()), ""])
-    return _table(["broken image, seconds (median / max)", f"ours ({len(by['ours'])})",
-                   f"helm --atomic ({len(by['helm'])})",
-                   f"plain Deployment ({len(by['plain'])})", "helm ÷ ours"], body)
+        body.append(
+            [
+                label,
+                *(median_max(measured[k], missing) for k in by),
+                ratio(measured["helm"], measured["ours"]),
+            ]
+        )
+    body.append(
+        [
+            "`helm upgrade --atomic` returned (exit code)",
+            NONE,
+            median_max(values(by["helm"], lambda e: e.command_seconds))
+            + f" (exit {sorted({e.command_exit or 0 for e in by['helm']})})",
+            NONE,
+            "",
+        ]
+    )
+    body.append(
+        [
+            "failed client requests",
+            *(
+                f"{sum(e.failed_requests for e in v)} of {sum(e.requests for e in v)}"
+                for v in by.values()
+            ),
+            "",
+        ]
+    )
+    return _table(
+        [
+            "broken image, seconds (median / max)",
+            f"ours ({len(by['ours'])})",
+            f"helm --atomic ({len(by['helm'])})",
+            f"plain Deployment ({len(by['plain'])})",
+            "helm ÷ ours",
+        ],
+        body,
+    )
 
 
 def _past_window(episode: Episode, window: float) -> float | None:
@@ -101,19 +163,42 @@ def _phase_list(phases: dict[str, int]) -> str:
 
 
 def scale_table(scale: dict[str, Any]) -> str:
-    body = [[str(level["item_services"]), f"{level['rss_mib']:.0f}",
-             f"{level['peak_rss_mib']:.0f}", f"{level['cpu_percent']:.2f}",
-             f"{level['window_seconds']:.0f}", f"{level['reconciles']:.0f}",
-             str(level["reads_per_reconcile"]), f"{level['writes']:.0f}"]
-            for level in scale["levels"]]
-    table = _table(["ItemServices", "RSS MiB", "peak RSS MiB", "idle CPU % of a core",
-                    "window s", "reconciles", "API reads per reconcile", "API writes"], body)
+    body = [
+        [
+            str(level["item_services"]),
+            f"{level['rss_mib']:.0f}",
+            f"{level['peak_rss_mib']:.0f}",
+            f"{level['cpu_percent']:.2f}",
+            f"{level['window_seconds']:.0f}",
+            f"{level['reconciles']:.0f}",
+            str(level["reads_per_reconcile"]),
+            f"{level['writes']:.0f}",
+        ]
+        for level in scale["levels"]
+    ]
+    table = _table(
+        [
+            "ItemServices",
+            "RSS MiB",
+            "peak RSS MiB",
+            "idle CPU % of a core",
+            "window s",
+            "reconciles",
+            "API reads per reconcile",
+            "API writes",
+        ],
+        body,
+    )
     settle = scale["settle"]
-    return (f"{table}\n\n{settle['item_services']} ItemServices applied at once (kubectl apply "
-            f"took {settle['apply_seconds']} s): all in their first steady phase after "
-            f"{settle['seconds_to_steady']} s ({_phase_list(settle.get('phases') or {})}); "
-            f"the operator used {settle['operator_cpu_seconds']} "
-            f"CPU seconds and made {settle['writes']:.0f} writes and {settle['reads']:.0f} "
-            f"reads meanwhile."
-            + "".join(f"\n- {name}: {why}" for name, why in
-                      sorted((settle.get("not_available") or {}).items())))
+    return (
+        f"{table}\n\n{settle['item_services']} ItemServices applied at once (kubectl apply "
+        f"took {settle['apply_seconds']} s): all in their first steady phase after "
+        f"{settle['seconds_to_steady']} s ({_phase_list(settle.get('phases') or {})}); "
+        f"the operator used {settle['operator_cpu_seconds']} "
+        f"CPU seconds and made {settle['writes']:.0f} writes and {settle['reads']:.0f} "
+        f"reads meanwhile."
+        + "".join(
+            f"\n- {name}: {why}"
+            for name, why in sorted((settle.get("not_available") or {}).items())
+        )
+    )

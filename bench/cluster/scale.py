@@ -50,8 +50,7 @@ class Sample:
 
 def _counter(metrics: str, name: str, labels: str = "") -> float:
     pattern = re.compile(rf"^{name}(\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
-    return sum(float(m.group(2)) for m in pattern.finditer(metrics)
-               if labels in (m.group(1) or ""))
+    return sum(float(m.group(2)) for m in pattern.finditer(metrics) if labels in (m.group(1) or ""))
 
 
 class Operator:
@@ -63,8 +62,11 @@ class Operator:
         pods = json.loads(self.kube.run("get", "pods", "-l", self.selector, "-o", "json").stdout)
         for pod in pods["items"]:
             statuses = pod.get("status", {}).get("containerStatuses") or []
-            if ("deletionTimestamp" not in pod["metadata"] and statuses
-                    and all(s.get("ready") for s in statuses)):
+            if (
+                "deletionTimestamp" not in pod["metadata"]
+                and statuses
+                and all(s.get("ready") for s in statuses)
+            ):
                 return str(pod["metadata"]["name"])
         return None
 
@@ -97,8 +99,10 @@ def _phases(kube: Kubectl, names: set[str]) -> dict[str, int] | None:
         if item["metadata"]["name"] not in names:
             continue
         status = item.get("status") or {}
-        if (status.get("phase", "") in TRANSIENT_PHASES
-                or status.get("observedGeneration") != item["metadata"]["generation"]):
+        if (
+            status.get("phase", "") in TRANSIENT_PHASES
+            or status.get("observedGeneration") != item["metadata"]["generation"]
+        ):
             return None
         counts[status["phase"]] = counts.get(status["phase"], 0) + 1
     return counts if sum(counts.values()) == len(names) else None
@@ -120,19 +124,29 @@ def _apply(platform: Platform, names: list[str]) -> None:
     kube, db = Kubectl(SCALE), platform.database
     url = f"mysql+pymysql://root:{db.password}@{db.host}:3306/"
     secrets = [secret(f"{n}-db", url + n.replace("-", "_")) for n in names]
-    services = [item_service(n, service_spec(platform.images.v1, f"{n}-db", replicas=0,
-                                             quick=False)) for n in names]
+    services = [
+        item_service(n, service_spec(platform.images.v1, f"{n}-db", replicas=0, quick=False))
+        for n in names
+    ]
     for items in (secrets, services):
-        kube.run("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                      "items": items}), timeout=300)
+        kube.run(
+            "apply",
+            "-f",
+            "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+            timeout=300,
+        )
 
 
 def measure(operator: Operator, count: int, window: float) -> dict[str, Any]:
     """Fresh operator process with `count` ItemServices: wait until it has reconciled each
     once, then sample twice, `window` seconds apart."""
     operator.restart()
-    wait_until(f"the new operator to reconcile {count} ItemServices",
-             lambda: operator.sample().reconciles >= count, 300)
+    wait_until(
+        f"the new operator to reconcile {count} ItemServices",
+        lambda: operator.sample().reconciles >= count,
+        300,
+    )
     first = operator.sample()
     # A measurement window: the operator is left alone to show its idle cost.
     time.sleep(window)
@@ -142,16 +156,19 @@ def measure(operator: Operator, count: int, window: float) -> dict[str, Any]:
         "item_services": count,
         "rss_mib": round(last.rss_mib, 1),
         "peak_rss_mib": round(last.hwm_mib, 1),
-        "cpu_percent": round(100 * (last.cpu_seconds - first.cpu_seconds)
-                             / (last.at - first.at), 2),
+        "cpu_percent": round(
+            100 * (last.cpu_seconds - first.cpu_seconds) / (last.at - first.at), 2
+        ),
         "window_seconds": round(last.at - first.at, 1),
         "reconciles": reconciles,
         "reads": last.reads - first.reads,
         "writes": last.writes - first.writes,
         "reads_per_reconcile": round((last.reads - first.reads) / reconciles, 2)
-        if reconciles else None,
+        if reconciles
+        else None,
         "writes_per_reconcile": round((last.writes - first.writes) / reconciles, 3)
-        if reconciles else None,
+        if reconciles
+        else None,
     }
 
 
@@ -165,8 +182,11 @@ def run(platform: Platform, levels: list[int], window: float) -> dict[str, Any]:
     for level in sorted(levels)[:-1]:
         _apply(platform, names[applied:level])
         applied = level
-        wait_until(f"{level} ItemServices steady", partial(_phases, kube, set(names[:level])),
-                 SETTLE_TIMEOUT)
+        wait_until(
+            f"{level} ItemServices steady",
+            partial(_phases, kube, set(names[:level])),
+            SETTLE_TIMEOUT,
+        )
         results["levels"].append(measure(operator, level, window))
 
     # The largest level is applied all at once on an empty namespace: the settle figure.
@@ -176,8 +196,9 @@ def run(platform: Platform, levels: list[int], window: float) -> dict[str, Any]:
     started = time.time()
     _apply(platform, names)
     applied_in = time.time() - started
-    phases = wait_until(f"{largest} ItemServices steady", partial(_phases, kube, set(names)),
-                      SETTLE_TIMEOUT)
+    phases = wait_until(
+        f"{largest} ItemServices steady", partial(_phases, kube, set(names)), SETTLE_TIMEOUT
+    )
     settled = operator.sample()
     results["settle"] = {
         "item_services": largest,

@@ -47,8 +47,12 @@ def service_spec(image: str, secret_name: str, *, replicas: int, quick: bool) ->
 
 
 def item_service(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "ItemService", "metadata": {"name": name},
-            "spec": spec}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ItemService",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def _standalone(obj: dict[str, Any]) -> dict[str, Any]:
@@ -77,9 +81,7 @@ def plain_objects(name: str, namespace: str, spec: dict[str, Any], image: str) -
         "ServiceAccount": build_service_account(owner, parsed),
         "Service": build_service(owner, parsed),
         "Deployment": build_deployment(owner, parsed, template=release.template),
-        "Job": build_migration_job(
-            owner, parsed, image=image, migration_key=release.migration_key
-        ),
+        "Job": build_migration_job(owner, parsed, image=image, migration_key=release.migration_key),
     }
     if (pdb := build_pdb(owner, parsed)) is not None:
         objects["PodDisruptionBudget"] = pdb
@@ -115,9 +117,12 @@ def write_hook_chart(folder: Path, name: str, namespace: str, spec: dict[str, An
         f"apiVersion: v2\nname: {name}\nversion: 0.1.0\ndescription: bench baseline\n"
     )
     (chart / "values.yaml").write_text('image: ""\n')
-    rendered = {"deployment": deployment, "job": job, "serviceaccount": account, **{
-        kind.lower(): obj for kind, obj in objects.items()
-    }}
+    rendered = {
+        "deployment": deployment,
+        "job": job,
+        "serviceaccount": account,
+        **{kind.lower(): obj for kind, obj in objects.items()},
+    }
     for file, obj in rendered.items():
         # JSON is YAML; the image placeholder is the only template expression.
         text = json.dumps(obj, indent=1).replace('"IMAGE"', json.dumps(IMAGE_PLACEHOLDER))

@@ -30,21 +30,24 @@ def _sqlite_autoincrement() -> bool | None:
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return None
-    ddl = bind.scalar(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' "
-                              "AND name = 'items'"))
+    ddl = bind.scalar(
+        sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'")
+    )
     return "AUTOINCREMENT" in str(ddl or "").upper()
 
 
 def upgrade() -> None:
     if _sqlite_autoincrement() is False:
         # The copy keeps every id; SQLite then starts sqlite_sequence at max(id).
-        with op.batch_alter_table("items", recreate="always",
-                                  table_kwargs={"sqlite_autoincrement": True}):
+        with op.batch_alter_table(
+            "items", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+        ):
             pass
 
 
 def downgrade() -> None:
     if _sqlite_autoincrement() is True:
-        with op.batch_alter_table("items", recreate="always",
-                                  table_kwargs={"sqlite_autoincrement": False}):
+        with op.batch_alter_table(
+            "items", recreate="always", table_kwargs={"sqlite_autoincrement": False}
+        ):
             pass

@@ -32,7 +32,9 @@ def upgrade() -> None:
             "service_secrets",
             sa.Column("name", sa.String(64), primary_key=True),
             sa.Column("secret", sa.String(128), nullable=False),
-            mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_bin",
+            mysql_engine="InnoDB",
+            mysql_charset="utf8mb4",
+            mysql_collate="utf8mb4_bin",
         )
 
 

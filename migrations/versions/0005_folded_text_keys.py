@@ -41,8 +41,9 @@ contract_needs = ("items.sku_key",)
 
 
 def _binary(length: int) -> sa.types.TypeEngine[str]:
-    return sa.String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"),
-                                          "mysql", "mariadb")
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
 
 
 def _is_mysql() -> bool:
@@ -57,30 +58,42 @@ def _offline() -> bool:
 def _sku_collation() -> str | None:
     if _offline():
         return None
-    collation: str | None = op.get_bind().scalar(sa.text(
-        "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
-        "AND TABLE_NAME = 'items' AND COLUMN_NAME = 'sku'"))
+    collation: str | None = op.get_bind().scalar(
+        sa.text(
+            "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = 'items' AND COLUMN_NAME = 'sku'"
+        )
+    )
     return collation
 
 
 def upgrade() -> None:
     offline = _offline()
-    columns = set() if offline else {
-        column["name"] for column in sa.inspect(op.get_bind()).get_columns("items")
-    }
+    columns = (
+        set()
+        if offline
+        else {column["name"] for column in sa.inspect(op.get_bind()).get_columns("items")}
+    )
     if "name_key" not in columns:
-        op.add_column("items", sa.Column("name_key", _binary(NAME_KEY_MAX), nullable=False,
-                                         server_default=sa.text("''")))
+        op.add_column(
+            "items",
+            sa.Column(
+                "name_key", _binary(NAME_KEY_MAX), nullable=False, server_default=sa.text("''")
+            ),
+        )
     if "sku_key" not in columns:
         op.add_column("items", sa.Column("sku_key", _binary(SKU_KEY_MAX), nullable=True))
     if _is_mysql() and _sku_collation() != "utf8mb4_bin":
-        op.alter_column("items", "sku", type_=mysql.VARCHAR(64, collation="utf8mb4_bin"),
-                        existing_nullable=True)
+        op.alter_column(
+            "items", "sku", type_=mysql.VARCHAR(64, collation="utf8mb4_bin"), existing_nullable=True
+        )
     if not offline:
         backfill(op.get_bind())
-    indexes = set() if offline else {
-        index["name"] for index in sa.inspect(op.get_bind()).get_indexes("items")
-    }
+    indexes = (
+        set()
+        if offline
+        else {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("items")}
+    )
     if "ix_items_name_key_id" not in indexes:
         op.create_index("ix_items_name_key_id", "items", ["name_key", "id"])
     if "uq_items_sku_key" not in indexes:
@@ -93,8 +106,12 @@ def downgrade() -> None:
         if name in indexes:
             op.drop_index(name, table_name="items")
     if _is_mysql() and _sku_collation() == "utf8mb4_bin":
-        op.alter_column("items", "sku", type_=mysql.VARCHAR(64, collation="utf8mb4_unicode_ci"),
-                        existing_nullable=True)
+        op.alter_column(
+            "items",
+            "sku",
+            type_=mysql.VARCHAR(64, collation="utf8mb4_unicode_ci"),
+            existing_nullable=True,
+        )
     columns = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("items")}
     drop = [name for name in ("sku_key", "name_key") if name in columns]
     if drop:

@@ -87,9 +87,15 @@ class Pass:
             p.serving = p.target
         if dep is not None and dep.release is None:
             p._adopt_legacy(dep)
-        if p.failed is None and not status.get("failedRelease") and (
-            status.get("failedImage") == cr.spec.image and "failedImage" in status
-            and p.serving is not None and p.serving.image != cr.spec.image
+        if (
+            p.failed is None
+            and not status.get("failedRelease")
+            and (
+                status.get("failedImage") == cr.spec.image
+                and "failedImage" in status
+                and p.serving is not None
+                and p.serving.image != cr.spec.image
+            )
         ):
             p.failed = p.target.hash  # an operator upgrade: the old one rolled this image back
         if p.failed != p.target.hash:
@@ -106,8 +112,10 @@ class Pass:
             return int(status["targetRevision"])
         used = [*stored.values(), *(int(e["revision"]) for e in self.history)]
         used.append(int(status.get("targetRevision") or 0))
-        if self.deployment is not None and self.deployment.release is None and (
-            LEGACY_RELEASE not in stored
+        if (
+            self.deployment is not None
+            and self.deployment.release is None
+            and (LEGACY_RELEASE not in stored)
         ):
             used.append(max(used, default=0) + 1)  # reserved for the legacy release
         return max(used, default=0) + 1
@@ -176,10 +184,16 @@ class Pass:
     def judge(self, release_hash: str) -> Verdict:
         """The verdict on a release the Deployment serves, with this pass's window and floor."""
         assert self.deployment is not None
-        return judge(release=release_hash, deployment=self.deployment, pods=self.observed.pods,
-                     now=self.now, window=self.window, floor=self.floor,
-                     migrated=self.schema_made_for(release_hash),
-                     held=self.held_since is not None)
+        return judge(
+            release=release_hash,
+            deployment=self.deployment,
+            pods=self.observed.pods,
+            now=self.now,
+            window=self.window,
+            floor=self.floor,
+            migrated=self.schema_made_for(release_hash),
+            held=self.held_since is not None,
+        )
 
     def schema_made_for(self, release_hash: str) -> bool:
         """The release's schema is in place: its migration Job succeeded, or a proven release
@@ -190,8 +204,10 @@ class Pass:
         last_good = self.release(self.last_good)
         if last_good is not None and last_good.migration_key == release.migration_key:
             return True
-        return any(j.migration_key == release.migration_key and j.state is JobState.SUCCEEDED
-                   for j in self.observed.jobs)
+        return any(
+            j.migration_key == release.migration_key and j.state is JobState.SUCCEEDED
+            for j in self.observed.jobs
+        )
 
     @property
     def floor(self) -> datetime | None:

@@ -219,8 +219,9 @@ def _roll_back(p: Pass, verdict: Verdict) -> Situation | None:
     p.failed = serving.hash
     if last_good is None:
         message = f"rollout of {failure.describe(serving.label)}; nothing earlier to roll back to"
-        p.record(serving, outcome=Outcome.ROLLOUT_FAILED, reason=failure.kind.value,
-                 message=message)
+        p.record(
+            serving, outcome=Outcome.ROLLOUT_FAILED, reason=failure.kind.value, message=message
+        )
         return Situation(Reason.ROLLOUT_FAILED, message) if serving.hash == p.target.hash else None
     message = f"rolled back from {failure.describe(serving.label)}; now serving {last_good.label}"
     p.serve(last_good, rolled_back=serving.hash)
@@ -276,8 +277,10 @@ def _target_serving(p: Pass) -> Situation | None:
     p.serve(target)
     ready = f"{dep.ready_replicas}/{p.cr.spec.replicas} replicas ready"
     if p.cr.spec.replicas == 0:
-        return Situation(Reason.SCALED_TO_ZERO, f"{target.label} is rolled out at 0 replicas; "
-                         "it is judged when scaled up")
+        return Situation(
+            Reason.SCALED_TO_ZERO,
+            f"{target.label} is rolled out at 0 replicas; it is judged when scaled up",
+        )
     if p.failed == target.hash:
         return _blocked_in_place(p)
     if p.last_good != target.hash:
@@ -292,9 +295,11 @@ def _target_serving(p: Pass) -> Situation | None:
 def _rolling_out(p: Pass) -> Situation:
     """One wording from the pass that starts the rollout on, so the next pass rewrites nothing."""
     dep, spec = p.deployment, p.cr.spec
-    counts = f"{dep.updated_replicas} updated, {dep.ready_replicas}/{spec.replicas} ready" if (
-        dep is not None and dep.release == p.target.hash and dep.caught_up
-    ) else f"0 updated, 0/{spec.replicas} ready"
+    counts = (
+        f"{dep.updated_replicas} updated, {dep.ready_replicas}/{spec.replicas} ready"
+        if (dep is not None and dep.release == p.target.hash and dep.caught_up)
+        else f"0 updated, 0/{spec.replicas} ready"
+    )
     return Situation(Reason.ROLLING_OUT, f"rolling out {p.target.label}: {counts}")
 
 
@@ -357,9 +362,13 @@ def _migrate_then_deploy(p: Pass) -> Situation:
         p.serve(target)
         stored_release = p.stored(target.hash)
         image_id = stored_release.image_id if stored_release else ""
-        p.record(target, start_new=True, outcome=Outcome.ROLLING_OUT,
-                 **({"migrationJob": job_name} if job else {}),
-                 **({"imageID": image_id} if image_id else {}))
+        p.record(
+            target,
+            start_new=True,
+            outcome=Outcome.ROLLING_OUT,
+            **({"migrationJob": job_name} if job else {}),
+            **({"imageID": image_id} if image_id else {}),
+        )
         if job is not None:
             p.migration_job = job_name
             if _was_migrating(p):
@@ -368,9 +377,11 @@ def _migrate_then_deploy(p: Pass) -> Situation:
 
     keeps = f"; {serving.label} keeps serving" if serving else ""
     p.migration_job = job_name
-    if job is not None and job.state is JobState.FAILED and (
-        blocked := _blocked_by_floor(p, job)
-    ) is not None:
+    if (
+        job is not None
+        and job.state is JobState.FAILED
+        and (blocked := _blocked_by_floor(p, job)) is not None
+    ):
         return blocked
     if job is not None and job.state is JobState.FAILED:
         detail = job.failure_note or job.message
@@ -395,10 +406,18 @@ def _migrate_then_deploy(p: Pass) -> Situation:
             f"{target.label}{keeps}",
         )
     if job is None:
-        p.desired.set(Create(build_migration_job(
-            owner, p.cr.spec, image=target.image, migration_key=target.migration_key,
-            protect=protected(p), allowed=p.cr.allow_contract,
-        )))
+        p.desired.set(
+            Create(
+                build_migration_job(
+                    owner,
+                    p.cr.spec,
+                    image=target.image,
+                    migration_key=target.migration_key,
+                    protect=protected(p),
+                    allowed=p.cr.allow_contract,
+                )
+            )
+        )
     p.record(target, start_new=True, migrationJob=job_name, outcome=Outcome.MIGRATING)
     return Situation(
         Reason.MIGRATING, f"migrating the schema for {target.label} (Job {job_name}){keeps}"
@@ -416,16 +435,20 @@ def _store_migrated(p: Pass, job: JobObservation | None) -> None:
         source = p.stored(p.serving.hash if p.serving else None)
         image_id, report = (source.image_id, source.report) if source else ("", None)
     template, _ = migrated_template(target, image_id)
-    p.desired.set(Create(build_controller_revision(
-        p.cr.owner,
-        revision=target.revision,
-        release_hash=target.hash,
-        template=template,
-        image=target.image,
-        migration_key=target.migration_key,
-        image_id=image_id,
-        migration_report=report.raw if report is not None else "",
-    )))
+    p.desired.set(
+        Create(
+            build_controller_revision(
+                p.cr.owner,
+                revision=target.revision,
+                release_hash=target.hash,
+                template=template,
+                image=target.image,
+                migration_key=target.migration_key,
+                image_id=image_id,
+                migration_report=report.raw if report is not None else "",
+            )
+        )
+    )
 
 
 def _blocked_by_floor(p: Pass, job: JobObservation) -> Situation | None:
@@ -480,13 +503,16 @@ def _finish(p: Pass, situation: Situation) -> Plan:
         kind, _, obj = name.partition("/")
         p.desired.drop(kind, obj)
     deployment = p.desired.get("Deployment", cr.owner.name)
-    if isinstance(deployment, Apply) and dep is not None and (
-        dep.desired_hash == hash_of(deployment.obj)
+    if (
+        isinstance(deployment, Apply)
+        and dep is not None
+        and (dep.desired_hash == hash_of(deployment.obj))
     ):
         p.desired.drop("Deployment", cr.owner.name)
     previous = cr.status
     transition = (previous.get("reason"), previous.get("targetRevision")) != (
-        str(situation.reason), p.target.revision
+        str(situation.reason),
+        p.target.revision,
     )
     if transition:
         p.event(row.event, str(situation.reason), situation.message)

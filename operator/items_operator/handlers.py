@@ -39,8 +39,9 @@ from items_operator.status import merge_patch
 
 # Kopf logs every event handler's success at INFO; for these per-event wake-ups that is noise.
 logging.getLogger("kopf.objects").addFilter(
-    lambda record: not any(f"'{name}'" in record.getMessage()
-                           for name in ("wake_reconciler", "wake_owner"))
+    lambda record: (
+        not any(f"'{name}'" in record.getMessage() for name in ("wake_reconciler", "wake_owner"))
+    )
 )
 
 # Woken by watch events of the ItemService (spec changes) and of its Jobs, Deployment and pods

@@ -44,11 +44,11 @@ def prune(p: Pass) -> None:
     keep = p.cr.spec.migration.history_limit - sum(
         1 for j in p.observed.jobs if j.finished and j.name == target_job
     )
-    for job in finished[max(keep, 0):]:
+    for job in finished[max(keep, 0) :]:
         p.desired.set(Delete("Job", job.name))
     protected = {p.target.hash, p.last_good, p.failed, p.serving.hash if p.serving else None}
     revisions = sorted(p.observed.revisions, key=lambda r: r.revision, reverse=True)
-    for stored in revisions[p.cr.spec.revision_history_limit:]:
+    for stored in revisions[p.cr.spec.revision_history_limit :]:
         if stored.release not in protected:
             p.desired.set(Delete("ControllerRevision", stored.name))
 

@@ -92,8 +92,9 @@ async def _list(
     client: AsyncClient, kind: Any, namespace: str, labels: dict[str, Any]
 ) -> list[dict[str, Any]]:
     metrics.READS.labels("list", kind.__name__).inc()
-    return [dict(obj.to_dict()) async for obj in client.list(kind, namespace=namespace,
-                                                              labels=labels)]
+    return [
+        dict(obj.to_dict()) async for obj in client.list(kind, namespace=namespace, labels=labels)
+    ]
 
 
 async def read_item_service(
@@ -266,7 +267,7 @@ class ForeignObjectError(Exception):
 
 
 async def _check_ours(client: AsyncClient, namespace: str, obj: dict[str, Any]) -> None:
-    """"Already exists" counts as done only when it is our own object (Job names are
+    """ "Already exists" counts as done only when it is our own object (Job names are
     deterministic: someone else's Job with that name would otherwise stall a release forever)."""
     kind, name = obj["kind"], obj["metadata"]["name"]
     existing = await _get(client, _CREATABLE[kind], name, namespace)

@@ -317,9 +317,7 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
     ]
     waiting = [s.get("state", {}).get("waiting") or {} for s in statuses]
     ready_condition: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
-    scheduled: dict[str, Any] = next(
-        (c for c in conditions if c.get("type") == "PodScheduled"), {}
-    )
+    scheduled: dict[str, Any] = next((c for c in conditions if c.get("type") == "PodScheduled"), {})
     unschedulable = (
         str(scheduled.get("message") or "Unschedulable")
         if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"

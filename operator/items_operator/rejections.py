@@ -37,8 +37,13 @@ def classify(error: Exception, *, namespace: str) -> Rejection:
     lowered = text.lower()
     if code == 403 and "exceeded quota" in lowered:
         return Rejection(Refusal.QUOTA, f"{text}: raise the ResourceQuota or lower the request")
-    if "admission webhook" in lowered or "denied the request" in lowered or (
-        code == 403 and ("violates podsecurity" in lowered or "validatingadmissionpolic" in lowered)
+    if (
+        "admission webhook" in lowered
+        or "denied the request" in lowered
+        or (
+            code == 403
+            and ("violates podsecurity" in lowered or "validatingadmissionpolic" in lowered)
+        )
     ):
         return Rejection(Refusal.ADMISSION, f"{text}: an admission policy refused the object")
     if code == 403:

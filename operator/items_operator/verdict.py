@@ -45,12 +45,14 @@ class VerdictKind(enum.Enum):
 
 
 # The environment holds the rollout: nothing is blamed, the verdict's clock stops.
-HOLD_KINDS = frozenset({
-    VerdictKind.DEPENDENCY_UNAVAILABLE,
-    VerdictKind.UNSCHEDULABLE,
-    VerdictKind.IMAGE_PULL_TRANSIENT,
-    VerdictKind.CONFIG_NOT_FOUND,
-})
+HOLD_KINDS = frozenset(
+    {
+        VerdictKind.DEPENDENCY_UNAVAILABLE,
+        VerdictKind.UNSCHEDULABLE,
+        VerdictKind.IMAGE_PULL_TRANSIENT,
+        VerdictKind.CONFIG_NOT_FOUND,
+    }
+)
 _HOLD_FOR = {
     FailureKind.IMAGE_PULL_TRANSIENT: VerdictKind.IMAGE_PULL_TRANSIENT,
     FailureKind.CONFIG_NOT_FOUND: VerdictKind.CONFIG_NOT_FOUND,
@@ -152,8 +154,9 @@ def _failures(
         if failure is None:
             continue
         if not failure.kind.blames_release:
-            hold = hold or Verdict(_HOLD_FOR[failure.kind], failure=failure,
-                                   detail=f"pod {pod.name}: {failure.detail}")
+            hold = hold or Verdict(
+                _HOLD_FOR[failure.kind], failure=failure, detail=f"pod {pod.name}: {failure.detail}"
+            )
             continue
         twin = next((o for o, f in seen_in_old if f.same_as(failure)), None)
         if twin is None:
@@ -190,8 +193,11 @@ def judge(
     new = [p for p in live if p.release == release]
     old = [p for p in live if p.release != release]
     if deployment.rollout_complete:
-        return Verdict(VerdictKind.PROVEN, detail=f"{deployment.ready_replicas} ready",
-                       time_to_ready=time_to_ready(new))
+        return Verdict(
+            VerdictKind.PROVEN,
+            detail=f"{deployment.ready_replicas} ready",
+            time_to_ready=time_to_ready(new),
+        )
 
     # The environment first: an outage can crash-loop new pods as well as unready them (a
     # liveness probe that times out while the database hangs), and then it is not the release.
@@ -199,9 +205,7 @@ def judge(
     if unready_new and (reason := _environment_at_fault(old, unready_new)) is not None:
         return Verdict(VerdictKind.DEPENDENCY_UNAVAILABLE, detail=reason)
 
-    found = _failures(
-        new, old, now=now, window=window, floor=floor, migrated=migrated, held=held
-    )
+    found = _failures(new, old, now=now, window=window, floor=floor, migrated=migrated, held=held)
     if found is not None:
         return found
 

@@ -60,10 +60,13 @@ class TokenSource:
                 self._reload(force=True)
             except OSError as exc:
                 raise TokenSourceError(
-                    f"ITEMS_API_TOKENS_FILE: cannot read {self._path}: {exc.strerror}") from None
+                    f"ITEMS_API_TOKENS_FILE: cannot read {self._path}: {exc.strerror}"
+                ) from None
         if self.configured and not self.tokens():
-            raise TokenSourceError("ITEMS_API_TOKENS / ITEMS_API_TOKENS_FILE are set but hold no "
-                                   "token; the service refuses to start rather than run open")
+            raise TokenSourceError(
+                "ITEMS_API_TOKENS / ITEMS_API_TOKENS_FILE are set but hold no "
+                "token; the service refuses to start rather than run open"
+            )
 
     def _reload(self, *, force: bool = False) -> None:
         assert self._path is not None
@@ -91,17 +94,28 @@ class TokenSource:
     def identify(self, authorization: str | None) -> str:
         """The caller's id for a valid ``Authorization`` header; a problem otherwise."""
         if authorization is None:
-            raise ProblemError(401, "this operation needs a bearer token", problem="unauthorized",
-                               headers={"WWW-Authenticate": REALM})
+            raise ProblemError(
+                401,
+                "this operation needs a bearer token",
+                problem="unauthorized",
+                headers={"WWW-Authenticate": REALM},
+            )
         match = _BEARER.fullmatch(authorization.strip(" "))
         if match is None:  # another scheme (Basic, ...): no bearer credentials were sent
-            raise ProblemError(401, "the Authorization header must be 'Bearer <token>'",
-                               problem="unauthorized", headers={"WWW-Authenticate": REALM})
+            raise ProblemError(
+                401,
+                "the Authorization header must be 'Bearer <token>'",
+                problem="unauthorized",
+                headers={"WWW-Authenticate": REALM},
+            )
         credentials = match.group(1) or ""
         if not _B64TOKEN.fullmatch(credentials):
             raise ProblemError(
-                400, "the bearer token is malformed", problem="invalid-request",
-                headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'})
+                400,
+                "the bearer token is malformed",
+                problem="invalid-request",
+                headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'},
+            )
         presented = credentials.rstrip(" ").encode()
         # Compare against every token, so the time taken does not reveal which one was close.
         matched = False
@@ -109,7 +123,12 @@ class TokenSource:
             matched |= hmac.compare_digest(presented, token)
         if not matched:
             raise ProblemError(
-                401, "the bearer token is not valid", problem="invalid-token",
-                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token", '
-                                             'error_description="the token is not accepted"'})
+                401,
+                "the bearer token is not valid",
+                problem="invalid-token",
+                headers={
+                    "WWW-Authenticate": f'{REALM}, error="invalid_token", '
+                    'error_description="the token is not accepted"'
+                },
+            )
         return caller_id(presented)

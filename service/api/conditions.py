@@ -20,8 +20,11 @@ def _parsed(name: str, header: str | None) -> etags.EntityTags | None:
     try:
         return etags.parse(header)
     except etags.MalformedPreconditionError:
-        raise ProblemError(400, f'{name} must be * or a list of entity tags such as "v3"',
-                           problem="bad-precondition") from None
+        raise ProblemError(
+            400,
+            f'{name} must be * or a list of entity tags such as "v3"',
+            problem="bad-precondition",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -55,13 +58,14 @@ class Conditions:
         return self.if_none_match is None or not self.if_none_match.matches_weakly(version)
 
 
-def for_write(if_match: str | None, if_none_match: str | None, *,
-              require_if_match: bool) -> Conditions:
-    conditions = Conditions(_parsed("If-Match", if_match),
-                            _parsed("If-None-Match", if_none_match))
+def for_write(
+    if_match: str | None, if_none_match: str | None, *, require_if_match: bool
+) -> Conditions:
+    conditions = Conditions(_parsed("If-Match", if_match), _parsed("If-None-Match", if_none_match))
     if conditions.if_match is None and require_if_match:
-        raise ProblemError(428, "send If-Match with the item's ETag to change it",
-                           problem="precondition-required")
+        raise ProblemError(
+            428, "send If-Match with the item's ETag to change it", problem="precondition-required"
+        )
     return conditions
 
 

@@ -29,7 +29,8 @@ def _refuse_constant(name: str) -> Any:
 def is_json_media_type(content_type: str) -> bool:
     media_type = content_type.split(";", 1)[0].strip().lower()
     return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json"))
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 class ExactJSONRequest(Request):
@@ -37,7 +38,8 @@ class ExactJSONRequest(Request):
         cached = getattr(self, "_exact_json", _JSON_MISSING)
         if cached is _JSON_MISSING:
             cached = self._exact_json = json.loads(
-                await self.body(), parse_float=Decimal, parse_constant=_refuse_constant)
+                await self.body(), parse_float=Decimal, parse_constant=_refuse_constant
+            )
         return cached
 
 
@@ -53,9 +55,11 @@ class JSONRoute(APIRoute):
                 # No Content-Type at all is read as JSON (curl --data-binary and old clients).
                 if content_type is not None and not is_json_media_type(content_type):
                     raise ProblemError(
-                        415, "send the body as application/json", problem="unsupported-media-type",
-                        headers={"Accept": "application/json",
-                                 "Accept-Patch": "application/json"})
+                        415,
+                        "send the body as application/json",
+                        problem="unsupported-media-type",
+                        headers={"Accept": "application/json", "Accept-Patch": "application/json"},
+                    )
             return await handler(ExactJSONRequest(request.scope, request.receive))
 
         return route

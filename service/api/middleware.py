@@ -20,8 +20,9 @@ from service.core import logging, metrics
 
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED_ROUTE = "<unmatched>"
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE",
-                           "CONNECT"})
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
 OTHER_METHOD = "OTHER"
 
 
@@ -100,8 +101,10 @@ class RequestMiddleware:
                     if status:
                         raise  # the response is under way: the server drops the connection
                     await problem_response(
-                        500, "internal error; the request id identifies it in the logs",
-                        instance=scope["path"])(scope, receive, send_with_id)
+                        500,
+                        "internal error; the request id identifies it in the logs",
+                        instance=scope["path"],
+                    )(scope, receive, send_with_id)
         finally:
             metrics.IN_FLIGHT.dec()
             duration = time.perf_counter() - started
@@ -112,9 +115,14 @@ class RequestMiddleware:
             label = method if method in KNOWN_METHODS else OTHER_METHOD
             metrics.observe_request(template, label, status, duration)
             if self.access_log:
-                logging.access_line(request_id=request_id, method=method, route=template,
-                                    path=scope["path"], status=status,
-                                    duration_ms=round(duration * 1000, 3))
+                logging.access_line(
+                    request_id=request_id,
+                    method=method,
+                    route=template,
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(duration * 1000, 3),
+                )
 
     def _counting(self, receive: Receive) -> Receive:
         received = 0
@@ -132,6 +140,10 @@ class RequestMiddleware:
         return counting_receive
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(413, _too_large_detail(self.max_body_bytes),
-                                    instance=scope["path"], headers={"Connection": "close"})
+        response = problem_response(
+            413,
+            _too_large_detail(self.max_body_bytes),
+            instance=scope["path"],
+            headers={"Connection": "close"},
+        )
         await response(scope, receive, send)

@@ -35,8 +35,9 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
-    errors: list[FieldProblem] | None = Field(default=None,
-                                              description="Per-field details (validation).")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Per-field details (validation)."
+    )
 
 
 _DESCRIPTIONS = {
@@ -122,22 +123,34 @@ def _location(loc: tuple[Any, ...]) -> str:
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     # Only the location, message and type: echoing input could leak what clients sent.
     return [
-        {"field": _location(tuple(error.get("loc", ()))), "message": str(error.get("msg", "")),
-         "type": str(error.get("type", ""))}
+        {
+            "field": _location(tuple(error.get("loc", ()))),
+            "message": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
         for error in exc.errors()
     ]
 
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(exc.status, exc.detail, instance=request.url.path,
-                            problem=exc.problem, headers=exc.headers, **exc.extensions)
+    return problem_response(
+        exc.status,
+        exc.detail,
+        instance=request.url.path,
+        problem=exc.problem,
+        headers=exc.headers,
+        **exc.extensions,
+    )
 
 
 def _routes_matching(request: Request, path: str) -> list[Route]:
     scope = {**request.scope, "path": path}
-    return [route for route in request.app.state.plain_routes
-            if route.matches(scope)[0] is not Match.NONE]
+    return [
+        route
+        for route in request.app.state.plain_routes
+        if route.matches(scope)[0] is not Match.NONE
+    ]
 
 
 def _allowed_methods(request: Request) -> str:
@@ -154,8 +167,7 @@ def _slash_redirect(request: Request) -> Response | None:
     """/items → /items/ (and back), as a relative Location: never the client's Host header."""
     path = request.url.path
     other = path.rstrip("/") if path.endswith("/") else path + "/"
-    if not other.startswith("/") or other.startswith("//") or not _routes_matching(request,
-                                                                                   other):
+    if not other.startswith("/") or other.startswith("//") or not _routes_matching(request, other):
         return None
     query = request.scope.get("query_string", b"").decode("latin-1")
     location = quote(other, safe="/") + (f"?{query}" if query else "")
@@ -170,36 +182,49 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
         headers["Allow"] = _allowed_methods(request)
     elif exc.status_code == 404 and (redirect := _slash_redirect(request)) is not None:
         return redirect
-    return problem_response(exc.status_code, detail, instance=request.url.path,
-                            headers=headers or None)
+    return problem_response(
+        exc.status_code, detail, instance=request.url.path, headers=headers or None
+    )
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     return problem_response(
-        422, "the request is not valid; see errors for each field",
-        instance=request.url.path, problem="validation", errors=_field_errors(exc),
+        422,
+        "the request is not valid; see errors for each field",
+        instance=request.url.path,
+        problem="validation",
+        errors=_field_errors(exc),
     )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The log keeps the traceback; the client gets no internals.
     logger.opt(exception=exc).error("unhandled error")
-    return problem_response(500, "internal error; the request id identifies it in the logs",
-                            instance=request.url.path)
+    return problem_response(
+        500, "internal error; the request id identifies it in the logs", instance=request.url.path
+    )
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     logger.warning("database unavailable: {}", type(exc).__name__)
-    return problem_response(503, "the database is unavailable; retry shortly",
-                            instance=request.url.path, headers={"Retry-After": "1"})
+    return problem_response(
+        503,
+        "the database is unavailable; retry shortly",
+        instance=request.url.path,
+        headers={"Retry-After": "1"},
+    )
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
-    for database_error in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-                           ConnectionError):
+    for database_error in (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+        ConnectionError,
+    ):
         app.add_exception_handler(database_error, _on_database_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -18,9 +18,12 @@ Store = Callable[[AsyncConnection, ItemPublic], Awaitable[None]]
 
 
 def _in_flight() -> ProblemError:
-    return ProblemError(409, "a request with this Idempotency-Key is still being processed; "
-                             "retry shortly", problem="idempotency-key-in-use",
-                        headers={"Retry-After": "1"})
+    return ProblemError(
+        409,
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+        problem="idempotency-key-in-use",
+        headers={"Retry-After": "1"},
+    )
 
 
 def replay(stored: idempotency.StoredResponse, fingerprint: str, respond: Respond) -> Response:
@@ -28,21 +31,37 @@ def replay(stored: idempotency.StoredResponse, fingerprint: str, respond: Respon
         raise _in_flight()
     if stored.request_hash != fingerprint:
         raise ProblemError(
-            422, "this Idempotency-Key was already used with a different request body",
+            422,
+            "this Idempotency-Key was already used with a different request body",
             problem="idempotency-key-reused",
         )
     if stored.status_code >= 400:  # a stored refusal is replayed as it was sent
-        return Response(stored.body, status_code=stored.status_code, media_type=PROBLEM_JSON,
-                        headers={"Idempotent-Replayed": "true"})
+        return Response(
+            stored.body,
+            status_code=stored.status_code,
+            media_type=PROBLEM_JSON,
+            headers={"Idempotent-Replayed": "true"},
+        )
     item = ItemPublic.model_validate_json(stored.body)
-    return respond(item, stored.status_code, {
-        "Location": f"/items/{stored.item_id}", "Idempotent-Replayed": "true",
-    })
+    return respond(
+        item,
+        stored.status_code,
+        {
+            "Location": f"/items/{stored.item_id}",
+            "Idempotent-Replayed": "true",
+        },
+    )
 
 
 async def create_once(
-    request: Request, engines: Engines, *, key: str, fingerprint: str, ttl_seconds: int,
-    insert: Callable[[Store], Awaitable[ItemPublic]], respond: Respond,
+    request: Request,
+    engines: Engines,
+    *,
+    key: str,
+    fingerprint: str,
+    ttl_seconds: int,
+    insert: Callable[[Store], Awaitable[ItemPublic]],
+    respond: Respond,
 ) -> ItemPublic | Response:
     """Run ``insert`` at most once per (caller, key) within the TTL; replay its outcome after.
 
@@ -52,13 +71,15 @@ async def create_once(
     now = crud.utcnow()
 
     async def lookup() -> idempotency.StoredResponse | None:
-        return await crud.read_retrying(engines.read, lambda conn: idempotency.find(
-            conn, scoped, now=now, ttl_seconds=ttl_seconds))
+        return await crud.read_retrying(
+            engines.read,
+            lambda conn: idempotency.find(conn, scoped, now=now, ttl_seconds=ttl_seconds),
+        )
 
     stored = await lookup()
     if stored is None and not await idempotency.claim(
-            engines.write, key=scoped, request_hash=fingerprint, now=now,
-            ttl_seconds=ttl_seconds):
+        engines.write, key=scoped, request_hash=fingerprint, now=now, ttl_seconds=ttl_seconds
+    ):
         stored = await lookup()
         if stored is None:  # claimed and released in between: the other request failed
             raise _in_flight()
@@ -66,8 +87,11 @@ async def create_once(
         return replay(stored, fingerprint, respond)
 
     async def store(conn: AsyncConnection, item: ItemPublic) -> None:
-        await idempotency.complete(conn, key=scoped, response=idempotency.StoredResponse(
-            201, item.id, item.model_dump_json(), fingerprint))
+        await idempotency.complete(
+            conn,
+            key=scoped,
+            response=idempotency.StoredResponse(201, item.id, item.model_dump_json(), fingerprint),
+        )
 
     try:
         return await insert(store)
@@ -76,10 +100,16 @@ async def create_once(
             await _release(engines.write, scoped)
             raise
         # Decided by the data alone (the sku is taken): a retry gets the same answer.
-        body = bytes(problem_response(problem.status, problem.detail, instance=request.url.path,
-                                      problem=problem.problem).body).decode()
-        await idempotency.complete_alone(engines.write, key=scoped, response=idempotency.
-                                         StoredResponse(409, 0, body, fingerprint))
+        body = bytes(
+            problem_response(
+                problem.status, problem.detail, instance=request.url.path, problem=problem.problem
+            ).body
+        ).decode()
+        await idempotency.complete_alone(
+            engines.write,
+            key=scoped,
+            response=idempotency.StoredResponse(409, 0, body, fingerprint),
+        )
         raise
     except BaseException:
         await _release(engines.write, scoped)

@@ -105,15 +105,18 @@ class Settings(BaseSettings):
             try:
                 raw = self.database_url_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ValueError(f"DATABASE_URL_FILE: cannot read {self.database_url_file}: "
-                                 f"{exc.strerror}") from None
+                raise ValueError(
+                    f"DATABASE_URL_FILE: cannot read {self.database_url_file}: {exc.strerror}"
+                ) from None
         if not raw:
             return None
         try:
             return make_url(raw)
         except Exception:  # the message would echo the URL, password included
-            raise ValueError("DATABASE_URL: not a valid URL "
-                             "(expected mysql+pymysql://user:password@host:3306/dbname)") from None
+            raise ValueError(
+                "DATABASE_URL: not a valid URL "
+                "(expected mysql+pymysql://user:password@host:3306/dbname)"
+            ) from None
 
 
 @lru_cache

@@ -96,8 +96,9 @@ def ping_idle_connections(engine: AsyncEngine, idle_seconds: float = PING_IF_IDL
     def on_checkin(_: Any, record: ConnectionPoolEntry) -> None:
         record.info[_LAST_USED] = time.monotonic()
 
-    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry,
-                    _: PoolProxiedConnection) -> None:
+    def on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _: PoolProxiedConnection
+    ) -> None:
         last_used = record.info.get(_LAST_USED)
         if last_used is None or time.monotonic() - last_used <= idle_seconds:
             return  # new, or in use a moment ago
@@ -114,8 +115,11 @@ def create_engines(settings: Settings) -> Engines:
     url = async_url(settings)
     if url.get_backend_name() == "sqlite":
         # One file, one writer: a small pool avoids pointless lock contention.
-        common: dict[str, object] = {"pool_pre_ping": True, "pool_size": SQLITE_POOL_SIZE,
-                                     "max_overflow": SQLITE_POOL_SIZE}
+        common: dict[str, object] = {
+            "pool_pre_ping": True,
+            "pool_size": SQLITE_POOL_SIZE,
+            "max_overflow": SQLITE_POOL_SIZE,
+        }
         read = create_async_engine(url, isolation_level="AUTOCOMMIT", **common)
         write = create_async_engine(url, **common)
         for engine in (read, write):
@@ -143,5 +147,6 @@ def create_engines(settings: Settings) -> Engines:
     write = create_async_engine(url, isolation_level="READ COMMITTED", **pool)
     for engine in (read, write):
         ping_idle_connections(engine)
-    return Engines(read=read, write=write,
-                   capacity=settings.db_pool_size + settings.db_max_overflow)
+    return Engines(
+        read=read, write=write, capacity=settings.db_pool_size + settings.db_max_overflow
+    )

@@ -45,9 +45,13 @@ class Limits:
 @lru_cache
 def current_limits() -> Limits:
     settings = get_settings()
-    return Limits(settings.max_request_target_bytes, settings.max_header_bytes,
-                  settings.max_headers, settings.header_timeout_seconds,
-                  settings.body_timeout_seconds)
+    return Limits(
+        settings.max_request_target_bytes,
+        settings.max_header_bytes,
+        settings.max_headers,
+        settings.header_timeout_seconds,
+        settings.body_timeout_seconds,
+    )
 
 
 class _RefusedError(Exception):
@@ -57,11 +61,19 @@ class _RefusedError(Exception):
 
 
 def _raw_problem(status: int, detail: str) -> bytes:
-    body = json.dumps({"type": "about:blank", "title": HTTPStatus(status).phrase,
-                       "status": status, "detail": detail}).encode()
-    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
-            "content-type: application/problem+json\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        "content-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
     return head.encode("ascii") + body
 
 
@@ -138,8 +150,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.send_400_response(msg)
             return
         if not self._in_body and self._head_bytes > self.limits.max_header_bytes:
-            self._refuse(431, f"request headers exceed {self.limits.max_header_bytes} bytes "
-                              "(ITEMS_MAX_HEADER_BYTES)")
+            self._refuse(
+                431,
+                f"request headers exceed {self.limits.max_header_bytes} bytes "
+                "(ITEMS_MAX_HEADER_BYTES)",
+            )
 
     # Parser callbacks
     def on_message_begin(self) -> None:
@@ -149,14 +164,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
         if len(self.url) > self.limits.max_target_bytes:
-            raise _RefusedError(414, f"request target exceeds {self.limits.max_target_bytes} "
-                                     "bytes (ITEMS_MAX_REQUEST_TARGET_BYTES)")
+            raise _RefusedError(
+                414,
+                f"request target exceeds {self.limits.max_target_bytes} "
+                "bytes (ITEMS_MAX_REQUEST_TARGET_BYTES)",
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.limits.max_headers:
-            raise _RefusedError(431, f"more than {self.limits.max_headers} header fields "
-                                     "(ITEMS_MAX_HEADERS)")
+            raise _RefusedError(
+                431, f"more than {self.limits.max_headers} header fields (ITEMS_MAX_HEADERS)"
+            )
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:

@@ -37,11 +37,15 @@ def install_shutdown_hook(delay_seconds: float) -> None:
         def on_signal(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
             if not state.shutting_down:
                 state.shutting_down = True
-                logger.info("shutdown requested: readiness is now false",
-                            signal=signal.Signals(signum).name, delay_seconds=delay_seconds)
+                logger.info(
+                    "shutdown requested: readiness is now false",
+                    signal=signal.Signals(signum).name,
+                    delay_seconds=delay_seconds,
+                )
                 if delay_seconds > 0:
-                    loop.call_soon_threadsafe(loop.call_later, delay_seconds, previous,
-                                              signum, frame)
+                    loop.call_soon_threadsafe(
+                        loop.call_later, delay_seconds, previous, signum, frame
+                    )
                     return
             previous(signum, frame)
 

@@ -23,11 +23,13 @@ from prometheus_client import (
 from service import __version__
 
 REQUESTS = Counter(
-    "items_http_requests_total", "HTTP requests by route template, method and status.",
+    "items_http_requests_total",
+    "HTTP requests by route template, method and status.",
     ["route", "method", "status"],
 )
 LATENCY = Histogram(
-    "items_http_request_duration_seconds", "Time to answer, by route template and method.",
+    "items_http_request_duration_seconds",
+    "Time to answer, by route template and method.",
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
@@ -35,25 +37,34 @@ IN_FLIGHT = Gauge(
     "items_http_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum"
 )
 POOL_CHECKED_OUT = Gauge(
-    "items_db_pool_checked_out", "Database connections in use.", ["pool"],
+    "items_db_pool_checked_out",
+    "Database connections in use.",
+    ["pool"],
     multiprocess_mode="livesum",
 )
 POOL_OPEN = Gauge(
-    "items_db_pool_connections", "Database connections open (idle and in use).", ["pool"],
+    "items_db_pool_connections",
+    "Database connections open (idle and in use).",
+    ["pool"],
     multiprocess_mode="livesum",
 )
 POOL_CAPACITY = Gauge(
-    "items_db_pool_capacity", "Configured pool size plus overflow, per process.", ["pool"],
+    "items_db_pool_capacity",
+    "Configured pool size plus overflow, per process.",
+    ["pool"],
     multiprocess_mode="livesum",
 )
 BUILD_INFO = Gauge(
-    "items_build_info", "Version of this service; the value is always 1.",
-    ["version", "python"], multiprocess_mode="max",
+    "items_build_info",
+    "Version of this service; the value is always 1.",
+    ["version", "python"],
+    multiprocess_mode="max",
 )
 SCHEMA_INFO = Gauge(
     "items_schema_revision_info",
     "Alembic revision of the database schema as last seen by readiness (1 = current).",
-    ["revision", "image_head"], multiprocess_mode="mostrecent",
+    ["revision", "image_head"],
+    multiprocess_mode="mostrecent",
 )
 BUILD_INFO.labels(version=__version__, python=platform.python_version()).set(1)
 

@@ -30,7 +30,8 @@ def setup_tracing(app: FastAPI, settings: Settings) -> Callable[[], None] | None
     exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider,
-                                       excluded_urls="healthz,readyz,metrics")
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics"
+    )
     logger.info("tracing enabled", otlp_endpoint=settings.otlp_endpoint)
     return provider.shutdown

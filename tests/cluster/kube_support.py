@@ -128,8 +128,12 @@ VOLUMES = [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
 
 def delete_namespace(*names: str) -> None:
     """Delete namespaces without waiting: their objects go in the background."""
-    subprocess.run([KUBECTL, "delete", "namespace", *names, "--wait=false"],
-                   capture_output=True, timeout=60, check=False)
+    subprocess.run(
+        [KUBECTL, "delete", "namespace", *names, "--wait=false"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def wait_for_default_service_account(kube: Kubectl, timeout: float = 60) -> None:
@@ -148,8 +152,7 @@ def load_images(*images: str) -> None:
     local cluster's loader; on GitHub Actions, for example, ``kind load docker-image``.
     """
     loader = os.environ.get("ITEMS_IMAGE_LOADER") or str(REPO_ROOT / "hack/local-cluster") + " load"
-    result = subprocess.run([*loader.split(), *images], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run([*loader.split(), *images], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise AssertionError(f"loading {images} with {loader!r} failed:\n{result.stderr}")
 
@@ -200,7 +203,9 @@ def port_forward(
 
 
 def database_manifests(
-    root_password: str, *, namespace: str | None = None,
+    root_password: str,
+    *,
+    namespace: str | None = None,
     app_account: tuple[str, str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """One MariaDB/MySQL (DB_IMAGE) Deployment and its Service, both named DB_NAME, at the

@@ -29,9 +29,7 @@ DB_PASSWORD = "items-e2e-password"
 def database(kube: Kubectl) -> str:
     """The database as a one-replica Deployment behind a Service, once it accepts TCP on 3306.
     Returns a SQLAlchemy URL that reaches it by the Service's DNS name."""
-    for manifest in database_manifests(
-        DB_PASSWORD, app_account=("items", "items", DB_PASSWORD)
-    ):
+    for manifest in database_manifests(DB_PASSWORD, app_account=("items", "items", DB_PASSWORD)):
         kube.apply(manifest)
 
     def ready() -> bool:

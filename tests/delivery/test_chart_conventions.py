@@ -28,8 +28,10 @@ def test_helm_test_hook_asks_the_metrics_service_for_the_operator_series(render:
     script = pod["spec"]["containers"][0]["command"][-1]
     assert "http://items-operator-metrics.items-system.svc:9090/metrics" in script
     assert "# TYPE items_operator_" in script
-    assert pod["spec"]["containers"][0]["image"] == only(render(), "Deployment")["spec"][
-        "template"]["spec"]["containers"][0]["image"]
+    assert (
+        pod["spec"]["containers"][0]["image"]
+        == only(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
     # Outside the operator's selector: the Service, the PDB and the spread must not count it.
     labels = pod["metadata"]["labels"]
     assert not SELECTOR.items() <= labels.items()
@@ -66,18 +68,26 @@ def test_operator_pods_spread_over_nodes_with_the_release_selector(render: Rende
             "labelSelector": {"matchLabels": SELECTOR},
         }
     ]
-    zones = pod_spec(render(
-        "--set", "topologySpreadConstraints[0].maxSkew=2",
-        "--set", "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
-        "--set", "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
-        "--set", "topologySpreadConstraints[0].labelSelector.matchLabels.team=a",
-    ))["topologySpreadConstraints"]
-    assert zones == [{
-        "maxSkew": 2,
-        "topologyKey": "topology.kubernetes.io/zone",
-        "whenUnsatisfiable": "DoNotSchedule",
-        "labelSelector": {"matchLabels": {"team": "a"}},
-    }]
+    zones = pod_spec(
+        render(
+            "--set",
+            "topologySpreadConstraints[0].maxSkew=2",
+            "--set",
+            "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+            "--set",
+            "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+            "--set",
+            "topologySpreadConstraints[0].labelSelector.matchLabels.team=a",
+        )
+    )["topologySpreadConstraints"]
+    assert zones == [
+        {
+            "maxSkew": 2,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"team": "a"}},
+        }
+    ]
     assert "topologySpreadConstraints" not in pod_spec(
         render("--set", "topologySpreadConstraints=null")
     )
@@ -90,7 +100,8 @@ def test_extra_args_env_and_volumes_reach_the_operator(render: Render) -> None:
     assert container["env"] == [{"name": "TZ", "value": "UTC"}]
     assert container["envFrom"] == [{"configMapRef": {"name": "operator-settings"}}]
     assert {"name": "ca", "mountPath": "/etc/items/ca", "readOnly": True} in container[
-        "volumeMounts"]
+        "volumeMounts"
+    ]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]  # noqa: S108
     assert {"name": "ca", "configMap": {"name": "extra-ca"}} in spec["volumes"]
     defaults = pod_spec(render())["containers"][0]
@@ -115,8 +126,11 @@ def test_readme_values_table_is_generated_from_values_yaml() -> None:
     """hack/chart-docs --check prints what helm-docs would write; it must be the README."""
     tool_path("helm-docs")  # skip (locally) or fail (CI) without it
     result = subprocess.run(
-        [str(ROOT / "hack" / "chart-docs"), "--check"], capture_output=True, text=True,
-        timeout=120, check=False,
+        [str(ROOT / "hack" / "chart-docs"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     generated = result.stdout
@@ -133,9 +147,11 @@ def test_readme_table_lists_every_documented_value() -> None:
     documented = 0
     for i, line in enumerate(lines):
         if line.lstrip().startswith("# --"):
-            key = next(
-                n for n in lines[i + 1:] if n.strip() and not n.lstrip().startswith("#")
-            ).split(":")[0].strip()
+            key = (
+                next(n for n in lines[i + 1 :] if n.strip() and not n.lstrip().startswith("#"))
+                .split(":")[0]
+                .strip()
+            )
             assert f"{key} |" in readme or f".{key} |" in readme, key
             documented += 1
     assert documented >= 30

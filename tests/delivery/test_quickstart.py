@@ -83,11 +83,16 @@ def test_grants_are_enough_to_migrate_and_serve(quickstart_account: tuple[str, s
         item = created.json()
         assert client.get(f"/items/{item['id']}").json()["name"] == "first item"
         etag = client.get(f"/items/{item['id']}").headers["ETag"]
-        patched = client.patch(f"/items/{item['id']}", json={"price": 5},
-                               headers={"If-Match": etag})
+        patched = client.patch(
+            f"/items/{item['id']}", json={"price": 5}, headers={"If-Match": etag}
+        )
         assert patched.status_code == 200, patched.text
-        assert client.delete(f"/items/{item['id']}",
-                             headers={"If-Match": patched.headers["ETag"]}).status_code == 204
+        assert (
+            client.delete(
+                f"/items/{item['id']}", headers={"If-Match": patched.headers["ETag"]}
+            ).status_code
+            == 204
+        )
 
 
 @pytest.mark.mysql
@@ -96,8 +101,12 @@ def test_grants_reach_no_other_database(
 ) -> None:
     url, database = quickstart_account
     user, password = url.split("//", 1)[1].split("@", 1)[0].split(":")
-    with pymysql.connect(host=mariadb.host, port=mariadb.port, user=user, password=password,
-                         database=database) as conn, conn.cursor() as cur:
+    with (
+        pymysql.connect(
+            host=mariadb.host, port=mariadb.port, user=user, password=password, database=database
+        ) as conn,
+        conn.cursor() as cur,
+    ):
         with pytest.raises(pymysql.err.OperationalError, match="denied"):
             cur.execute("CREATE DATABASE `qs_not_allowed`")
         with pytest.raises(pymysql.err.OperationalError, match="denied"):

@@ -27,7 +27,10 @@ def docker_binary() -> str:
     try:
         info = subprocess.run(
             [binary, "info", "-f", "{{.ServerVersion}}"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         unavailable(f"no usable Docker client ({binary}): {exc}")
@@ -47,7 +50,10 @@ def docker(docker_binary: str) -> Iterator[Docker]:
 def _require_image(docker_binary: str, ref: str) -> str:
     result = subprocess.run(
         [docker_binary, "image", "inspect", ref],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     if result.returncode != 0:
         unavailable(f"image {ref} is not built (run: hack/images build)")

@@ -118,7 +118,12 @@ class Docker:
         return args
 
     def run_once(
-        self, image: str, command: list[str], *, env: dict[str, str], read_only: bool = True,
+        self,
+        image: str,
+        command: list[str],
+        *,
+        env: dict[str, str],
+        read_only: bool = True,
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[str]:
         """A one-off command in a fresh container (named, so a timeout still cleans it up)."""
@@ -127,14 +132,30 @@ class Docker:
         return self.run("run", "--rm", *args, image, *command, timeout=timeout)
 
     def start_service(
-        self, image: str, *, env: dict[str, str], read_only: bool = True, deadline_s: float = 60,
+        self,
+        image: str,
+        *,
+        env: dict[str, str],
+        read_only: bool = True,
+        deadline_s: float = 60,
     ) -> Service:
         """``serve`` on a free loopback port; returns once /readyz answers 200."""
         port = free_port()
         name = self.new_name("serve")
         args = self._run_args(name, env, read_only)
-        started = self.run("run", "-d", *args, image,
-                           "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2")
+        started = self.run(
+            "run",
+            "-d",
+            *args,
+            image,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        )
         assert started.returncode == 0, f"docker run failed: {started.stderr}"
         service = Service(name=name, base_url=f"http://127.0.0.1:{port}")
         last = "no answer yet"
@@ -151,6 +172,7 @@ class Docker:
             last = f"{response.status_code} {response.text[:300]}"
             return response.status_code == 200
 
-        wait_until(ready, deadline_s=deadline_s,
-                   describe=lambda: f"/readyz: {last}\n{self.logs(name)}")
+        wait_until(
+            ready, deadline_s=deadline_s, describe=lambda: f"/readyz: {last}\n{self.logs(name)}"
+        )
         return service

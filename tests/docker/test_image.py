@@ -61,8 +61,7 @@ def test_migrate_then_serve_against_mariadb(
 
 def test_embedded_default_without_database_url(docker: Docker, service_image: str) -> None:
     """Plain ``docker run IMAGE``: SQLite in /var/lib/items, migrated on start."""
-    service = docker.start_service(service_image, env={"ITEMS_API_TOKENS": TOKEN},
-                                   read_only=False)
+    service = docker.start_service(service_image, env={"ITEMS_API_TOKENS": TOKEN}, read_only=False)
     roundtrip(service)
     listing = docker.run("exec", service.name, "ls", "/var/lib/items")
     assert "items.db" in listing.stdout, listing
@@ -84,7 +83,16 @@ def test_operator_image_starts_its_cli(docker: Docker, operator_image: str) -> N
     result = docker.run("run", "--rm", "--network", "none", "--read-only", operator_image, "--help")
     assert result.returncode == 0, result.stderr
     assert "--namespace" in result.stdout
-    handlers = docker.run("run", "--rm", "--network", "none", "--read-only", "--entrypoint",
-                          "/opt/venv/bin/python", operator_image, "-c",
-                          "import kopf, lightkube, items_operator.handlers")
+    handlers = docker.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--read-only",
+        "--entrypoint",
+        "/opt/venv/bin/python",
+        operator_image,
+        "-c",
+        "import kopf, lightkube, items_operator.handlers",
+    )
     assert handlers.returncode == 0, handlers.stderr

@@ -44,11 +44,22 @@ exec uv run items-service serve --port "$PORT"
 
 def repository_tar() -> bytes:
     """The working tree as a clone would have it: tracked and new files, not the ignored ones."""
-    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, check=True, timeout=60).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
     existing = b"\0".join(f for f in files.split(b"\0") if f and (ROOT / f.decode()).exists())
-    return subprocess.run(["tar", "-c", "--null", "-T", "-"], cwd=ROOT, input=existing,
-                          capture_output=True, check=True, timeout=120).stdout
+    return subprocess.run(
+        ["tar", "-c", "--null", "-T", "-"],
+        cwd=ROOT,
+        input=existing,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
 
 
 def extra_ca_mounts() -> tuple[list[str], dict[str, str]]:
@@ -58,8 +69,11 @@ def extra_ca_mounts() -> tuple[list[str], dict[str, str]]:
     certificates = sorted(EXTRA_CA_DIR.glob("*.crt")) if EXTRA_CA_DIR.is_dir() else []
     if not certificates:
         return [], {}
-    mounts = [arg for cert in certificates
-              for arg in ("-v", f"{cert}:/usr/local/share/ca-certificates/{cert.name}:ro")]
+    mounts = [
+        arg
+        for cert in certificates
+        for arg in ("-v", f"{cert}:/usr/local/share/ca-certificates/{cert.name}:ro")
+    ]
     bundle = "/etc/ssl/certs/ca-certificates.crt"  # written by ca-certificates' install
     return mounts, {"PIP_CERT": bundle, "SSL_CERT_FILE": bundle}
 
@@ -70,14 +84,30 @@ def test_readme_first_command_on_stock_debian(docker: Docker) -> None:
     port = free_port()
     name = docker.new_name("newcomer")
     mounts, env = extra_ca_mounts()
-    env_args = [arg for key, value in {**env, "PORT": str(port)}.items()
-                for arg in ("-e", f"{key}={value}")]
+    env_args = [
+        arg for key, value in {**env, "PORT": str(port)}.items() for arg in ("-e", f"{key}={value}")
+    ]
     started = time.monotonic()
     # Detached, the repository on stdin: `docker run -i` then closes stdin when tar ends.
     process = subprocess.Popen(
-        [docker.binary, "run", "-i", "--name", name, "--network", "host", *mounts, *env_args,
-         BASE, "bash", "-c", NEWCOMER],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            docker.binary,
+            "run",
+            "-i",
+            "--name",
+            name,
+            "--network",
+            "host",
+            *mounts,
+            *env_args,
+            BASE,
+            "bash",
+            "-c",
+            NEWCOMER,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         assert process.stdin is not None
@@ -87,8 +117,9 @@ def test_readme_first_command_on_stock_debian(docker: Docker) -> None:
         last = "no answer yet"
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"the newcomer's commands exited {process.returncode}:\n"
-                            f"{docker.logs(name)}")
+                pytest.fail(
+                    f"the newcomer's commands exited {process.returncode}:\n{docker.logs(name)}"
+                )
             try:
                 answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                 if answer.status_code == 200:

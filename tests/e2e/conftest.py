@@ -74,10 +74,22 @@ def platform() -> Iterator[Platform]:
         repository, tag = split_image(OPERATOR_IMAGE)
         installed = True
         helm(
-            "install", release, str(CHART), "--namespace", namespace,
-            "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-            "--set", "image.pullPolicy=IfNotPresent", "--set", "replicaCount=1",
-            "--wait", "--timeout", "180s",
+            "install",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--set",
+            f"image.repository={repository}",
+            "--set",
+            f"image.tag={tag}",
+            "--set",
+            "image.pullPolicy=IfNotPresent",
+            "--set",
+            "replicaCount=1",
+            "--wait",
+            "--timeout",
+            "180s",
             timeout=240,
         )
         database = Database(namespace, password)
@@ -87,20 +99,37 @@ def platform() -> Iterator[Platform]:
         database.wait_ready(timeout=60)
         wait_until(
             "the ItemService kind to be served",
-            lambda: kube.run("get", "itemservices", check=False).returncode == 0, 60,
+            lambda: kube.run("get", "itemservices", check=False).returncode == 0,
+            60,
         )
-        print(f"\ne2e platform ({namespace}, release {release}) ready in "
-              f"{time.monotonic() - started:.0f}s")
+        print(
+            f"\ne2e platform ({namespace}, release {release}) ready in "
+            f"{time.monotonic() - started:.0f}s"
+        )
         yield Platform(namespace, release, kube, cluster, database, images)
     finally:
         # ItemServices first, while the operator can still remove its finalizer.
-        gone = kube.run("delete", "itemservices", "--all", "--timeout=60s", timeout=90,
-                        check=False)
+        gone = kube.run("delete", "itemservices", "--all", "--timeout=60s", timeout=90, check=False)
         if gone.returncode != 0:
             for name in kube.run("get", "itemservices", "-o", "name", check=False).stdout.split():
-                kube.run("patch", name, "--type=merge", "-p",
-                         '{"metadata":{"finalizers":null}}', check=False)
+                kube.run(
+                    "patch",
+                    name,
+                    "--type=merge",
+                    "-p",
+                    '{"metadata":{"finalizers":null}}',
+                    check=False,
+                )
         if installed:
-            helm("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s",
-                 timeout=90, check=False)
+            helm(
+                "uninstall",
+                release,
+                "--namespace",
+                namespace,
+                "--wait",
+                "--timeout",
+                "60s",
+                timeout=90,
+                check=False,
+            )
         delete_namespace(namespace)

@@ -87,22 +87,27 @@ def helm_binary() -> str:
     if explicit := os.environ.get("ITEMS_HELM"):
         return explicit
     tools = str(REPO / "hack" / "tools")
-    found = subprocess.run([tools, "path", "helm"], capture_output=True, text=True, timeout=30,
-                           check=False)
+    found = subprocess.run(
+        [tools, "path", "helm"], capture_output=True, text=True, timeout=30, check=False
+    )
     if found.returncode != 0:
-        subprocess.run([tools, "install", "helm"], capture_output=True, text=True, timeout=1200,
-                       check=True)
-        found = subprocess.run([tools, "path", "helm"], capture_output=True, text=True,
-                               timeout=30, check=True)
+        subprocess.run(
+            [tools, "install", "helm"], capture_output=True, text=True, timeout=1200, check=True
+        )
+        found = subprocess.run(
+            [tools, "path", "helm"], capture_output=True, text=True, timeout=30, check=True
+        )
     return found.stdout.strip()
 
 
 def helm(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([helm_binary(), *args], capture_output=True, text=True,
-                            timeout=timeout, check=False)
+    result = subprocess.run(
+        [helm_binary(), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
+        raise AssertionError(
+            f"helm {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
     return result
 
 
@@ -126,13 +131,21 @@ class Images:
     @classmethod
     def build_and_load(cls, v1: str) -> Images:
         repo = v1.rsplit(":", 1)[0]
-        images = cls(v1=v1, v2=f"{repo}:e2e-v2", never_ready=f"{repo}:e2e-never-ready",
-                     migration_fails=f"{repo}:e2e-migration-fails")
-        build_test_images(base=v1, folder=IMAGES_DIR, builds=[
-            ("v2", images.v2, v1),
-            ("never-ready", images.never_ready, images.v2),
-            ("migration-fails", images.migration_fails, images.v2),
-        ])
+        images = cls(
+            v1=v1,
+            v2=f"{repo}:e2e-v2",
+            never_ready=f"{repo}:e2e-never-ready",
+            migration_fails=f"{repo}:e2e-migration-fails",
+        )
+        build_test_images(
+            base=v1,
+            folder=IMAGES_DIR,
+            builds=[
+                ("v2", images.v2, v1),
+                ("never-ready", images.never_ready, images.v2),
+                ("migration-fails", images.migration_fails, images.v2),
+            ],
+        )
         return images
 
 
@@ -156,7 +169,12 @@ class ReleaseCluster(Cluster):
 
 
 def client_pod(
-    name: str, image: str, base_url: str, deadline: float, *, item_id: int | None = None,
+    name: str,
+    image: str,
+    base_url: str,
+    deadline: float,
+    *,
+    item_id: int | None = None,
     interval: float = 0.02,
 ) -> dict[str, Any]:
     """A pod (restricted level) running CLIENT_SCRIPT against base_url: GETs of `item_id` (or
@@ -212,12 +230,14 @@ class ClientLoop:
         return self.kube.run("logs", self.name, check=False).stdout
 
     def start(self, timeout: float = 60) -> None:
-        self.kube.run("delete", "pod", self.name, "--ignore-not-found", "--wait=true",
-                      timeout=90)
+        self.kube.run("delete", "pod", self.name, "--ignore-not-found", "--wait=true", timeout=90)
         self.kube.apply(self.pod)
-        wait_until(f"client pod {self.name} to serve its first request",
-                   lambda: "client: started" in self.logs(), timeout,
-                   lambda: self.kube.run("describe", "pod", self.name, check=False).stdout)
+        wait_until(
+            f"client pod {self.name} to serve its first request",
+            lambda: "client: started" in self.logs(),
+            timeout,
+            lambda: self.kube.run("describe", "pod", self.name, check=False).stdout,
+        )
         self.started_at = time.monotonic()
 
     def stop(self, timeout: float = 60) -> dict[str, Any]:
@@ -230,9 +250,9 @@ class ClientLoop:
                     return parsed
             return None
 
-        counts = wait_until(f"client pod {self.name} to report", result, timeout,
-                            lambda: self.logs()[-2000:])
+        counts = wait_until(
+            f"client pod {self.name} to report", result, timeout, lambda: self.logs()[-2000:]
+        )
         counts["seconds"] = round(time.monotonic() - self.started_at, 1)
         self.kube.run("delete", "pod", self.name, "--wait=false", check=False)
         return counts
-

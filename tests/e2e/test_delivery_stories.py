@@ -49,7 +49,6 @@ READINESS_TIMEOUT = 20
 ROLLBACK_SLACK = 12
 
 
-
 @dataclass
 class Story:
     platform: Platform
@@ -66,8 +65,7 @@ class Story:
 
     def client(self) -> ClientLoop:
         name = "e2e-client"
-        pod = client_pod(name, self.images.v1, self.url(), deadline=240,
-                         item_id=self.item["id"])
+        pod = client_pod(name, self.images.v1, self.url(), deadline=240, item_id=self.item["id"])
         return ClientLoop(self.platform.kube, name, pod)
 
     def pods_of(self, image: str) -> list[dict[str, Any]]:
@@ -82,13 +80,15 @@ class Story:
             return bool(pods) and all(
                 runs(image_of_pod(p), image)
                 and "deletionTimestamp" not in p["metadata"]
-                and all(c.get("ready") for c in p.get("status", {}).get("containerStatuses")
-                        or [{}])
+                and all(
+                    c.get("ready") for c in p.get("status", {}).get("containerStatuses") or [{}]
+                )
                 for p in pods
             )
 
-        wait_until(f"only ready pods of {image}", settled, timeout,
-                   lambda: self.shop.describe(NAME))
+        wait_until(
+            f"only ready pods of {image}", settled, timeout, lambda: self.shop.describe(NAME)
+        )
 
     def check_serving(self, schema: str) -> dict[str, Any]:
         """Through the Service: /readyz reports `schema`, and v1's item reads back unchanged."""
@@ -150,28 +150,38 @@ def test_1_chart_installs_the_operator_and_v1_serves_crud(story: Story) -> None:
     with shop.http(NAME) as client:
         assert client.get("/readyz").json()["checks"]["schema"] == "ok: at 0005"
         created = client.post(
-            "/items/", json={"name": "e2e widget", "description": "written under v1",
-                             "price": 12.5, "in_stock": True},
+            "/items/",
+            json={
+                "name": "e2e widget",
+                "description": "written under v1",
+                "price": 12.5,
+                "in_stock": True,
+            },
         )
         assert created.status_code == 201, created.text
         item = created.json()
         assert created.headers["Location"].endswith(f"/items/{item['id']}")
         read = client.get(f"/items/{item['id']}")
         assert (read.status_code, read.json()) == (200, item)
-        patched = client.patch(f"/items/{item['id']}", json={"price": 13.75},
-                               headers={"If-Match": created.headers["ETag"]})
+        patched = client.patch(
+            f"/items/{item['id']}",
+            json={"price": 13.75},
+            headers={"If-Match": created.headers["ETag"]},
+        )
         assert patched.status_code == 200, patched.text
         assert patched.json()["price"] == 13.75
         assert patched.json()["version"] == item["version"] + 1
-        stale = client.patch(f"/items/{item['id']}", json={"price": 1},
-                             headers={"If-Match": created.headers["ETag"]})
+        stale = client.patch(
+            f"/items/{item['id']}", json={"price": 1}, headers={"If-Match": created.headers["ETag"]}
+        )
         assert stale.status_code == 412
         listing = client.get("/items/", params={"limit": 50})
         assert item["id"] in [i["id"] for i in listing.json()["data"]]
         doomed = client.post("/items/", json={"name": "e2e short-lived", "price": 1})
         assert doomed.status_code == 201
-        deleted = client.delete(f"/items/{doomed.json()['id']}",
-                                headers={"If-Match": doomed.headers["ETag"]})
+        deleted = client.delete(
+            f"/items/{doomed.json()['id']}", headers={"If-Match": doomed.headers["ETag"]}
+        )
         assert deleted.status_code == 204
         assert client.get(f"/items/{doomed.json()['id']}").status_code == 404
     story.item = patched.json()
@@ -231,15 +241,22 @@ def test_3_never_ready_v3_is_rolled_back_with_zero_failed_requests(story: Story)
         return parse_time(pods[0]["metadata"]["creationTimestamp"]) if pods else None
 
     created = wait_until("a pod of v3", v3_pod_created, 120, lambda: shop.describe(NAME))
-    wait_until("the Deployment back on v2", lambda: runs(shop.deployment_image(NAME), v2),
-               READINESS_TIMEOUT + ROLLBACK_SLACK + 20, lambda: shop.describe(NAME))
+    wait_until(
+        "the Deployment back on v2",
+        lambda: runs(shop.deployment_image(NAME), v2),
+        READINESS_TIMEOUT + ROLLBACK_SLACK + 20,
+        lambda: shop.describe(NAME),
+    )
     latency = (datetime.now(UTC) - created).total_seconds()
     status = shop.wait_phase(NAME, "RolledBack", 30, image=v3)
-    wait_until("the v3 pods to be gone", lambda: not story.pods_of(v3), 60,
-               lambda: shop.describe(NAME))
+    wait_until(
+        "the v3 pods to be gone", lambda: not story.pods_of(v3), 60, lambda: shop.describe(NAME)
+    )
     counts = loop.stop()
-    print(f"\nstory 3: v3 rolled back {latency:.1f}s after its pod was created "
-          f"(readinessTimeoutSeconds {READINESS_TIMEOUT}); client: {json.dumps(counts)}")
+    print(
+        f"\nstory 3: v3 rolled back {latency:.1f}s after its pod was created "
+        f"(readinessTimeoutSeconds {READINESS_TIMEOUT}); client: {json.dumps(counts)}"
+    )
 
     assert counts["stopped"], "the client loop ended before the episode did"
     assert counts["failed"] == 0, counts["errors"]
@@ -300,14 +317,28 @@ def test_5_operator_pod_deleted_mid_rollout_the_new_one_completes_it(story: Stor
     loop = story.client()
     loop.start()
     shop.kube.run(
-        "patch", "itemservice", NAME, "--type=merge", "-p",
-        json.dumps({"spec": {"image": v1,
-                             "probes": {"readiness": {"initialDelaySeconds": 10}},
-                             "rollout": {"readinessTimeoutSeconds": 60}}}),
+        "patch",
+        "itemservice",
+        NAME,
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "spec": {
+                    "image": v1,
+                    "probes": {"readiness": {"initialDelaySeconds": 10}},
+                    "rollout": {"readinessTimeoutSeconds": 60},
+                }
+            }
+        ),
     )
     shop.wait_phase(NAME, "RollingOut", 120, image=v1)
-    wait_until("the Deployment on v1", lambda: runs(shop.deployment_image(NAME), v1), 30,
-               lambda: shop.describe(NAME))
+    wait_until(
+        "the Deployment on v1",
+        lambda: runs(shop.deployment_image(NAME), v1),
+        30,
+        lambda: shop.describe(NAME),
+    )
     job = shop.job(NAME, v1)
     assert job is not None
     shop.kube.run("delete", "pod", "-l", shop.operator_selector(), "--wait=false")
@@ -323,18 +354,29 @@ def test_5_operator_pod_deleted_mid_rollout_the_new_one_completes_it(story: Stor
             for p in shop.operator_pods()
         )
 
-    wait_until("the chart's Deployment to run a new operator pod", new_operator_ready, 120,
-               lambda: shop.describe(NAME))
+    wait_until(
+        "the chart's Deployment to run a new operator pod",
+        new_operator_ready,
+        120,
+        lambda: shop.describe(NAME),
+    )
     status = shop.wait_phase(NAME, "Available", 150, image=v1)
     assert status["currentImage"] == status["lastGoodImage"] == v1
     assert status["history"][-1]["image"] == v1
     assert status["history"][-1]["outcome"] == "Available"
-    assert [j["metadata"]["uid"] for j in shop.jobs(NAME) if j["metadata"]["name"]
-            == job["metadata"]["name"]] == [job["metadata"]["uid"]]
+    assert [
+        j["metadata"]["uid"]
+        for j in shop.jobs(NAME)
+        if j["metadata"]["name"] == job["metadata"]["name"]
+    ] == [job["metadata"]["uid"]]
     late_probe = [
-        rs for rs in shop.replica_sets(NAME)
-        if runs(image_of(rs), v1) and rs["spec"]["template"]["spec"]["containers"][0]
-        ["readinessProbe"].get("initialDelaySeconds") == 10
+        rs
+        for rs in shop.replica_sets(NAME)
+        if runs(image_of(rs), v1)
+        and rs["spec"]["template"]["spec"]["containers"][0]["readinessProbe"].get(
+            "initialDelaySeconds"
+        )
+        == 10
     ]
     assert len(late_probe) == 1
     live = [p for p in shop.operator_pods() if "deletionTimestamp" not in p["metadata"]]

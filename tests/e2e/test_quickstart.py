@@ -42,19 +42,22 @@ def test_the_quickstart_script_ends_with_an_item_served() -> None:
     }
     started = time.monotonic()
     try:
-        result = subprocess.run([str(SCRIPT), "up"], env=env, capture_output=True, text=True,
-                                timeout=300, check=False)
+        result = subprocess.run(
+            [str(SCRIPT), "up"], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
         took = time.monotonic() - started
         output = result.stdout + result.stderr
         print(f"\nhack/quickstart up: exit {result.returncode} after {took:.0f}s\n{output[-3000:]}")
         assert result.returncode == 0, output[-6000:]
         # The GET of step 6 lists the item that step 6 POSTed.
-        pages = [json.loads(line) for line in result.stdout.splitlines()
-                 if line.startswith('{"data"')]
+        pages = [
+            json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"data"')
+        ]
         assert pages, result.stdout
         assert [item["name"] for item in pages[-1]["data"]] == ["first item"], result.stdout
         assert "ready in" in result.stderr
     finally:
-        down = subprocess.run([str(SCRIPT), "down"], env=env, capture_output=True, text=True,
-                              timeout=150, check=False)
+        down = subprocess.run(
+            [str(SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=150, check=False
+        )
         print(down.stdout[-1000:], down.stderr[-1000:])

@@ -24,5 +24,9 @@ def test_the_request_path_serves_on_aiomysql(mysql_url: str) -> None:
         assert fetched.json()["price"] == 3.25
         listed = client.get("/items/", params={"q": "aiomysql"})
         assert item_id in [item["id"] for item in listed.json()["data"]]
-        assert client.delete(f"/items/{item_id}",
-                             headers={"If-Match": fetched.headers["ETag"]}).status_code == 204
+        assert (
+            client.delete(
+                f"/items/{item_id}", headers={"If-Match": fetched.headers["ETag"]}
+            ).status_code
+            == 204
+        )

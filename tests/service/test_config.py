@@ -15,23 +15,37 @@ from service.core.db import async_url, sync_url
 
 
 def _serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("ITEMS_") and k not in {"DATABASE_URL", "DATABASE_URL_FILE"}}
-    return subprocess.run([sys.executable, "-m", "service.cli", "serve", "--port", "1"],
-                          env={**clean, **env}, capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ITEMS_") and k not in {"DATABASE_URL", "DATABASE_URL_FILE"}
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--port", "1"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"ITEMS_DB_POOL_SIZE": "zero"}, "ITEMS_DB_POOL_SIZE"),
-    ({"ITEMS_MAX_BODY_BYTES": "-5"}, "ITEMS_MAX_BODY_BYTES"),
-    ({"ITEMS_LOG_LEVEL": "LOUD"}, "ITEMS_LOG_LEVEL"),
-    ({"ITEMS_REQUIRE_IF_MATCH": "perhaps"}, "ITEMS_REQUIRE_IF_MATCH"),
-    ({"DATABASE_URL": "postgresql://u:hunter2@h/db"}, "DATABASE_URL"),
-    ({"DATABASE_URL": "::not a url hunter2::"}, "DATABASE_URL"),
-    ({"DATABASE_URL_FILE": "/nonexistent/secret"}, "DATABASE_URL_FILE"),
-    ({"ITEMS_PAGE_SIZE_DEFAULT": "500", "ITEMS_PAGE_SIZE_MAX": "100"}, "ITEMS_PAGE_SIZE_DEFAULT"),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"ITEMS_DB_POOL_SIZE": "zero"}, "ITEMS_DB_POOL_SIZE"),
+        ({"ITEMS_MAX_BODY_BYTES": "-5"}, "ITEMS_MAX_BODY_BYTES"),
+        ({"ITEMS_LOG_LEVEL": "LOUD"}, "ITEMS_LOG_LEVEL"),
+        ({"ITEMS_REQUIRE_IF_MATCH": "perhaps"}, "ITEMS_REQUIRE_IF_MATCH"),
+        ({"DATABASE_URL": "postgresql://u:hunter2@h/db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "::not a url hunter2::"}, "DATABASE_URL"),
+        ({"DATABASE_URL_FILE": "/nonexistent/secret"}, "DATABASE_URL_FILE"),
+        (
+            {"ITEMS_PAGE_SIZE_DEFAULT": "500", "ITEMS_PAGE_SIZE_MAX": "100"},
+            "ITEMS_PAGE_SIZE_DEFAULT",
+        ),
+    ],
+)
 def test_invalid_setting_stops_start_up_naming_it(
     env: dict[str, str], named: str, tmp_path: Path
 ) -> None:

@@ -33,10 +33,10 @@ def walk(client: TestClient, **params: Any) -> list[int]:
 
 
 @pytest.mark.parametrize("sort", ["name", "-name", "price", "-created_at", "id"])
-def test_issued_cursors_are_accepted_after_long_non_ascii_names(client: TestClient,
-                                                                 sort: str) -> None:
-    ids = [create(client, name=LONG_NAME[:254] + str(i), price=1000 + i)["id"]
-           for i in range(5)]
+def test_issued_cursors_are_accepted_after_long_non_ascii_names(
+    client: TestClient, sort: str
+) -> None:
+    ids = [create(client, name=LONG_NAME[:254] + str(i), price=1000 + i)["id"] for i in range(5)]
     assert sorted(walk(client, sort=sort, limit=2)) == sorted(ids)
 
 
@@ -45,10 +45,21 @@ def _forge(payload: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=") + ".AAAAAAAAAAAAAAAAAAAAAA"
 
 
-@pytest.mark.parametrize("cursor", [
-    "garbage", "a", ".", "..", "a.b", "%%%", "x" * 5000,
-    _forge(["id", None, 1]), _forge(["price", "1e999999", 1]), _forge(["created_at", "x", 1]),
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "a",
+        ".",
+        "..",
+        "a.b",
+        "%%%",
+        "x" * 5000,
+        _forge(["id", None, 1]),
+        _forge(["price", "1e999999", 1]),
+        _forge(["created_at", "x", 1]),
+    ],
+)
 def test_made_up_cursors_get_400(client: TestClient, cursor: str) -> None:
     sort = "price" if "price" in cursor else "id"
     body = assert_problem(client.get("/items/", params={"cursor": cursor, "sort": sort}), 400)
@@ -66,7 +77,7 @@ def test_a_tampered_cursor_gets_400(client: TestClient) -> None:
 
 
 def test_cursors_from_one_key_are_refused_under_another(
-    make_client: Callable[..., TestClient]
+    make_client: Callable[..., TestClient],
 ) -> None:
     first = make_client(cursor_secret="a" * 32)
     for i in range(3):
@@ -78,7 +89,7 @@ def test_cursors_from_one_key_are_refused_under_another(
 
 
 def test_the_generated_key_is_shared_by_every_process(
-    make_client: Callable[..., TestClient]
+    make_client: Callable[..., TestClient],
 ) -> None:
     first, second = make_client(), make_client()  # two apps: as two workers or pods would be
     for i in range(3):
@@ -87,12 +98,14 @@ def test_the_generated_key_is_shared_by_every_process(
     assert second.get("/items/", params={"cursor": cursor}).status_code == 200
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck),
-          database=None)
-@given(raw=st.binary(max_size=300) | st.text(max_size=300).map(str.encode),
-       sort=st.sampled_from(list(pagination.SortOrder)))
-def test_any_byte_string_is_a_400_or_a_page(client: TestClient, raw: bytes,
-                                            sort: pagination.SortOrder) -> None:
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(
+    raw=st.binary(max_size=300) | st.text(max_size=300).map(str.encode),
+    sort=st.sampled_from(list(pagination.SortOrder)),
+)
+def test_any_byte_string_is_a_400_or_a_page(
+    client: TestClient, raw: bytes, sort: pagination.SortOrder
+) -> None:
     # The bytes go into the query string percent-encoded, exactly as a client could send them.
     response = client.get("/items/", params={"cursor": raw.decode("latin-1"), "sort": sort.value})
     assert response.status_code in {200, 400, 422}, response.text

@@ -24,12 +24,15 @@ TIMEOUT_SECONDS = 1.0
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder: Path = tmp_path_factory.mktemp("framing")
-    live = start_live_server({
-        "ITEMS_SQLITE_PATH": str(folder / "items.db"),
-        "ITEMS_HEADER_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        "ITEMS_BODY_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
-        "ITEMS_KEEPALIVE_TIMEOUT_SECONDS": "1",
-    }, folder / "server.log")
+    live = start_live_server(
+        {
+            "ITEMS_SQLITE_PATH": str(folder / "items.db"),
+            "ITEMS_HEADER_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+            "ITEMS_BODY_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+            "ITEMS_KEEPALIVE_TIMEOUT_SECONDS": "1",
+        },
+        folder / "server.log",
+    )
     yield live
     stop_process_group(live.process)
 
@@ -147,8 +150,11 @@ def test_a_slow_drip_head_gets_408(server: LiveServer) -> None:
 
 def test_a_partial_body_gets_408(server: LiveServer) -> None:
     with _connect(server) as sock:
-        _send_quietly(sock, b"POST /items/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
-                            b"\r\nContent-Length: 100\r\n\r\n{\"name\":")
+        _send_quietly(
+            sock,
+            b"POST /items/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b'\r\nContent-Length: 100\r\n\r\n{"name":',
+        )
         response = _read_all(sock)
     assert _status(response) == 408
 
@@ -165,8 +171,9 @@ def test_an_idle_keep_alive_connection_is_closed(server: LiveServer) -> None:
 def test_requests_within_the_limits_are_served(server: LiveServer) -> None:
     headers = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 200) for i in range(90))
     with _connect(server) as sock:
-        _send_quietly(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers
-                      + b"Connection: close\r\n\r\n")
+        _send_quietly(
+            sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"Connection: close\r\n\r\n"
+        )
         assert _status(_read_all(sock)) == 200
     with _connect(server) as sock:  # keep-alive: two requests, one connection
         request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -176,8 +183,11 @@ def test_requests_within_the_limits_are_served(server: LiveServer) -> None:
 
 def test_head_sends_headers_only_and_keeps_the_connection_usable(server: LiveServer) -> None:
     with _connect(server) as sock:
-        _send_quietly(sock, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        _send_quietly(
+            sock,
+            b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
         response = _read_all(sock)
     head, _, rest = response.partition(b"\r\n\r\n")
     assert _status(head) == 200

@@ -16,8 +16,7 @@ def test_head_on_every_get_route(client: TestClient) -> None:
         assert head.headers.get("etag") == get.headers.get("etag")
         assert head.headers["content-type"] == get.headers["content-type"]
     assert client.head("/items/999999").status_code == 404
-    assert client.head(f"/items/{item['id']}",
-                       headers={"If-None-Match": '"v1"'}).status_code == 304
+    assert client.head(f"/items/{item['id']}", headers={"If-None-Match": '"v1"'}).status_code == 304
 
 
 def test_405_names_every_method_of_the_resource(client: TestClient) -> None:
@@ -41,8 +40,9 @@ def test_unknown_methods_share_one_metrics_label(client: TestClient) -> None:
 
 
 def test_trailing_slash_redirect_is_relative(client: TestClient) -> None:
-    response = client.get("/items?limit=1", headers={"Host": "evil.example"},
-                          follow_redirects=False)
+    response = client.get(
+        "/items?limit=1", headers={"Host": "evil.example"}, follow_redirects=False
+    )
     assert response.status_code == 307
     assert response.headers["location"] == "/items/?limit=1"
     item = create(client)
@@ -54,8 +54,9 @@ def test_trailing_slash_redirect_is_relative(client: TestClient) -> None:
 
 def test_pool_capacity_is_what_the_pool_holds(client: TestClient, backend: str) -> None:
     body = client.get("/metrics").text
-    line = next(line for line in body.splitlines()
-                if line.startswith('items_db_pool_capacity{pool="read"}'))
+    line = next(
+        line for line in body.splitlines() if line.startswith('items_db_pool_capacity{pool="read"}')
+    )
     # SQLite pools are fixed at 4 + 4; a server database uses the pool settings (16 + 8).
     assert float(line.rsplit(" ", 1)[1]) == (8 if backend == "sqlite" else 24)
 

@@ -46,21 +46,22 @@ def test_keys_belong_to_their_caller(make_client: Callable[..., TestClient]) -> 
     assert again.json()["id"] == alice.json()["id"]
 
 
-def test_an_expired_key_is_not_replayed(make_settings: Callable[..., Settings],
-                                        make_client: Callable[..., TestClient]) -> None:
+def test_an_expired_key_is_not_replayed(
+    make_settings: Callable[..., Settings], make_client: Callable[..., TestClient]
+) -> None:
     client = make_client(idempotency_key_ttl_seconds=60)
     first = _post(client, "late")
     assert first.status_code == 201
-    _sql(make_settings(), update(keys).values(
-        created_at=crud.utcnow() - timedelta(seconds=61)))
+    _sql(make_settings(), update(keys).values(created_at=crud.utcnow() - timedelta(seconds=61)))
     second = _post(client, "late")  # before any purge ran: the lookup itself checks the TTL
     assert second.status_code == 201
     assert "idempotent-replayed" not in second.headers
     assert second.json()["id"] != first.json()["id"]
 
 
-def test_a_retry_while_in_flight_gets_409(make_settings: Callable[..., Settings],
-                                          make_client: Callable[..., TestClient]) -> None:
+def test_a_retry_while_in_flight_gets_409(
+    make_settings: Callable[..., Settings], make_client: Callable[..., TestClient]
+) -> None:
     client = make_client()
     settings = make_settings()
 
@@ -68,8 +69,12 @@ def test_a_retry_while_in_flight_gets_409(make_settings: Callable[..., Settings]
         engines = create_engines(settings)
         try:
             return await idempotency.claim(
-                engines.write, key=idempotency.scoped_key("", "busy"), request_hash="h",
-                now=crud.utcnow() - timedelta(seconds=age_seconds), ttl_seconds=86400)
+                engines.write,
+                key=idempotency.scoped_key("", "busy"),
+                request_hash="h",
+                now=crud.utcnow() - timedelta(seconds=age_seconds),
+                ttl_seconds=86400,
+            )
         finally:
             await engines.dispose()
 
@@ -79,8 +84,12 @@ def test_a_retry_while_in_flight_gets_409(make_settings: Callable[..., Settings]
     assert body["type"].endswith("/idempotency-key-in-use")
     assert response.headers["retry-after"] == "1"
     # A claim past its lease (the worker died) is taken over.
-    _sql(settings, update(keys).values(
-        created_at=crud.utcnow() - timedelta(seconds=idempotency.LEASE_SECONDS + 1)))
+    _sql(
+        settings,
+        update(keys).values(
+            created_at=crud.utcnow() - timedelta(seconds=idempotency.LEASE_SECONDS + 1)
+        ),
+    )
     assert _post(client, "busy").status_code == 201
 
 
@@ -96,8 +105,9 @@ def test_a_refusal_is_stored_and_replayed(client: TestClient) -> None:
     assert client.get("/items/").json()["count"] == 0
 
 
-def test_purge_runs_in_bounded_batches(make_settings: Callable[..., Settings],
-                                       client: TestClient) -> None:
+def test_purge_runs_in_bounded_batches(
+    make_settings: Callable[..., Settings], client: TestClient
+) -> None:
     for i in range(7):
         assert _post(client, f"old-{i}").status_code == 201
     settings = make_settings()
@@ -107,8 +117,9 @@ def test_purge_runs_in_bounded_batches(make_settings: Callable[..., Settings],
     async def purge(**bounds: int) -> int:
         engines = create_engines(settings)
         try:
-            return await idempotency.purge(engines.write,
-                                           older_than=crud.utcnow() - timedelta(days=1), **bounds)
+            return await idempotency.purge(
+                engines.write, older_than=crud.utcnow() - timedelta(days=1), **bounds
+            )
         finally:
             await engines.dispose()
 

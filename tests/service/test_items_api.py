@@ -33,8 +33,9 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
 
 class TestCreateAndRead:
     def test_create_returns_201_location_etag_and_the_item(self, client: TestClient) -> None:
-        response = client.post("/items/", json={"name": "  Lamp  ", "price": 19.99,
-                                                "description": "desk lamp"})
+        response = client.post(
+            "/items/", json={"name": "  Lamp  ", "price": 19.99, "description": "desk lamp"}
+        )
         assert response.status_code == 201
         item = response.json()
         assert response.headers["location"] == f"/items/{item['id']}"
@@ -57,8 +58,11 @@ class TestCreateAndRead:
 
     @pytest.mark.parametrize("price", ["0", "0.01", "19.99", "1234567890.12", "9999999999.99"])
     def test_prices_round_trip_exactly(self, client: TestClient, price: str) -> None:
-        response = client.post("/items/", content=f'{{"name":"p","price":{price}}}',
-                               headers={"content-type": "application/json"})
+        response = client.post(
+            "/items/",
+            content=f'{{"name":"p","price":{price}}}',
+            headers={"content-type": "application/json"},
+        )
         assert response.status_code == 201, response.text
         fetched = client.get(response.headers["location"]).json()
         assert Decimal(str(fetched["price"])) == Decimal(price)
@@ -85,61 +89,78 @@ class TestCreateAndRead:
         assert response.headers["etag"] == '"v1"'
 
     def test_request_id_is_echoed_or_generated(self, client: TestClient) -> None:
-        assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers[
-            "x-request-id"] == "abc-123"
+        assert (
+            client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+            == "abc-123"
+        )
         generated = client.get("/healthz", headers={"X-Request-ID": "bad id"})
         assert generated.headers["x-request-id"] not in {"", "bad id"}
 
 
 class TestBadInput:
-    @pytest.mark.parametrize(("body", "field"), [
-        ({"price": 1}, "body.name"),
-        ({"name": "", "price": 1}, "body.name"),
-        ({"name": "   ", "price": 1}, "body.name"),
-        ({"name": "x" * 256, "price": 1}, "body.name"),
-        ({"name": "a\u0000b", "price": 1}, "body.name"),
-        ({"name": "a\u0007b", "price": 1}, "body.name"),
-        ({"name": "ok", "price": -1}, "body.price"),
-        ({"name": "ok", "price": 1.999}, "body.price"),
-        ({"name": "ok", "price": 10**12}, "body.price"),
-        ({"name": "ok", "price": "abc"}, "body.price"),
-        ({"name": "ok", "price": True}, "body.price"),
-        ({"name": "ok", "price": [1]}, "body.price"),
-        ({"name": "ok", "price": 1, "in_stock": "yes"}, "body.in_stock"),
-        ({"name": "ok", "price": 1, "in_stock": 1}, "body.in_stock"),
-        ({"name": 5, "price": 1}, "body.name"),
-        ({"name": "ok", "price": 1, "description": "x" * 2001}, "body.description"),
-        ({"name": "ok", "price": 1, "unknown": 1}, "body.unknown"),
-        ({"name": "ok", "price": 1, "sku": ""}, "body.sku"),
-        ({"name": "ok", "price": 1, "id": 5}, "body.id"),
-    ])
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"price": 1}, "body.name"),
+            ({"name": "", "price": 1}, "body.name"),
+            ({"name": "   ", "price": 1}, "body.name"),
+            ({"name": "x" * 256, "price": 1}, "body.name"),
+            ({"name": "a\u0000b", "price": 1}, "body.name"),
+            ({"name": "a\u0007b", "price": 1}, "body.name"),
+            ({"name": "ok", "price": -1}, "body.price"),
+            ({"name": "ok", "price": 1.999}, "body.price"),
+            ({"name": "ok", "price": 10**12}, "body.price"),
+            ({"name": "ok", "price": "abc"}, "body.price"),
+            ({"name": "ok", "price": True}, "body.price"),
+            ({"name": "ok", "price": [1]}, "body.price"),
+            ({"name": "ok", "price": 1, "in_stock": "yes"}, "body.in_stock"),
+            ({"name": "ok", "price": 1, "in_stock": 1}, "body.in_stock"),
+            ({"name": 5, "price": 1}, "body.name"),
+            ({"name": "ok", "price": 1, "description": "x" * 2001}, "body.description"),
+            ({"name": "ok", "price": 1, "unknown": 1}, "body.unknown"),
+            ({"name": "ok", "price": 1, "sku": ""}, "body.sku"),
+            ({"name": "ok", "price": 1, "id": 5}, "body.id"),
+        ],
+    )
     def test_invalid_fields_get_422_with_field_details(
         self, client: TestClient, body: dict[str, Any], field: str
     ) -> None:
         problem = assert_problem(client.post("/items/", json=body), 422)
         assert field in {error["field"] for error in problem["errors"]}, problem
 
-    @pytest.mark.parametrize("raw", [
-        b"{", b"not json", b'{"name": "a", "price": NaN}', b'{"name": "a", "price": Infinity}',
-        b'{"name": "a", "price": 1e400}', b'{"name": "a", "price": -1e400}',
-        b'{"name": "a", "price": 1' + b"0" * 5000 + b"}",
-        b'{"name": "\\ud800", "price": 1}', b'[1, 2, 3]', b'"just a string"', b"null",
-        b"\xff\xfe\x00", b'{"name": "a", "price": 1}' * 2,
-    ])
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"{",
+            b"not json",
+            b'{"name": "a", "price": NaN}',
+            b'{"name": "a", "price": Infinity}',
+            b'{"name": "a", "price": 1e400}',
+            b'{"name": "a", "price": -1e400}',
+            b'{"name": "a", "price": 1' + b"0" * 5000 + b"}",
+            b'{"name": "\\ud800", "price": 1}',
+            b"[1, 2, 3]",
+            b'"just a string"',
+            b"null",
+            b"\xff\xfe\x00",
+            b'{"name": "a", "price": 1}' * 2,
+        ],
+    )
     def test_malformed_bodies_get_4xx_never_5xx(self, client: TestClient, raw: bytes) -> None:
-        response = client.post("/items/", content=raw,
-                               headers={"content-type": "application/json"})
+        response = client.post("/items/", content=raw, headers={"content-type": "application/json"})
         assert 400 <= response.status_code < 500, (raw[:40], response.status_code, response.text)
         assert response.headers["content-type"].startswith(PROBLEM)
 
     def test_body_over_the_limit_gets_413(self, make_client: Callable[..., TestClient]) -> None:
         client = make_client(max_body_bytes=4096)
         body = b'{"name":"a","price":1,"description":"' + b"x" * 5000 + b'"}'
-        assert_problem(client.post("/items/", content=body,
-                                   headers={"content-type": "application/json"}), 413)
+        assert_problem(
+            client.post("/items/", content=body, headers={"content-type": "application/json"}), 413
+        )
 
-    @pytest.mark.parametrize("path", ["/items/0", "/items/-1", "/items/abc",
-                                      "/items/99999999999999999999", "/items/1.5"])
+    @pytest.mark.parametrize(
+        "path", ["/items/0", "/items/-1", "/items/abc", "/items/99999999999999999999", "/items/1.5"]
+    )
     def test_bad_ids_get_4xx(self, client: TestClient, path: str) -> None:
         response = client.get(path)
         assert response.status_code in {404, 422}, response.text
@@ -170,8 +191,10 @@ class TestUpdates:
         item = create(client, description="keep me")
         response = client.patch(f"/items/{item['id']}", json={"price": 7})
         assert response.status_code == 200
-        assert response.json() | {"price": 19.99, "version": 1,
-                                  "updated_at": item["updated_at"]} == item
+        assert (
+            response.json() | {"price": 19.99, "version": 1, "updated_at": item["updated_at"]}
+            == item
+        )
         assert response.json()["price"] == 7
         assert response.json()["version"] == 2
 
@@ -200,17 +223,30 @@ class TestUpdates:
         stale = client.patch(url, json={"name": "second"}, headers={"If-Match": '"v1"'})
         assert_problem(stale, 412)
         assert client.get(url).json()["name"] == "first"
-        assert client.put(url, json={"name": "third", "price": 1},
-                          headers={"If-Match": '"v2"'}).status_code == 200
+        assert (
+            client.put(
+                url, json={"name": "third", "price": 1}, headers={"If-Match": '"v2"'}
+            ).status_code
+            == 200
+        )
 
-    @pytest.mark.parametrize(("header", "status"), [
-        ('"v1"', 200), ("*", 200), ('"v9", "v1"', 200), ('W/"v1"', 412), ('"v2"', 412),
-        ("garbage", 400), ('"x1"', 412),
-    ])
+    @pytest.mark.parametrize(
+        ("header", "status"),
+        [
+            ('"v1"', 200),
+            ("*", 200),
+            ('"v9", "v1"', 200),
+            ('W/"v1"', 412),
+            ('"v2"', 412),
+            ("garbage", 400),
+            ('"x1"', 412),
+        ],
+    )
     def test_if_match_forms(self, client: TestClient, header: str, status: int) -> None:
         item = create(client)
-        response = client.patch(f"/items/{item['id']}", json={"price": 1},
-                                headers={"If-Match": header})
+        response = client.patch(
+            f"/items/{item['id']}", json={"price": 1}, headers={"If-Match": header}
+        )
         assert response.status_code == status, response.text
 
     def test_if_match_can_be_required(self, make_client: Callable[..., TestClient]) -> None:
@@ -253,13 +289,18 @@ class TestIdempotency:
         headers = {"Idempotency-Key": "k-1"}
         client.post("/items/", json={"name": "a", "price": 1}, headers=headers)
         problem = assert_problem(
-            client.post("/items/", json={"name": "b", "price": 1}, headers=headers), 422)
+            client.post("/items/", json={"name": "b", "price": 1}, headers=headers), 422
+        )
         assert "Idempotency-Key" in problem["detail"]
 
     @pytest.mark.parametrize("key", ["x" * 256, "has space", "tab\there"])
     def test_bad_key_is_rejected(self, client: TestClient, key: str) -> None:
-        assert_problem(client.post("/items/", json={"name": "a", "price": 1},
-                                   headers={"Idempotency-Key": key}), 422)
+        assert_problem(
+            client.post(
+                "/items/", json={"name": "a", "price": 1}, headers={"Idempotency-Key": key}
+            ),
+            422,
+        )
 
 
 class TestListing:
@@ -286,8 +327,9 @@ class TestListing:
         assert seen == created
         assert pages == 5
 
-    @pytest.mark.parametrize("sort", ["name", "-name", "price", "-price", "created_at",
-                                      "-created_at", "-id"])
+    @pytest.mark.parametrize(
+        "sort", ["name", "-name", "price", "-price", "created_at", "-created_at", "-id"]
+    )
     def test_every_sort_order_pages_consistently(self, client: TestClient, sort: str) -> None:
         for i in range(9):
             create(client, name=f"n{i % 3}", price=i % 4)
@@ -327,11 +369,21 @@ class TestListing:
         assert names(q="apple", in_stock="true", max_price="2") == ["Red Apple"]
         assert names(min_price="5", max_price="1") == []  # an empty range, not an error
 
-    @pytest.mark.parametrize("params", [
-        {"limit": 0}, {"limit": 1001}, {"limit": "x"}, {"sort": "color"},
-        {"min_price": "-1"}, {"min_price": "1.001"}, {"in_stock": "maybe"},
-        {"q": "x" * 256}, {"q": "a\x01"}, {"max_price": "NaN"},
-    ])
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"limit": 0},
+            {"limit": 1001},
+            {"limit": "x"},
+            {"sort": "color"},
+            {"min_price": "-1"},
+            {"min_price": "1.001"},
+            {"in_stock": "maybe"},
+            {"q": "x" * 256},
+            {"q": "a\x01"},
+            {"max_price": "NaN"},
+        ],
+    )
     def test_bad_list_parameters_get_422(self, client: TestClient, params: dict[str, Any]) -> None:
         assert_problem(client.get("/items/", params=params), 422)
 
@@ -376,29 +428,38 @@ class TestAuth:
         missing = assert_problem(secured.post("/items/", json=body), 401)
         assert "bearer" in missing["detail"].lower()
         assert secured.post("/items/", json=body).headers["www-authenticate"].startswith("Bearer")
-        assert_problem(secured.post("/items/", json=body,
-                                    headers={"Authorization": "Basic abc"}), 401)
+        assert_problem(
+            secured.post("/items/", json=body, headers={"Authorization": "Basic abc"}), 401
+        )
         unknown = secured.post("/items/", json=body, headers={"Authorization": "Bearer nope"})
         assert_problem(unknown, 401)
         assert 'error="invalid_token"' in unknown.headers["www-authenticate"]
         ok = secured.post("/items/", json=body, headers={"Authorization": "Bearer token-two"})
         assert ok.status_code == 201
 
-    def test_reads_are_open_unless_protected(self, secured: TestClient,
-                                             make_client: Callable[..., TestClient]) -> None:
+    def test_reads_are_open_unless_protected(
+        self, secured: TestClient, make_client: Callable[..., TestClient]
+    ) -> None:
         assert secured.get("/items/").status_code == 200
         locked = make_client(api_tokens=["t"], protect_reads=True)
         assert_problem(locked.get("/items/"), 401)
         assert locked.get("/items/", headers={"Authorization": "Bearer t"}).status_code == 200
         assert locked.get("/healthz").status_code == 200  # probes stay open
 
-    def test_tokens_from_a_mounted_file(self, make_client: Callable[..., TestClient],
-                                        tmp_path: Any) -> None:
+    def test_tokens_from_a_mounted_file(
+        self, make_client: Callable[..., TestClient], tmp_path: Any
+    ) -> None:
         token_file = tmp_path / "tokens"
         token_file.write_text("from-file\n\n")
         client = make_client(api_tokens_file=token_file)
-        assert client.post("/items/", json={"name": "a", "price": 1},
-                           headers={"Authorization": "Bearer from-file"}).status_code == 201
+        assert (
+            client.post(
+                "/items/",
+                json={"name": "a", "price": 1},
+                headers={"Authorization": "Bearer from-file"},
+            ).status_code
+            == 201
+        )
         assert "from-file" not in client.post("/items/", json={"name": "a", "price": 1}).text
 
 
@@ -417,6 +478,7 @@ def test_streamed_body_over_the_limit_gets_413(make_client: Callable[..., TestCl
             yield b"x" * 1000
         yield b'"}'
 
-    response = client.post("/items/", content=chunks(),
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/items/", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert_problem(response, 413)

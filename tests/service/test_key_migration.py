@@ -54,10 +54,14 @@ def test_keys_are_filled_and_revisions_rerun(database: Settings) -> None:
     engine = create_engine(sync_url(database))
     with engine.begin() as conn:
         for name, sku in (("Crème", "ab-1"), ("Zebra", None), ("doomed", "AB-2")):
-            conn.execute(text(
-                "INSERT INTO items (name, description, price, in_stock, sku, created_at, "
-                "updated_at, version) VALUES (:name, '', 1, 1, :sku, '2026-01-01', "
-                "'2026-01-01', 1)"), {"name": name, "sku": sku})
+            conn.execute(
+                text(
+                    "INSERT INTO items (name, description, price, in_stock, sku, created_at, "
+                    "updated_at, version) VALUES (:name, '', 1, 1, :sku, '2026-01-01', "
+                    "'2026-01-01', 1)"
+                ),
+                {"name": name, "sku": sku},
+            )
         conn.execute(text("DELETE FROM items WHERE name = 'doomed'"))
     _alembic(database, "upgrade", "head")
     for revision in ("0002", "0003", "0004"):  # as if a run had stopped after that revision
@@ -66,11 +70,16 @@ def test_keys_are_filled_and_revisions_rerun(database: Settings) -> None:
         _alembic(database, "upgrade", "head")
     with engine.begin() as conn:
         rows = conn.execute(text("SELECT name, name_key, sku_key FROM items ORDER BY id")).all()
-        assert [tuple(row) for row in rows] == [("Crème", "creme", "ab-1"),
-                                                ("Zebra", "zebra", None)]
-        conn.execute(text(
-            "INSERT INTO items (name, description, price, in_stock, created_at, updated_at, "
-            "version) VALUES ('new', '', 1, 1, '2026-01-01', '2026-01-01', 1)"))
+        assert [tuple(row) for row in rows] == [
+            ("Crème", "creme", "ab-1"),
+            ("Zebra", "zebra", None),
+        ]
+        conn.execute(
+            text(
+                "INSERT INTO items (name, description, price, in_stock, created_at, updated_at, "
+                "version) VALUES ('new', '', 1, 1, '2026-01-01', '2026-01-01', 1)"
+            )
+        )
         new_id = conn.scalar(text("SELECT id FROM items WHERE name = 'new'"))
     engine.dispose()
     # The deleted item (id 3) existed before AUTOINCREMENT on SQLite; InnoDB never lowers.

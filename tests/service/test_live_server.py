@@ -40,15 +40,23 @@ def test_metrics_aggregate_across_workers(mysql_live_server: LiveServer) -> None
         httpx.get(f"{base}/items/999999")
     httpx.get(f"{base}/no/such/path/123")
     body = httpx.get(f"{base}/metrics").text
-    assert _metric_value(body, "items_http_requests_total", route="/items/{item_id}",
-                         method="GET", status="200") == 40
-    assert _metric_value(body, "items_http_requests_total", route="/items/{item_id}",
-                         status="404") == 3
+    assert (
+        _metric_value(
+            body, "items_http_requests_total", route="/items/{item_id}", method="GET", status="200"
+        )
+        == 40
+    )
+    assert (
+        _metric_value(body, "items_http_requests_total", route="/items/{item_id}", status="404")
+        == 3
+    )
     assert _metric_value(body, "items_http_requests_total", route="<unmatched>") == 1
     assert "/items/999999" not in body
     assert "/no/such/path" not in body
-    assert _metric_value(body, "items_http_request_duration_seconds_count",
-                         route="/items/{item_id}") == 43
+    assert (
+        _metric_value(body, "items_http_request_duration_seconds_count", route="/items/{item_id}")
+        == 43
+    )
     assert "items_http_requests_in_flight" in body
     assert _metric_value(body, "items_db_pool_capacity", pool="read") > 0
     assert "items_db_pool_checked_out" in body
@@ -62,8 +70,11 @@ def test_metrics_aggregate_across_workers(mysql_live_server: LiveServer) -> None
 
 def test_logs_are_json_lines_with_request_context(mysql_live_server: LiveServer) -> None:
     base = mysql_live_server.base_url
-    httpx.post(f"{base}/items/", json={"name": "log me", "price": 2},
-               headers={"X-Request-ID": "trace-me-123"})
+    httpx.post(
+        f"{base}/items/",
+        json={"name": "log me", "price": 2},
+        headers={"X-Request-ID": "trace-me-123"},
+    )
     httpx.get(f"{base}/items/77777")
     mysql_live_server.stop()
     lines = [line for line in mysql_live_server.log_lines() if line.strip()]
@@ -73,15 +84,21 @@ def test_logs_are_json_lines_with_request_context(mysql_live_server: LiveServer)
     traced = [record for record in requests if record.get("request_id") == "trace-me-123"]
     assert len(traced) == 1
     assert traced[0] | {"duration_ms": 0, "time": ""} == traced[0] | {
-        "method": "POST", "route": "/items/", "status": 201, "duration_ms": 0, "time": ""}
+        "method": "POST",
+        "route": "/items/",
+        "status": 201,
+        "duration_ms": 0,
+        "time": "",
+    }
     assert any(r.get("status") == 404 and r["route"] == "/items/{item_id}" for r in requests)
     loggers = {record["logger"] for record in records}
     assert {"gunicorn.error", "uvicorn.error"} <= loggers
     assert APP_PASSWORD not in "\n".join(lines)
 
 
-def _load(base: str, stop: threading.Event, outcomes: Counter[str], item_id: int,
-          max_requests: int) -> None:
+def _load(
+    base: str, stop: threading.Event, outcomes: Counter[str], item_id: int, max_requests: int
+) -> None:
     # New connection per request: a closed keep-alive connection is not an in-flight failure.
     with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=30) as client:
         for _ in range(max_requests):
@@ -103,8 +120,10 @@ LoadHandle = tuple[threading.Event, Counter[str], list[threading.Thread]]
 def _run_load(base: str, item_id: int, threads: int = 8, max_requests: int = 5000) -> LoadHandle:
     stop = threading.Event()
     outcomes: Counter[str] = Counter()
-    workers = [threading.Thread(target=_load, args=(base, stop, outcomes, item_id, max_requests))
-               for _ in range(threads)]
+    workers = [
+        threading.Thread(target=_load, args=(base, stop, outcomes, item_id, max_requests))
+        for _ in range(threads)
+    ]
     for worker in workers:
         worker.start()
     return stop, outcomes, workers
@@ -115,8 +134,7 @@ def test_sigterm_drains_without_failing_in_flight_requests(
 ) -> None:
     """Like a pod behind a Service: readiness turns false first, the load balancer (simulated
     by a readiness poller) stops routing, and nothing sent before that fails."""
-    server = live_server_factory({"DATABASE_URL": mysql_url,
-                                  "ITEMS_SHUTDOWN_DELAY_SECONDS": "3"})
+    server = live_server_factory({"DATABASE_URL": mysql_url, "ITEMS_SHUTDOWN_DELAY_SECONDS": "3"})
     base = server.base_url
     item = httpx.post(f"{base}/items/", json={"name": "drain", "price": 1}).json()
     routed = threading.Event()
@@ -162,9 +180,7 @@ def test_sigterm_drains_without_failing_in_flight_requests(
     assert "shutdown requested: readiness is now false" in messages
 
 
-def test_database_outage_then_recovery(
-    mariadb: MariaDB, mysql_live_server: LiveServer
-) -> None:
+def test_database_outage_then_recovery(mariadb: MariaDB, mysql_live_server: LiveServer) -> None:
     if not mariadb.controllable:
         pytest.skip("needs a MariaDB server owned by the tests (ITEMS_TEST_MYSQL_URL unset)")
     base = mysql_live_server.base_url
@@ -173,8 +189,11 @@ def test_database_outage_then_recovery(
     try:
         wait_until(lambda: outcomes["200"] >= 100, timeout=60, what="load to get going")
         mariadb.stop()
-        wait_until(lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 503,
-                   timeout=30, what="readiness to report the outage")
+        wait_until(
+            lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 503,
+            timeout=30,
+            what="readiness to report the outage",
+        )
         assert httpx.get(f"{base}/healthz").status_code == 200
         during = httpx.get(f"{base}/items/{item['id']}", timeout=30)
         assert during.status_code == 503, during.text
@@ -183,8 +202,11 @@ def test_database_outage_then_recovery(
     finally:
         if mariadb.process is None:
             mariadb.start()
-    wait_until(lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 200, timeout=60,
-               what="readiness to recover by itself")
+    wait_until(
+        lambda: httpx.get(f"{base}/readyz", timeout=10).status_code == 200,
+        timeout=60,
+        what="readiness to recover by itself",
+    )
     served = outcomes["200"]
     wait_until(lambda: outcomes["200"] > served + 100, timeout=30, what="traffic to recover")
     stop.set()
@@ -202,8 +224,12 @@ def test_concurrent_patches_lose_no_update(mysql_live_server: LiveServer) -> Non
 
     def patch(guarded: bool, value: int) -> None:
         headers = {"If-Match": '"v1"'} if guarded else {}
-        response = httpx.patch(f"{base}/items/{item['id']}", json={"description": str(value)},
-                               headers=headers, timeout=30)
+        response = httpx.patch(
+            f"{base}/items/{item['id']}",
+            json={"description": str(value)},
+            headers=headers,
+            timeout=30,
+        )
         with lock:
             results.append(response.status_code)
 
@@ -232,8 +258,12 @@ def test_concurrent_idempotent_retries_create_one_item(mysql_live_server: LiveSe
 
     def post() -> None:
         barrier.wait()
-        response = httpx.post(f"{base}/items/", json={"name": "once", "price": 9.99},
-                              headers={"Idempotency-Key": "retry-storm-1"}, timeout=30)
+        response = httpx.post(
+            f"{base}/items/",
+            json={"name": "once", "price": 9.99},
+            headers={"Idempotency-Key": "retry-storm-1"},
+            timeout=30,
+        )
         with lock:
             responses.append(response)
 
@@ -247,8 +277,12 @@ def test_concurrent_idempotent_retries_create_one_item(mysql_live_server: LiveSe
     created = [response for response in responses if response.status_code == 201]
     assert created
     assert len({response.json()["id"] for response in created}) == 1
-    retry = httpx.post(f"{base}/items/", json={"name": "once", "price": 9.99},
-                       headers={"Idempotency-Key": "retry-storm-1"}, timeout=30)
+    retry = httpx.post(
+        f"{base}/items/",
+        json={"name": "once", "price": 9.99},
+        headers={"Idempotency-Key": "retry-storm-1"},
+        timeout=30,
+    )
     assert retry.status_code == 201
     assert retry.json()["id"] == created[0].json()["id"]
     listing = httpx.get(f"{base}/items/", params={"q": "once"}).json()
@@ -257,8 +291,10 @@ def test_concurrent_idempotent_retries_create_one_item(mysql_live_server: LiveSe
 
 def test_pagination_under_concurrent_inserts(mysql_live_server: LiveServer) -> None:
     base = mysql_live_server.base_url
-    existing = [httpx.post(f"{base}/items/", json={"name": f"pre {i}", "price": i}).json()["id"]
-                for i in range(60)]
+    existing = [
+        httpx.post(f"{base}/items/", json={"name": f"pre {i}", "price": i}).json()["id"]
+        for i in range(60)
+    ]
     stop = threading.Event()
     inserted: list[int] = []
 

@@ -101,25 +101,31 @@ def database(mariadb: MariaDB, request: pytest.FixtureRequest) -> Iterator[tuple
 def floor_migrations(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This repository's migrations plus f0006 (expand) and f0007 (contract) on its head."""
     folder = tmp_path_factory.mktemp("floor") / "migrations"
-    shutil.copytree(schema.MIGRATIONS_DIR, folder,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(schema.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
     head = schema.known_revisions().head
     (folder / "versions" / "f0006_expand.py").write_text(EXPAND.format(head=head))
     (folder / "versions" / "f0007_contract.py").write_text(CONTRACT)
     return folder
 
 
-def _run(url: str, target: str, tmp_path: Path, migrations: Path | None = None,
-         **env: str) -> tuple[int, dict[str, Any] | None, str]:
+def _run(
+    url: str, target: str, tmp_path: Path, migrations: Path | None = None, **env: str
+) -> tuple[int, dict[str, Any] | None, str]:
     """(exit code, the report, the log) of one run."""
     report = tmp_path / "termination-log"
     report.unlink(missing_ok=True)
-    full_env = {key: value for key, value in os.environ.items()
-                if not key.startswith("ITEMS_MIGRATION_")}
+    full_env = {
+        key: value for key, value in os.environ.items() if not key.startswith("ITEMS_MIGRATION_")
+    }
     full_env.update({"DATABASE_URL": url, "ITEMS_MIGRATION_REPORT_FILE": str(report), **env})
     result = subprocess.run(
         [sys.executable, "-c", RUN, target, str(migrations) if migrations else ""],
-        env=full_env, capture_output=True, text=True, timeout=180, check=False)
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     text = report.read_text() if report.exists() else None
     if text is not None:
         assert len(text.encode()) < 4096
@@ -138,9 +144,13 @@ def _snapshot(mariadb: MariaDB, name: str) -> dict[str, Any]:
     return result
 
 
-def _protect(uses: dict[str, list[str]] | None, *, release: str = "r1",
-             image: str = "items-service:e2e-floor-v1",
-             role: str = "rollback target") -> str:
+def _protect(
+    uses: dict[str, list[str]] | None,
+    *,
+    release: str = "r1",
+    image: str = "items-service:e2e-floor-v1",
+    role: str = "rollback target",
+) -> str:
     return json.dumps([{"release": release, "image": image, "role": role, "uses": uses}])
 
 
@@ -151,8 +161,9 @@ def test_a_refused_contract_revision_changes_nothing(
     mariadb: MariaDB, database: tuple[str, str], floor_migrations: Path, tmp_path: Path
 ) -> None:
     name, url = database
-    code, report, log = _run(url, "migrate", tmp_path, floor_migrations,
-                             ITEMS_MIGRATION_PROTECT=_protect(None))
+    code, report, log = _run(
+        url, "migrate", tmp_path, floor_migrations, ITEMS_MIGRATION_PROTECT=_protect(None)
+    )
     # Pending 0001..f0007 against a release of unknown uses: 0005 (needs sku_key) is refused.
     assert code == 3, log
     assert report is not None
@@ -161,8 +172,9 @@ def test_a_refused_contract_revision_changes_nothing(
     assert report["usesUnknown"] is True
     assert report["moreBlocked"] == 1  # f0007 too
     with mariadb.admin_connect(name) as conn, conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-                    (name,))
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (name,)
+        )
         assert cur.fetchone() == (0,)  # not even alembic_version
 
     code, report, log = _run(url, "f0006", tmp_path, floor_migrations)
@@ -170,18 +182,27 @@ def test_a_refused_contract_revision_changes_nothing(
     before = _snapshot(mariadb, name)
     assert before["alembic_version"] == (("f0006",),)
 
-    code, report, log = _run(url, "migrate", tmp_path, floor_migrations,
-                             ITEMS_MIGRATION_PROTECT=_protect(OLD_USES),
-                             ITEMS_MIGRATION_ALLOW_CONTRACT="0005")
+    code, report, log = _run(
+        url,
+        "migrate",
+        tmp_path,
+        floor_migrations,
+        ITEMS_MIGRATION_PROTECT=_protect(OLD_USES),
+        ITEMS_MIGRATION_ALLOW_CONTRACT="0005",
+    )
     assert code == 3, log
     assert report == {
-        "outcome": "blocked", "revision": "f0007",
-        "removes": ["floor_legacy", "items.floor_old"], "needs": [],
-        "image": "items-service:e2e-floor-v1", "release": "r1", "role": "rollback target",
+        "outcome": "blocked",
+        "revision": "f0007",
+        "removes": ["floor_legacy", "items.floor_old"],
+        "needs": [],
+        "image": "items-service:e2e-floor-v1",
+        "release": "r1",
+        "role": "rollback target",
         "why": "revision f0007 removes floor_legacy, items.floor_old, which release r1 "
-               "(items-service:e2e-floor-v1), the rollback target, still uses; release an image "
-               "that no longer uses floor_legacy, items.floor_old first, or allow f0007 "
-               "explicitly",
+        "(items-service:e2e-floor-v1), the rollback target, still uses; release an image "
+        "that no longer uses floor_legacy, items.floor_old first, or allow f0007 "
+        "explicitly",
     }
     assert _snapshot(mariadb, name) == before
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
@@ -197,22 +218,36 @@ def test_an_allowed_or_no_longer_used_contract_revision_migrates(
 ) -> None:
     name, url = database
     assert _run(url, "f0006", tmp_path, floor_migrations)[0] == 0
-    code, report, log = _run(url, "migrate", tmp_path, floor_migrations,
-                             ITEMS_MIGRATION_PROTECT=_protect(OLD_USES),
-                             ITEMS_MIGRATION_ALLOW_CONTRACT="f0007")
+    code, report, log = _run(
+        url,
+        "migrate",
+        tmp_path,
+        floor_migrations,
+        ITEMS_MIGRATION_PROTECT=_protect(OLD_USES),
+        ITEMS_MIGRATION_ALLOW_CONTRACT="f0007",
+    )
     assert code == 0, log
     assert report == {
-        "outcome": "migrated", "from": "f0006", "head": "f0007", "uses": USES_NOW,
+        "outcome": "migrated",
+        "from": "f0006",
+        "head": "f0007",
+        "uses": USES_NOW,
         "removed": {"tables": ["floor_legacy"], "columns": ["items.floor_old"]},
-        "needs": ["items.sku_key"], "contract": ["0005", "f0007"],
+        "needs": ["items.sku_key"],
+        "contract": ["0005", "f0007"],
     }
     after = _snapshot(mariadb, name)
     assert after["alembic_version"] == (("f0007",),)
     assert not any(row[0] == "floor_legacy" for row in after[SNAPSHOT_QUERIES[0]])
 
     # An intermediate release that no longer uses them: nothing to refuse (nothing pending).
-    code, report, log = _run(url, "migrate", tmp_path, floor_migrations,
-                             ITEMS_MIGRATION_PROTECT=_protect(USES_NOW, role="serving"))
+    code, report, log = _run(
+        url,
+        "migrate",
+        tmp_path,
+        floor_migrations,
+        ITEMS_MIGRATION_PROTECT=_protect(USES_NOW, role="serving"),
+    )
     assert code == 0, log
     assert report is not None
     assert report["outcome"] == "current"
@@ -224,21 +259,32 @@ def test_a_rollback_target_that_no_longer_reads_it_lets_the_contract_run(
 ) -> None:
     _, url = database
     assert _run(url, "f0006", tmp_path, floor_migrations)[0] == 0
-    code, report, log = _run(url, "migrate", tmp_path, floor_migrations,
-                             ITEMS_MIGRATION_PROTECT=_protect(USES_NOW, image="v2"))
+    code, report, log = _run(
+        url,
+        "migrate",
+        tmp_path,
+        floor_migrations,
+        ITEMS_MIGRATION_PROTECT=_protect(USES_NOW, image="v2"),
+    )
     assert code == 0, log
     assert report is not None
     assert report["outcome"] == "migrated"
 
 
-@pytest.mark.parametrize(("uses", "blocked"), [
-    (None, True),
-    ({"items": ["id", "name", "sku"]}, True),  # an image from before sku_key
-    (USES_NOW, False),
-])
+@pytest.mark.parametrize(
+    ("uses", "blocked"),
+    [
+        (None, True),
+        ({"items": ["id", "name", "sku"]}, True),  # an image from before sku_key
+        (USES_NOW, False),
+    ],
+)
 def test_0005_needs_a_rollback_target_that_knows_sku_key(
-    mariadb: MariaDB, database: tuple[str, str], tmp_path: Path,
-    uses: dict[str, list[str]] | None, blocked: bool,
+    mariadb: MariaDB,
+    database: tuple[str, str],
+    tmp_path: Path,
+    uses: dict[str, list[str]] | None,
+    blocked: bool,
 ) -> None:
     name, url = database
     assert _run(url, "0004", tmp_path)[0] == 0
@@ -248,7 +294,10 @@ def test_0005_needs_a_rollback_target_that_knows_sku_key(
     if blocked:
         assert code == 3, log
         assert (report["outcome"], report["revision"], report["needs"]) == (
-            "blocked", "0005", ["items.sku_key"])
+            "blocked",
+            "0005",
+            ["items.sku_key"],
+        )
         assert "items.sku_key" in report["why"]
         assert _snapshot(mariadb, name) == before
     else:
@@ -269,16 +318,25 @@ def test_a_newer_schema_reports_ahead(database: tuple[str, str], tmp_path: Path)
     assert code == 0, log
     assert report is not None
     assert (report["outcome"], report["from"], report["head"]) == (
-        "ahead", "9999_future", "9999_future")
+        "ahead",
+        "9999_future",
+        "9999_future",
+    )
     assert report["contract"] == ["0005"]
 
 
-@pytest.mark.parametrize(("env", "says"), [
-    ({"ITEMS_MIGRATION_PROTECT": "[{"}, "ITEMS_MIGRATION_PROTECT is not JSON"),
-    ({"ITEMS_MIGRATION_PROTECT": '[{"image": "i", "uses": ["items"]}]'}, "uses must be null"),
-])
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"ITEMS_MIGRATION_PROTECT": "[{"}, "ITEMS_MIGRATION_PROTECT is not JSON"),
+        ({"ITEMS_MIGRATION_PROTECT": '[{"image": "i", "uses": ["items"]}]'}, "uses must be null"),
+    ],
+)
 def test_a_malformed_floor_fails_before_anything_runs(
-    mariadb: MariaDB, database: tuple[str, str], tmp_path: Path, env: dict[str, str],
+    mariadb: MariaDB,
+    database: tuple[str, str],
+    tmp_path: Path,
+    env: dict[str, str],
     says: str,
 ) -> None:
     name, url = database
@@ -288,16 +346,18 @@ def test_a_malformed_floor_fails_before_anything_runs(
     assert report["outcome"] == "failed"
     assert says in report["error"]
     with mariadb.admin_connect(name) as conn, conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-                    (name,))
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (name,)
+        )
         assert cur.fetchone() == (0,)
 
 
 def test_an_unreachable_database_fails_with_a_report_without_the_password(
     tmp_path: Path,
 ) -> None:
-    code, report, log = _run("mysql+pymysql://nobody:wrong-pw@127.0.0.1:1/none", "migrate",
-                             tmp_path)
+    code, report, log = _run(
+        "mysql+pymysql://nobody:wrong-pw@127.0.0.1:1/none", "migrate", tmp_path
+    )
     assert code == 1, log
     assert report is not None
     assert report["outcome"] == "failed"
@@ -306,8 +366,12 @@ def test_an_unreachable_database_fails_with_a_report_without_the_password(
 
 
 def test_invalid_settings_exit_2_with_a_report(tmp_path: Path) -> None:
-    code, report, log = _run("mysql+pymysql://u:p@127.0.0.1:1/none", "migrate", tmp_path,
-                             ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS="0")
+    code, report, log = _run(
+        "mysql+pymysql://u:p@127.0.0.1:1/none",
+        "migrate",
+        tmp_path,
+        ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS="0",
+    )
     assert code == 2, log
     assert report == {"outcome": "failed", "error": "invalid configuration"}
 
@@ -321,12 +385,19 @@ def test_sigterm_while_waiting_for_the_lock_exits_143_at_once(
     engine = create_engine(sync_url(Settings(DATABASE_URL=url)))
     with engine.connect() as holder:
         assert holder.scalar(text("SELECT GET_LOCK('items-platform.migrate', 10)")) == 1
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("ITEMS_MIGRATION_")}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("ITEMS_MIGRATION_")
+        }
         env["DATABASE_URL"] = url
         process = subprocess.Popen(
-            [sys.executable, "-c", RUN, "migrate", ""], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [sys.executable, "-c", RUN, "migrate", ""],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             waiting = False
             assert process.stdout is not None

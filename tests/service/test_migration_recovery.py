@@ -37,11 +37,11 @@ Snapshot = dict[str, list[tuple[Any, ...]]]
 SCHEMA_QUERIES = {
     "tables": "SELECT TABLE_NAME, ENGINE, TABLE_COLLATION FROM information_schema.TABLES",
     "columns": "SELECT TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, COLUMN_TYPE, IS_NULLABLE,"
-               " COLUMN_DEFAULT, EXTRA, COLLATION_NAME FROM information_schema.COLUMNS",
+    " COLUMN_DEFAULT, EXTRA, COLLATION_NAME FROM information_schema.COLUMNS",
     "indexes": "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE"
-               " FROM information_schema.STATISTICS",
+    " FROM information_schema.STATISTICS",
     "constraints": "SELECT TABLE_NAME, CONSTRAINT_NAME, CONSTRAINT_TYPE"
-                   " FROM information_schema.TABLE_CONSTRAINTS",
+    " FROM information_schema.TABLE_CONSTRAINTS",
 }
 
 
@@ -65,8 +65,11 @@ class Databases:
             for key, query in SCHEMA_QUERIES.items():
                 cur.execute(f"{query} WHERE TABLE_SCHEMA = %s ORDER BY 1, 2, 3", (name,))
                 result[key] = [tuple(row) for row in cur.fetchall()]
-            cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
-                        " AND TABLE_NAME = 'alembic_version'", (name,))
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
+                " AND TABLE_NAME = 'alembic_version'",
+                (name,),
+            )
             stamped: list[tuple[Any, ...]] = []
             if cur.fetchone() == (1,):
                 cur.execute("SELECT version_num FROM alembic_version")
@@ -102,8 +105,12 @@ def _clean_upgrade(databases: Databases) -> tuple[Snapshot, list[str]]:
 
 def _migrate(url: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
     full_env = {**os.environ, "DATABASE_URL": url, **env}
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "migrate"], env=full_env,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "migrate"],
+        env=full_env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _cli_migrate(url: str, **env: str) -> None:
@@ -145,8 +152,9 @@ def _forked(target: Any, *args: str, **kwargs: str) -> int | None:
 def _models_agree(url: str) -> list[Any]:
     engine = create_engine(sync_url(Settings(DATABASE_URL=url)))
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                         "compare_server_default": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
         differences: list[Any] = compare_metadata(context, SQLModel.metadata)
     engine.dispose()
     return differences
@@ -175,8 +183,11 @@ def test_killed_after_any_statement_a_rerun_equals_a_clean_upgrade(databases: Da
 
 def _waiting_for_the_lock(mariadb: MariaDB, name: str) -> bool:
     with mariadb.admin_connect() as conn, conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND"
-                    " INFO LIKE 'SELECT GET_LOCK%%' AND STATE = 'User lock'", (name,))
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND"
+            " INFO LIKE 'SELECT GET_LOCK%%' AND STATE = 'User lock'",
+            (name,),
+        )
         row = cur.fetchone()
         return row is not None and row[0] == 1
 
@@ -187,16 +198,22 @@ def test_a_second_migrate_waits_on_the_lock_and_changes_nothing_meanwhile(
     reference, _ = _clean_upgrade(databases)
     name, url = databases.new()
     release = tmp_path / "release"
-    first = _migrate(url, tmp_path / "first.log", **{testhooks.PAUSE_AFTER: "3",
-                                                      testhooks.PAUSE_FILE: str(release)})
+    first = _migrate(
+        url,
+        tmp_path / "first.log",
+        **{testhooks.PAUSE_AFTER: "3", testhooks.PAUSE_FILE: str(release)},
+    )
     try:
         paused = Path(f"{release}.paused")
         wait_until(paused.exists, timeout=60, what="the first migrate to pause mid-revision")
         half_done = databases.snapshot(name)
         assert half_done != reference
         second = _migrate(url, tmp_path / "second.log")
-        wait_until(lambda: _waiting_for_the_lock(databases.mariadb, name), timeout=60,
-                   what="the second migrate to wait in GET_LOCK")
+        wait_until(
+            lambda: _waiting_for_the_lock(databases.mariadb, name),
+            timeout=60,
+            what="the second migrate to wait in GET_LOCK",
+        )
         # While it waits, the second run has changed nothing: no DDL ran beside the first's.
         assert databases.snapshot(name) == half_done
         assert second.poll() is None
@@ -225,8 +242,9 @@ def test_a_long_transaction_makes_the_migration_fail_within_lock_wait_timeout(
             cur.execute("BEGIN")
             cur.execute("SELECT COUNT(*) FROM items")
         started = time.monotonic()
-        blocked = _migrate(url, tmp_path / "blocked.log",
-                           ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS="2")
+        blocked = _migrate(
+            url, tmp_path / "blocked.log", ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS="2"
+        )
         code = blocked.wait(timeout=60)
         elapsed = time.monotonic() - started
         log = (tmp_path / "blocked.log").read_text()

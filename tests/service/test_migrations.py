@@ -67,13 +67,17 @@ def _alembic(url: str, action: str, target: str) -> None:
 
 @pytest.mark.parametrize("backend", ["mysql", "sqlite"])
 def test_models_and_migrations_agree(backend: str, fresh_db: str, tmp_path: Path) -> None:
-    settings = (Settings(DATABASE_URL=fresh_db) if backend == "mysql"
-                else Settings(sqlite_path=tmp_path / "agree.db"))
+    settings = (
+        Settings(DATABASE_URL=fresh_db)
+        if backend == "mysql"
+        else Settings(sqlite_path=tmp_path / "agree.db")
+    )
     run_migrations(settings)
     engine = create_engine(sync_url(settings))
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True,
-                                                         "compare_server_default": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
         differences = compare_metadata(context, SQLModel.metadata)
     engine.dispose()
     assert differences == [], differences
@@ -84,9 +88,13 @@ def test_upgrade_downgrade_upgrade_round_trip(fresh_db: str, database_url_env: N
     assert _revision(fresh_db) == schema.known_revisions().head
     engine = create_engine(sync_url(Settings(DATABASE_URL=fresh_db)))
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO items (name, description, price, in_stock, sku, created_at,"
-                          " updated_at, version) VALUES ('kept', '', 1.50, 1, 'S1', NOW(), NOW(),"
-                          " 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO items (name, description, price, in_stock, sku, created_at,"
+                " updated_at, version) VALUES ('kept', '', 1.50, 1, 'S1', NOW(), NOW(),"
+                " 1)"
+            )
+        )
     _alembic(fresh_db, "downgrade", "0001")
     assert "sku" not in {c["name"] for c in inspect(engine).get_columns("items")}
     _alembic(fresh_db, "downgrade", "base")
@@ -95,9 +103,16 @@ def test_upgrade_downgrade_upgrade_round_trip(fresh_db: str, database_url_env: N
     _alembic(fresh_db, "upgrade", "head")
     columns = {c["name"] for c in inspect(engine).get_columns("items")}
     assert "sku" in columns
-    table_options = engine.connect().execute(text(
-        "SELECT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'items'")).one()
+    table_options = (
+        engine.connect()
+        .execute(
+            text(
+                "SELECT ENGINE, TABLE_COLLATION FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'items'"
+            )
+        )
+        .one()
+    )
     assert table_options[0] == "InnoDB"
     assert table_options[1].startswith("utf8mb4")
     engine.dispose()
@@ -107,8 +122,12 @@ def test_expand_migration_keeps_data(fresh_db: str, database_url_env: None) -> N
     _alembic(fresh_db, "upgrade", "0001")
     engine = create_engine(sync_url(Settings(DATABASE_URL=fresh_db)))
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO items (name, description, price, in_stock, created_at,"
-                          " updated_at, version) VALUES ('v1 item', '', 2.25, 1, NOW(), NOW(), 1)"))
+        conn.execute(
+            text(
+                "INSERT INTO items (name, description, price, in_stock, created_at,"
+                " updated_at, version) VALUES ('v1 item', '', 2.25, 1, NOW(), NOW(), 1)"
+            )
+        )
     run_migrations(Settings(DATABASE_URL=fresh_db))
     with engine.connect() as conn:
         row = conn.execute(text("SELECT name, price, sku FROM items")).one()
@@ -118,9 +137,12 @@ def test_expand_migration_keeps_data(fresh_db: str, database_url_env: None) -> N
 
 def _migrate_process(url: str, tmp_path: Path, index: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": url}
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "migrate"], env=env,
-                            stdout=open(tmp_path / f"migrate-{index}.log", "wb"),
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "migrate"],
+        env=env,
+        stdout=open(tmp_path / f"migrate-{index}.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_concurrent_migrate_runs_never_interleave(fresh_db: str, tmp_path: Path) -> None:
@@ -138,10 +160,14 @@ def test_concurrent_migrate_runs_never_interleave(fresh_db: str, tmp_path: Path)
 
 
 def test_migrate_exits_non_zero_on_failure(tmp_path: Path) -> None:
-    env = {**os.environ,
-           "DATABASE_URL": "mysql+pymysql://nobody:wrong@127.0.0.1:1/none"}
-    result = subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    env = {**os.environ, "DATABASE_URL": "mysql+pymysql://nobody:wrong@127.0.0.1:1/none"}
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "migration failed" in result.stdout
     assert "wrong" not in result.stdout + result.stderr  # the password never shows
@@ -156,12 +182,15 @@ def test_migrate_on_a_newer_schema_is_a_no_op(fresh_db: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize(("revision", "ready", "says"), [
-    (None, False, "unmigrated"),
-    ("0001", False, "behind"),
-    ("head", True, "ok: at"),
-    ("9999_future", True, "newer than this image"),
-])
+@pytest.mark.parametrize(
+    ("revision", "ready", "says"),
+    [
+        (None, False, "unmigrated"),
+        ("0001", False, "behind"),
+        ("head", True, "ok: at"),
+        ("9999_future", True, "newer than this image"),
+    ],
+)
 def test_readiness_by_schema_revision(
     fresh_db: str, revision: str | None, ready: bool, says: str, database_url_env: None
 ) -> None:
@@ -195,11 +224,16 @@ def test_serve_never_migrates_a_server_database(fresh_db: str, tmp_path: Path) -
     env = {**os.environ, "DATABASE_URL": fresh_db}
     process = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=60,
-                   what="liveness")
+        wait_until(
+            lambda: httpx.get(f"{base}/healthz").status_code == 200, timeout=60, what="liveness"
+        )
         readiness = httpx.get(f"{base}/readyz")
         assert readiness.status_code == 503
         assert "unmigrated" in readiness.json()["checks"]["schema"]

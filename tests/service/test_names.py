@@ -9,10 +9,20 @@ from fastapi.testclient import TestClient
 from tests.service.test_items_api import assert_problem, create
 
 
-@pytest.mark.parametrize("name", [
-    "\u200b", "\u200b\u200c\u200d", "\ufeff", "\u2060", "\u3164", "\u2800\u2800", "\u00a0\u200b",
-    "\u0301", "\u180e",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u200b",
+        "\u200b\u200c\u200d",
+        "\ufeff",
+        "\u2060",
+        "\u3164",
+        "\u2800\u2800",
+        "\u00a0\u200b",
+        "\u0301",
+        "\u180e",
+    ],
+)
 def test_invisible_only_names_are_refused(client: TestClient, name: str) -> None:
     body = assert_problem(client.post("/items/", json={"name": name, "price": 1}), 422)
     assert body["errors"][0]["field"] == "body.name"

@@ -30,8 +30,13 @@ def test_api_conforms_and_never_fails(mysql_live_server: LiveServer, mode: Gener
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck),
-                  derandomize=True, database=None)
+        @settings(
+            max_examples=60,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def exercise(case: Any) -> None:
             if mode is GenerationMode.POSITIVE and case.headers:
                 # Stateful headers get state-aware values: a reused Idempotency-Key with another

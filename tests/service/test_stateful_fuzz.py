@@ -21,8 +21,10 @@ from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.mysql, pytest.mark.slow]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-_SAMPLE = re.compile(r'items_http_requests_total\{.*method="(?P<method>[^"]*)".*'
-                     r'status="(?P<status>[^"]*)".*\} (?P<value>\S+)$')
+_SAMPLE = re.compile(
+    r'items_http_requests_total\{.*method="(?P<method>[^"]*)".*'
+    r'status="(?P<status>[^"]*)".*\} (?P<value>\S+)$'
+)
 
 
 def _requests_by_method_and_status(base_url: str) -> dict[tuple[str, str], float]:
@@ -38,13 +40,25 @@ def _requests_by_method_and_status(base_url: str) -> dict[tuple[str, str], float
 def test_linked_sequences_never_fail(mysql_live_server: LiveServer, tmp_path: Path) -> None:
     base_url = mysql_live_server.base_url
     result = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{base_url}/openapi.json", "--phases=stateful",
-         "--checks=all",
-         # The name pattern cannot express the visible-character rule (service.models): a name
-         # of only, say, U+2800 matches it and is still refused with 422, as it should be.
-         "--exclude-checks=positive_data_acceptance",
-         "--max-examples=200", "--seed=12", "--workers=1", "--request-timeout=30"],
-        capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        [
+            str(SCHEMATHESIS),
+            "run",
+            f"{base_url}/openapi.json",
+            "--phases=stateful",
+            "--checks=all",
+            # The name pattern cannot express the visible-character rule (service.models): a name
+            # of only, say, U+2800 matches it and is still refused with 422, as it should be.
+            "--exclude-checks=positive_data_acceptance",
+            "--max-examples=200",
+            "--seed=12",
+            "--workers=1",
+            "--request-timeout=30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     counts = _requests_by_method_and_status(base_url)
     print("requests by method and status:", sorted(counts.items()))

@@ -51,13 +51,20 @@ def test_spans_reach_the_collector(
     assert path == "/v1/traces"
     assert content_type == "application/x-protobuf"
     request = ExportTraceServiceRequest.FromString(body)
-    names = {span.name for resource in request.resource_spans
-             for scope in resource.scope_spans for span in scope.spans}
+    names = {
+        span.name
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    }
     assert any("/items/" in name for name in names), names
     assert not any("healthz" in name for name in names)  # probes are not traced
-    service_names = {attribute.value.string_value for resource in request.resource_spans
-                     for attribute in resource.resource.attributes
-                     if attribute.key == "service.name"}
+    service_names = {
+        attribute.value.string_value
+        for resource in request.resource_spans
+        for attribute in resource.resource.attributes
+        if attribute.key == "service.name"
+    }
     assert service_names == {"items-service"}
 
 

@@ -19,23 +19,46 @@ def test_a_deleted_newest_id_is_never_reused(client: TestClient) -> None:
     again = create(client, name="another")
     assert again["id"] > newest["id"]
     # The deleted item's validator does not match the new item.
-    stale = client.put(f"/items/{newest['id']}", json={"name": "x", "price": 1},
-                       headers={"If-Match": '"v1"'})
+    stale = client.put(
+        f"/items/{newest['id']}", json={"name": "x", "price": 1}, headers={"If-Match": '"v1"'}
+    )
     assert_problem(stale, 404)
 
 
-@pytest.mark.parametrize(("header", "status"), [
-    ('"v1"', 200), ("*", 200), ('"v9", "v1"', 200), ('"v9","v1"', 200), (' "v1" ', 200),
-    ('W/"v1"', 412), ('"v2"', 412), ('"x1"', 412), ('"v01"', 412), ('"V1"', 412),
-    ('"v\u0661"', 412), ('"v1 "', 400), ('"a,b", "v1"', 200), ('""', 412), ("", 200),
-    ("garbage", 400), ('"v1" "v2"', 400), ('"v1', 400), ("v1", 400), ("**", 400),
-    ("*, \"v1\"", 400), ('"v1"garbage', 400),
-])
-def test_if_match_is_a_strong_string_comparison(client: TestClient, header: str,
-                                                status: int) -> None:
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ('"v1"', 200),
+        ("*", 200),
+        ('"v9", "v1"', 200),
+        ('"v9","v1"', 200),
+        (' "v1" ', 200),
+        ('W/"v1"', 412),
+        ('"v2"', 412),
+        ('"x1"', 412),
+        ('"v01"', 412),
+        ('"V1"', 412),
+        ('"v\u0661"', 412),
+        ('"v1 "', 400),
+        ('"a,b", "v1"', 200),
+        ('""', 412),
+        ("", 200),
+        ("garbage", 400),
+        ('"v1" "v2"', 400),
+        ('"v1', 400),
+        ("v1", 400),
+        ("**", 400),
+        ('*, "v1"', 400),
+        ('"v1"garbage', 400),
+    ],
+)
+def test_if_match_is_a_strong_string_comparison(
+    client: TestClient, header: str, status: int
+) -> None:
     item = create(client)
-    response = client.patch(f"/items/{item['id']}", json={"price": 1},
-                            headers={b"If-Match": header.encode("utf-8")})
+    response = client.patch(
+        f"/items/{item['id']}", json={"price": 1}, headers={b"If-Match": header.encode("utf-8")}
+    )
     assert response.status_code == status, response.text
 
 
@@ -51,10 +74,18 @@ def test_if_match_on_get(client: TestClient) -> None:
     assert_problem(client.get(url, headers={"If-Match": '"v2"', "If-None-Match": '"v1"'}), 412)
 
 
-@pytest.mark.parametrize(("header", "status"), [
-    ('"v1"', 304), ('W/"v1"', 304), ("*", 304), ('"v2", W/"v1"', 304), ('"v2"', 200),
-    ('"v01"', 200), ("nonsense", 400),
-])
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ('"v1"', 304),
+        ('W/"v1"', 304),
+        ("*", 304),
+        ('"v2", W/"v1"', 304),
+        ('"v2"', 200),
+        ('"v01"', 200),
+        ("nonsense", 400),
+    ],
+)
 def test_if_none_match_on_get(client: TestClient, header: str, status: int) -> None:
     item = create(client)
     response = client.get(f"/items/{item['id']}", headers={"If-None-Match": header})
@@ -83,20 +114,29 @@ def test_if_none_match_on_writes(client: TestClient) -> None:
 # Any value a client can put in a header: visible ASCII, space, tab and obs-text.
 HEADER_VALUES = st.binary(max_size=80).map(
     lambda raw: bytes(b for b in raw if b == 9 or 32 <= b != 127).strip(b" \t")
-) | st.lists(st.sampled_from(['"v1"', 'W/"v1"', '"v2"', "*", ",", " ", '"', "W/", "v1", "\x80"]),
-             max_size=6).map(lambda parts: "".join(parts).encode("latin-1").strip(b" \t"))
+) | st.lists(
+    st.sampled_from(['"v1"', 'W/"v1"', '"v2"', "*", ",", " ", '"', "W/", "v1", "\x80"]), max_size=6
+).map(lambda parts: "".join(parts).encode("latin-1").strip(b" \t"))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck),
-          database=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(value=HEADER_VALUES)
-def test_any_precondition_header_never_gets_a_server_error(client: TestClient,
-                                                           value: bytes) -> None:
+def test_any_precondition_header_never_gets_a_server_error(
+    client: TestClient, value: bytes
+) -> None:
     item_id = create(client)["id"]
-    for method, name in (("GET", "If-Match"), ("GET", "If-None-Match"),
-                         ("PATCH", "If-Match"), ("PATCH", "If-None-Match")):
-        response = client.request(method, f"/items/{item_id}", headers={name.encode(): value},
-                                  json={} if method == "PATCH" else None)
+    for method, name in (
+        ("GET", "If-Match"),
+        ("GET", "If-None-Match"),
+        ("PATCH", "If-Match"),
+        ("PATCH", "If-None-Match"),
+    ):
+        response = client.request(
+            method,
+            f"/items/{item_id}",
+            headers={name.encode(): value},
+            json={} if method == "PATCH" else None,
+        )
         allowed = {200, 304, 400, 412}
         assert response.status_code in allowed, (method, name, value, response.text)
 

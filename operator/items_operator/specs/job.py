@@ -56,13 +56,17 @@ def pod_failure_policy() -> dict[str, Any]:
             {
                 "action": "Ignore",
                 "onExitCodes": {
-                    "containerName": CONTAINER_NAME, "operator": "In", "values": [EXIT_STOPPED],
+                    "containerName": CONTAINER_NAME,
+                    "operator": "In",
+                    "values": [EXIT_STOPPED],
                 },
             },
             {
                 "action": "Count",
                 "onExitCodes": {
-                    "containerName": CONTAINER_NAME, "operator": "In", "values": [EXIT_KILLED],
+                    "containerName": CONTAINER_NAME,
+                    "operator": "In",
+                    "values": [EXIT_KILLED],
                 },
             },
             {
@@ -80,8 +84,10 @@ def pod_failure_policy() -> dict[str, Any]:
 def migration_env(protect: list[dict[str, Any]], allowed: tuple[str, ...]) -> list[dict[str, str]]:
     """What the migrator must keep working (see schema_floor), and where it reports."""
     return [
-        {"name": MIGRATION_PROTECT_ENV,
-         "value": json.dumps(protect, sort_keys=True, separators=(",", ":"))},
+        {
+            "name": MIGRATION_PROTECT_ENV,
+            "value": json.dumps(protect, sort_keys=True, separators=(",", ":")),
+        },
         {"name": MIGRATION_ALLOW_CONTRACT_ENV, "value": ",".join(allowed)},
         {"name": MIGRATION_REPORT_FILE_ENV, "value": TERMINATION_LOG},
     ]

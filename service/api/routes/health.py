@@ -20,6 +20,8 @@ router = APIRouter(tags=["operations"])
 class ReadinessReport(BaseModel):
     status: str = Field(description="ok, or unavailable")
     checks: dict[str, str] = Field(description="Each check's outcome: shutdown, database, schema")
+
+
 _last_revision: list[str] = []  # remembered per process, to retire the old metric label
 
 
@@ -62,8 +64,9 @@ async def readyz(engines: EnginesDep, settings: SettingsDep) -> JSONResponse:
         checks["shutdown"] = "in progress"
         return JSONResponse({"status": "unavailable", "checks": checks}, status_code=503)
     try:
-        ok, message = await asyncio.wait_for(_schema_check(engines),
-                                             settings.readiness_timeout_seconds)
+        ok, message = await asyncio.wait_for(
+            _schema_check(engines), settings.readiness_timeout_seconds
+        )
         checks["database"] = "ok"
         checks["schema"] = message
         ready = ok
@@ -74,8 +77,10 @@ async def readyz(engines: EnginesDep, settings: SettingsDep) -> JSONResponse:
         logger.warning("readiness: database check failed: {}", type(exc).__name__)
         checks["database"] = f"unreachable: {type(exc).__name__}"
         ready = False
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

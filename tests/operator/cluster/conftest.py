@@ -70,9 +70,7 @@ def _kubectl(*args: str, stdin: str | None = None, timeout: float = 60) -> str:
 
 
 def _install_crds() -> None:
-    _kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(CRD), "-f", str(PEERING_CRD)
-    )
+    _kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), "-f", str(PEERING_CRD))
     _kubectl(
         "wait",
         "--for=condition=Established",
@@ -104,8 +102,12 @@ def kube() -> Iterator[Kubectl]:
 
 
 def _apply(*manifests: dict[str, Any]) -> None:
-    _kubectl("apply", "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1",
-                                                    "items": list(manifests)}))
+    _kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin=json.dumps({"kind": "List", "apiVersion": "v1", "items": list(manifests)}),
+    )
 
 
 def _rbac_manifests() -> list[dict[str, Any]]:
@@ -146,8 +148,14 @@ def _operator_deployment() -> dict[str, Any]:
 
 def _operator_pods() -> list[dict[str, Any]]:
     out = _kubectl(
-        "-n", OPERATOR_NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/name=items-operator",
-        "-o", "json",
+        "-n",
+        OPERATOR_NAMESPACE,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/name=items-operator",
+        "-o",
+        "json",
     )
     pods: list[dict[str, Any]] = json.loads(out)["items"]
     return pods
@@ -164,7 +172,9 @@ def e2e() -> Iterator[E2E]:
 
     def none_terminating() -> bool:  # left by an earlier run on a kept cluster
         out = _kubectl(
-            "get", "namespaces", "-o",
+            "get",
+            "namespaces",
+            "-o",
             'jsonpath={range .items[?(@.status.phase=="Terminating")]}{.metadata.name} {end}',
         )
         return not set(out.split()) & set(ours)

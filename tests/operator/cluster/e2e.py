@@ -28,9 +28,7 @@ ROLLOUT_NAMESPACE = "items-e2e-rollout"
 LIFECYCLE_NAMESPACE = "items-e2e-lifecycle"
 RELEASE_NAMESPACE = "items-e2e-release"
 MIGRATION_NAMESPACE = "items-e2e-migration"
-E2E_NAMESPACES = (
-    ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE, RELEASE_NAMESPACE, MIGRATION_NAMESPACE
-)
+E2E_NAMESPACES = (ROLLOUT_NAMESPACE, LIFECYCLE_NAMESPACE, RELEASE_NAMESPACE, MIGRATION_NAMESPACE)
 
 # The image under test (ci-smoke exports ITEMS_SMOKE_IMAGE) and the operator image.
 V1 = os.environ.get("ITEMS_E2E_SERVICE_IMAGE") or os.environ.get(
@@ -73,16 +71,20 @@ class ImageSet:
             floor_v2=f"{repo}:e2e-floor-v2",
             floor_v3=f"{repo}:e2e-floor-v3",
         )
-        build_test_images(base=base, folder=folder, builds=[
-            ("v2", images.v2, base),
-            ("migration-fails", images.migration_fails, images.v2),
-            ("never-ready", images.never_ready, images.v2),
-            ("crashloop", images.crashloop, images.v2),
-            ("slow-migration", images.slow_migration, base),
-            ("floor-v1", images.floor_v1, base),
-            ("floor-v2", images.floor_v2, base),
-            ("floor-v3", images.floor_v3, images.floor_v2),
-        ])
+        build_test_images(
+            base=base,
+            folder=folder,
+            builds=[
+                ("v2", images.v2, base),
+                ("migration-fails", images.migration_fails, images.v2),
+                ("never-ready", images.never_ready, images.v2),
+                ("crashloop", images.crashloop, images.v2),
+                ("slow-migration", images.slow_migration, base),
+                ("floor-v1", images.floor_v1, base),
+                ("floor-v2", images.floor_v2, base),
+                ("floor-v3", images.floor_v3, images.floor_v2),
+            ],
+        )
         return images
 
 
@@ -101,21 +103,47 @@ def build_test_images(*, base: str, folder: Path, builds: list[tuple[str, str, s
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     versions = subprocess.run(
         [
-            docker, "run", "--rm", "--network", "none", "--entrypoint", "python3", base, "-c",
+            docker,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "python3",
+            base,
+            "-c",
             "import migrations, pathlib; "
             "print(pathlib.Path(migrations.__file__).parent / 'versions')",
         ],
-        capture_output=True, text=True, timeout=120, check=True, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
     ).stdout.strip()
     for name, tag, parent in builds:
         result = subprocess.run(
             [
-                docker, "build", "--network", "host", "-q",
-                "--build-arg", f"BASE={parent}",
-                "--build-arg", f"VERSIONS_DIR={versions}",
-                "-f", str(folder / f"Dockerfile.{name}"), "-t", tag, str(folder),
+                docker,
+                "build",
+                "--network",
+                "host",
+                "-q",
+                "--build-arg",
+                f"BASE={parent}",
+                "--build-arg",
+                f"VERSIONS_DIR={versions}",
+                "-f",
+                str(folder / f"Dockerfile.{name}"),
+                "-t",
+                tag,
+                str(folder),
             ],
-            capture_output=True, text=True, timeout=300, check=False, env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env=env,
         )
         assert result.returncode == 0, f"docker build {tag}:\n{result.stdout}{result.stderr}"
     load_images(*(tag for _, tag, _ in builds))
@@ -133,8 +161,17 @@ class Database:
     def sql(self, statement: str, database: str = "") -> str:
         result = self.kube.run(
             # `mysql`: in the MariaDB image (a link to mariadb) and in the official MySQL image.
-            "exec", "deployment/items-db", "--", "mysql", "-uroot", f"-p{self.password}",
-            "-N", "-B", *([database] if database else []), "-e", statement,
+            "exec",
+            "deployment/items-db",
+            "--",
+            "mysql",
+            "-uroot",
+            f"-p{self.password}",
+            "-N",
+            "-B",
+            *([database] if database else []),
+            "-e",
+            statement,
         )
         return result.stdout.strip()
 
@@ -197,7 +234,11 @@ class Cluster:
 
     def set_image(self, name: str, image: str) -> None:
         self.kube.run(
-            "patch", "itemservice", name, "--type=merge", "-p",
+            "patch",
+            "itemservice",
+            name,
+            "--type=merge",
+            "-p",
             json.dumps({"spec": {"image": image}}),
         )
 
@@ -273,8 +314,9 @@ class Cluster:
                 return None
             return status if status.get("phase") == phase else None
 
-        return wait_until(f"ItemService {name} phase {phase}", reached, timeout,
-                          lambda: self.describe(name))
+        return wait_until(
+            f"ItemService {name} phase {phase}", reached, timeout, lambda: self.describe(name)
+        )
 
     def describe(self, name: str) -> str:
         out = self.kube.run(
@@ -285,7 +327,10 @@ class Cluster:
         ).stdout
         logs = subprocess.run(
             [KUBECTL, "-n", OPERATOR_NAMESPACE, "logs", "deployment/items-operator", "--tail=30"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         ).stdout
         return f"status: {out}\n{more}\noperator log:\n{logs}"
 
@@ -360,13 +405,24 @@ def _normalized(ref: str) -> str:
 
 def node_digest(tag: str) -> str | None:
     """The manifest digest `tag` names in the local cluster's containerd (None elsewhere)."""
-    socket = CONTAINERD_SOCKET[len("unix://"):]
+    socket = CONTAINERD_SOCKET[len("unix://") :]
     if not Path(socket).exists():
         return None
     listed = subprocess.run(
-        ["ctr", "--address", socket, "--namespace", "k8s.io", "images", "ls",
-         f"name=={_normalized(tag)}"],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            "ctr",
+            "--address",
+            socket,
+            "--namespace",
+            "k8s.io",
+            "images",
+            "ls",
+            f"name=={_normalized(tag)}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     ).stdout.splitlines()
     return listed[1].split()[2] if len(listed) > 1 else None
 
@@ -387,9 +443,22 @@ def retag_on_node(source: str, tag: str) -> None:
         pytest.skip("re-tagging on the node needs the local cluster's containerd")
 
     subprocess.run(
-        ["ctr", "--address", CONTAINERD_SOCKET[7:], "--namespace", "k8s.io", "images", "tag",
-         "--force", _normalized(source), _normalized(tag)],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            "ctr",
+            "--address",
+            CONTAINERD_SOCKET[7:],
+            "--namespace",
+            "k8s.io",
+            "images",
+            "tag",
+            "--force",
+            _normalized(source),
+            _normalized(tag),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
 
 
@@ -400,9 +469,17 @@ def _container_processes(kube: Kubectl, pod: str) -> list[int]:
         pytest.skip("freezing a pod needs the local cluster's crictl (hack/local-cluster)")
     container_id = kube.get("pod", pod)["status"]["containerStatuses"][0]["containerID"]
     inspected = subprocess.run(
-        [str(crictl[-1]), "--runtime-endpoint", CONTAINERD_SOCKET, "inspect",
-         container_id.split("://", 1)[-1]],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            str(crictl[-1]),
+            "--runtime-endpoint",
+            CONTAINERD_SOCKET,
+            "inspect",
+            container_id.split("://", 1)[-1],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     root = int(json.loads(inspected)["info"]["pid"])
     namespace = os.readlink(f"/proc/{root}/ns/pid")

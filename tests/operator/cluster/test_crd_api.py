@@ -90,6 +90,13 @@ def test_status_from_decide_survives_the_status_subresource(kube: Kubectl) -> No
 def test_printer_columns(kube: Kubectl) -> None:
     header = kube.run("get", "itemservices", "-o", "wide").stdout.splitlines()[0].split()
     assert header[:8] == [
-        "NAME", "PHASE", "REASON", "SERVING", "REVISION", "READY", "DESIRED", "AGE"
+        "NAME",
+        "PHASE",
+        "REASON",
+        "SERVING",
+        "REVISION",
+        "READY",
+        "DESIRED",
+        "AGE",
     ]
     assert {"TARGET", "LAST-GOOD", "MESSAGE"} <= set(header)

@@ -56,9 +56,7 @@ def test_a_contract_revision_the_rollback_target_still_needs_is_refused(
     # state left: floor-v1 serves; floor-v3's migration refused
 
 
-def test_after_an_intermediate_release_the_contract_revision_runs(
-    atlas: Cluster, e2e: E2E
-) -> None:
+def test_after_an_intermediate_release_the_contract_revision_runs(atlas: Cluster, e2e: E2E) -> None:
     atlas.set_image(NAME, e2e.images.floor_v2)
     v2 = atlas.wait_phase(NAME, "Available", 150, image=e2e.images.floor_v2)
     atlas.set_image(NAME, e2e.images.floor_v3)

@@ -70,8 +70,12 @@ def test_spec_change_mid_migration_latest_wins_one_job_at_a_time(
         job = cluster.job("orders", slow)
         return bool(job and job.get("status", {}).get("ready"))
 
-    wait_until("the slow migration's pod to run", slow_migration_running, 60,
-               lambda: cluster.describe("orders"))
+    wait_until(
+        "the slow migration's pod to run",
+        slow_migration_running,
+        60,
+        lambda: cluster.describe("orders"),
+    )
     cluster.set_image("orders", v2)
     waiting = cluster.wait_phase("orders", "Migrating", 20, image=v2, also=sample)
     assert "waiting for superseded migration Job" in waiting["message"]
@@ -123,8 +127,9 @@ def test_operator_restarts_mid_migration_and_mid_rollout_resume_without_duplicat
         job = cluster.job("billing", slow)
         return job if job and job.get("status", {}).get("ready") else None
 
-    job = wait_until("billing's migration pod to run", migration_running, 60,
-                     lambda: cluster.describe("billing"))
+    job = wait_until(
+        "billing's migration pod to run", migration_running, 60, lambda: cluster.describe("billing")
+    )
     _restart_operator(cluster, e2e, "billing")
     assert cluster.active_jobs("billing") == [job["metadata"]["name"]], "restarted too late"
 

@@ -65,9 +65,11 @@ def _sleeping_pod(cluster: Cluster, name: str, *, besides: set[str]) -> str:
     def found() -> str | None:
         for pod in _migration_pods(cluster, name):
             statuses = pod.get("status", {}).get("containerStatuses") or []
-            if pod["metadata"]["name"] not in besides and "deletionTimestamp" not in pod[
-                "metadata"
-            ] and any("running" in (s.get("state") or {}) for s in statuses):
+            if (
+                pod["metadata"]["name"] not in besides
+                and "deletionTimestamp" not in pod["metadata"]
+                and any("running" in (s.get("state") or {}) for s in statuses)
+            ):
                 return str(pod["metadata"]["name"])
         return None
 
@@ -108,11 +110,19 @@ def test_an_evicted_then_deleted_migration_pod_is_replaced_one_at_a_time(
     _start(cluster, e2e, name, e2e.images.slow_migration)
     with Sampler(cluster, name) as sampler:
         first = _sleeping_pod(cluster, name, besides=set())
-        eviction = {"apiVersion": "policy/v1", "kind": "Eviction",
-                    "metadata": {"name": first, "namespace": MIGRATION_NAMESPACE}}
-        cluster.kube.run("create", "--raw",
-                         f"/api/v1/namespaces/{MIGRATION_NAMESPACE}/pods/{first}/eviction",
-                         "-f", "-", stdin=json.dumps(eviction))
+        eviction = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": first, "namespace": MIGRATION_NAMESPACE},
+        }
+        cluster.kube.run(
+            "create",
+            "--raw",
+            f"/api/v1/namespaces/{MIGRATION_NAMESPACE}/pods/{first}/eviction",
+            "-f",
+            "-",
+            stdin=json.dumps(eviction),
+        )
         second = _sleeping_pod(cluster, name, besides={first})
         # A drain without the eviction API (or a person) deletes the pod: SIGTERM, exit 143.
         cluster.kube.run("delete", "pod", second, "--wait=false")
@@ -137,9 +147,12 @@ def test_deleting_the_item_service_lets_its_migration_finish(cluster: Cluster, e
     pod = _sleeping_pod(cluster, name, besides=set())
     # Foreground: the strictest cascade (dependents with blockOwnerDeletion go first).
     cluster.kube.run("delete", "itemservice", name, "--cascade=foreground", "--timeout=60s")
-    wait_until("the migration pod to finish on its own", lambda: cluster.kube.get(
-        "pod", pod)["status"].get("phase") in ("Succeeded", "Failed"), 90,
-        lambda: cluster.describe(name))
+    wait_until(
+        "the migration pod to finish on its own",
+        lambda: cluster.kube.get("pod", pod)["status"].get("phase") in ("Succeeded", "Failed"),
+        90,
+        lambda: cluster.describe(name),
+    )
     assert cluster.kube.get("pod", pod)["status"]["phase"] == "Succeeded"
     job = cluster.job(name, image)
     assert job is not None
@@ -152,9 +165,15 @@ def test_deleting_the_item_service_lets_its_migration_finish(cluster: Cluster, e
     jobs = cluster.jobs(name)
     assert [j["metadata"]["name"] for j in jobs] == [job["metadata"]["name"]]
     uid = cluster.kube.get("itemservice", name)["metadata"]["uid"]
-    wait_until("the Job to be adopted", lambda: [
-        r["uid"] for r in cluster.jobs(name)[0]["metadata"].get("ownerReferences") or []
-    ] == [uid], 30, lambda: cluster.describe(name))
+    wait_until(
+        "the Job to be adopted",
+        lambda: (
+            [r["uid"] for r in cluster.jobs(name)[0]["metadata"].get("ownerReferences") or []]
+            == [uid]
+        ),
+        30,
+        lambda: cluster.describe(name),
+    )
 
 
 def test_a_tag_moved_after_the_migration_does_not_change_what_serves(
@@ -178,9 +197,7 @@ def test_a_tag_moved_after_the_migration_does_not_change_what_serves(
     assert status["targetImage"] == moving
     serving = [p for p in cluster.server_pods(name) if p["status"].get("phase") == "Running"]
     assert serving
-    assert all(
-        p["status"]["containerStatuses"][0]["imageID"] == migrated for p in serving
-    )
+    assert all(p["status"]["containerStatuses"][0]["imageID"] == migrated for p in serving)
     cluster.serves(name)
 
 
@@ -188,5 +205,6 @@ def test_a_tag_moved_after_the_migration_does_not_change_what_serves(
 def _cleanup(cluster: Cluster) -> Iterator[None]:
     yield
     for name in ("ledger", "orphan", "pinned"):
-        cluster.kube.run("delete", "itemservice", name, "--ignore-not-found", "--timeout=60s",
-                         check=False)
+        cluster.kube.run(
+            "delete", "itemservice", name, "--ignore-not-found", "--timeout=60s", check=False
+        )

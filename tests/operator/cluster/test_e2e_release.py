@@ -46,17 +46,26 @@ def cart(e2e: E2E) -> Iterator[Cluster]:
 
 
 def _patch(cart: Cluster, spec: dict[str, Any]) -> None:
-    cart.kube.run("patch", "itemservice", NAME, "--type=merge", "-p",
-                  json.dumps({"spec": spec}))
+    cart.kube.run("patch", "itemservice", NAME, "--type=merge", "-p", json.dumps({"spec": spec}))
 
 
 def _wait_available(timeout: int) -> float:
     """`kubectl wait --for=condition=Available`, as docs/operator.md tells users; seconds."""
     started = time.monotonic()
     subprocess.run(
-        [KUBECTL, "-n", RELEASE_NAMESPACE, "wait", "--for=condition=Available",
-         f"--timeout={timeout}s", f"itemservice/{NAME}"],
-        capture_output=True, text=True, timeout=timeout + 10, check=True,
+        [
+            KUBECTL,
+            "-n",
+            RELEASE_NAMESPACE,
+            "wait",
+            "--for=condition=Available",
+            f"--timeout={timeout}s",
+            f"itemservice/{NAME}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 10,
+        check=True,
     )
     return time.monotonic() - started
 
@@ -72,7 +81,8 @@ def _env_names(template: dict[str, Any]) -> set[str]:
 
 def _live_pods(cart: Cluster) -> list[dict[str, Any]]:
     return [
-        p for p in cart.server_pods(NAME)
+        p
+        for p in cart.server_pods(NAME)
         if "deletionTimestamp" not in p["metadata"] and p["status"].get("phase") == "Running"
     ]
 
@@ -92,8 +102,10 @@ def test_wait_for_available_returns_only_once_the_new_release_serves(
     pods = _live_pods(cart)
     assert pods
     assert all(runs(p["spec"]["containers"][0]["image"], v2) for p in pods)
-    assert all(c["observedGeneration"] == cart.kube.get("itemservice", NAME)["metadata"][
-        "generation"] for c in status["conditions"])
+    assert all(
+        c["observedGeneration"] == cart.kube.get("itemservice", NAME)["metadata"]["generation"]
+        for c in status["conditions"]
+    )
     # state left: v2 serves (revision 2)
 
 
@@ -114,17 +126,25 @@ def test_image_and_env_together_roll_back_together(cart: Cluster, e2e: E2E) -> N
                 restarted_early.append("serving pods replaced before the migration")
 
     _patch(cart, {"image": bad, "env": [{"name": "ITEMS_WORKERS", "value": "1"}, FEATURE]})
-    status = cart.wait_phase(NAME, "RolledBack", READINESS_TIMEOUT + 150, image=bad,
-                             also=sample)
+    status = cart.wait_phase(NAME, "RolledBack", READINESS_TIMEOUT + 150, image=bad, also=sample)
     assert not restarted_early, restarted_early
     after = _template(cart)
     assert after == before, "the rollback restores the last good release whole"
     assert "FEATURE" not in _env_names(after)
     assert status["currentImage"] == v2
     assert status["history"][-1]["reason"] == "ReadinessTimeout"
-    wait_until("only v2 pods without FEATURE", lambda: all(
-        "FEATURE" not in _env_names(p) and runs(p["spec"]["containers"][0]["image"], v2)
-        for p in _live_pods(cart)) and _live_pods(cart), 90, lambda: cart.describe(NAME))
+    wait_until(
+        "only v2 pods without FEATURE",
+        lambda: (
+            all(
+                "FEATURE" not in _env_names(p) and runs(p["spec"]["containers"][0]["image"], v2)
+                for p in _live_pods(cart)
+            )
+            and _live_pods(cart)
+        ),
+        90,
+        lambda: cart.describe(NAME),
+    )
     # state left: v2 serves; the spec names the never-ready release (blocked)
 
 
@@ -142,16 +162,21 @@ def test_a_refused_service_change_never_blocks_the_rollback(cart: Cluster, e2e: 
         status = cart.wait_phase(NAME, "RolledBack", 150, image=bad)
         assert runs(cart.deployment_image(NAME), v2)
         refused = status.get("refusedWrites") or []
-        assert any(r["object"] == f"Service/{NAME}" and r["reason"] == "QuotaExceeded"
-                   for r in refused), refused
+        assert any(
+            r["object"] == f"Service/{NAME}" and r["reason"] == "QuotaExceeded" for r in refused
+        ), refused
         assert cart.kube.get("service", NAME)["spec"]["type"] == "ClusterIP"
         warnings = {e["reason"] for e in cart.events(NAME) if e["type"] == "Warning"}
         assert "QuotaExceeded" in warnings
     finally:
         _patch(cart, {"service": {"type": "ClusterIP"}})
         cart.kube.run("delete", "resourcequota", "no-node-ports", check=False)
-    wait_until("refusals cleared", lambda: not cart.status(NAME).get("refusedWrites"), 60,
-               lambda: cart.describe(NAME))
+    wait_until(
+        "refusals cleared",
+        lambda: not cart.status(NAME).get("refusedWrites"),
+        60,
+        lambda: cart.describe(NAME),
+    )
     # state left: v2 serves; the spec names the crash-looping release (blocked)
 
 
@@ -182,24 +207,33 @@ def test_a_deleted_deployment_comes_back_on_the_release_that_should_serve(
         found = cart.kube.run("get", "deployment", NAME, check=False)
         return found.returncode == 0 and _template(cart) == before
 
-    wait_until("the Deployment re-created on v2's release", back, 60,
-               lambda: cart.describe(NAME))
-    wait_until("a ready v2 pod", lambda: any(
-        runs(p["spec"]["containers"][0]["image"], v2)
-        and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])
-        for p in _live_pods(cart)), 90, lambda: cart.describe(NAME))
+    wait_until("the Deployment re-created on v2's release", back, 60, lambda: cart.describe(NAME))
+    wait_until(
+        "a ready v2 pod",
+        lambda: any(
+            runs(p["spec"]["containers"][0]["image"], v2)
+            and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])
+            for p in _live_pods(cart)
+        ),
+        90,
+        lambda: cart.describe(NAME),
+    )
     assert cart.status(NAME)["phase"] == "RolledBack"
     # state left: as before
 
 
-def test_paused_mid_rollout_pauses_the_deployment_and_the_verdict(
-    cart: Cluster, e2e: E2E
-) -> None:
+def test_paused_mid_rollout_pauses_the_deployment_and_the_verdict(cart: Cluster, e2e: E2E) -> None:
     v2 = e2e.images.v2
     # A good release (v2, no schema change) whose pods take 10 s to become ready.
-    _patch(cart, {"image": v2, "probes": {"readiness": {"initialDelaySeconds": 10,
-                                                        "periodSeconds": 2,
-                                                        "failureThreshold": 1}}})
+    _patch(
+        cart,
+        {
+            "image": v2,
+            "probes": {
+                "readiness": {"initialDelaySeconds": 10, "periodSeconds": 2, "failureThreshold": 1}
+            },
+        },
+    )
     cart.wait_phase(NAME, "RollingOut", 60, image=v2)
     _patch(cart, {"paused": True})
     cart.wait_phase(NAME, "Paused", 30, image=v2)
@@ -213,8 +247,10 @@ def test_paused_mid_rollout_pauses_the_deployment_and_the_verdict(
     cart.hold(READINESS_TIMEOUT + 5, still_paused)
     _patch(cart, {"paused": False})
     status = cart.wait_phase(NAME, "Available", 90, image=v2)
-    assert "paused" not in cart.kube.get("deployment", NAME)["spec"] or not cart.kube.get(
-        "deployment", NAME)["spec"]["paused"]
+    assert (
+        "paused" not in cart.kube.get("deployment", NAME)["spec"]
+        or not cart.kube.get("deployment", NAME)["spec"]["paused"]
+    )
     assert status.get("failedImage") != v2
     # state left: v2 (10 s readiness delay) serves and is proven
 
@@ -223,13 +259,16 @@ def test_a_database_outage_during_a_good_rollout_holds_then_completes(
     cart: Cluster, e2e: E2E
 ) -> None:
     v2 = e2e.images.v2
-    _patch(cart, {"env": [{"name": "ITEMS_WORKERS", "value": "1"},
-                          {"name": "RELEASE", "value": "outage"}]})
+    _patch(
+        cart,
+        {"env": [{"name": "ITEMS_WORKERS", "value": "1"}, {"name": "RELEASE", "value": "outage"}]},
+    )
     cart.wait_phase(NAME, "RollingOut", 60, image=v2)
     template = _template(cart)
     db = Kubectl(DB_NAMESPACE)
-    db_pod = json.loads(db.run("get", "pods", "-l", "app=items-db", "-o", "json").stdout)[
-        "items"][0]["metadata"]["name"]
+    db_pod = json.loads(db.run("get", "pods", "-l", "app=items-db", "-o", "json").stdout)["items"][
+        0
+    ]["metadata"]["name"]
     reasons: set[str] = set()
     with frozen(db, db_pod):
         deadline = time.monotonic() + READINESS_TIMEOUT * 2
@@ -252,9 +291,15 @@ def test_a_database_outage_during_a_good_rollout_holds_then_completes(
 
 def test_rollback_to_a_named_revision(cart: Cluster, e2e: E2E) -> None:
     cart.kube.run("annotate", "itemservice", NAME, "items.platform.dev/rollback-to=1")
-    wait_until("revision 1 serves on request", lambda: cart.status(NAME).get("reason")
-               == "RollbackRequested" and runs(cart.deployment_image(NAME), V1), 60,
-               lambda: cart.describe(NAME))
+    wait_until(
+        "revision 1 serves on request",
+        lambda: (
+            cart.status(NAME).get("reason") == "RollbackRequested"
+            and runs(cart.deployment_image(NAME), V1)
+        ),
+        60,
+        lambda: cart.describe(NAME),
+    )
     cart.kube.run("annotate", "itemservice", NAME, "items.platform.dev/rollback-to-")
     status = cart.wait_phase(NAME, "Available", 90, image=e2e.images.v2)
     assert status["currentRevision"] == status["targetRevision"]

@@ -110,8 +110,9 @@ def test_v2_migrates_before_any_v2_pod_exists(shop: Cluster, e2e: E2E) -> None:
         "Stalled": ("False", "RolloutComplete"),
         "MigrationBlocked": ("False", "RolloutComplete"),
     }
-    assert all(c["observedGeneration"] == status["observedGeneration"]
-               for c in status["conditions"])
+    assert all(
+        c["observedGeneration"] == status["observedGeneration"] for c in status["conditions"]
+    )
     history = [(h["image"], h.get("outcome")) for h in status["history"]]
     assert history[-2:] == [(V1, "Available"), (v2, "Available")]
     assert [h["revision"] for h in status["history"][-2:]] == [1, 2]
@@ -132,8 +133,12 @@ def test_steady_state_makes_no_writes(shop: Cluster, e2e: E2E) -> None:
 
     def versions() -> str:
         return shop.kube.run(
-            "get", children, "-l", f"app.kubernetes.io/instance={NAME}",
-            "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.resourceVersion} {end}",
+            "get",
+            children,
+            "-l",
+            f"app.kubernetes.io/instance={NAME}",
+            "-o",
+            "jsonpath={range .items[*]}{.kind}/{.metadata.resourceVersion} {end}",
         ).stdout
 
     def settled() -> bool:  # the old pod gone too, so nothing the status shows can still move
@@ -155,6 +160,7 @@ def test_steady_state_makes_no_writes(shop: Cluster, e2e: E2E) -> None:
 
         before_status, before_children = shop.status(NAME), versions()
         reconciles, writes = totals()
+
         def woken(passes: float) -> Callable[[], bool]:
             return lambda: totals()[0] >= passes
 
@@ -174,8 +180,9 @@ def test_never_ready_image_is_rolled_back_within_the_window(shop: Cluster, e2e: 
         pods = [p for p in shop.server_pods(NAME) if runs(p["spec"]["containers"][0]["image"], bad)]
         return parse_time(pods[0]["metadata"]["creationTimestamp"]) if pods else None
 
-    created = wait_until("a pod of the never-ready image", bad_pod_created, 90,
-                         lambda: shop.describe(NAME))
+    created = wait_until(
+        "a pod of the never-ready image", bad_pod_created, 90, lambda: shop.describe(NAME)
+    )
     wait_until(
         "the Deployment back on v2",
         lambda: runs(shop.deployment_image(NAME), v2),
@@ -183,8 +190,10 @@ def test_never_ready_image_is_rolled_back_within_the_window(shop: Cluster, e2e: 
         lambda: shop.describe(NAME),
     )
     latency = (datetime.now(UTC) - created).total_seconds()
-    print(f"\nrollback of a never-ready pod: {latency:.1f}s after its creation "
-          f"(readinessTimeoutSeconds {READINESS_TIMEOUT})")
+    print(
+        f"\nrollback of a never-ready pod: {latency:.1f}s after its creation "
+        f"(readinessTimeoutSeconds {READINESS_TIMEOUT})"
+    )
     # Not before the window (counted from the container's start, a second or two after the
     # pod's creation here), and at most a few seconds after it.
     assert READINESS_TIMEOUT - 1 <= latency <= READINESS_TIMEOUT + 12
@@ -218,9 +227,11 @@ def test_never_ready_image_is_rolled_back_within_the_window(shop: Cluster, e2e: 
     shop.hold(6, still_on_v2)
     wait_until(
         "the never-ready pods to be gone",
-        lambda: not [
-            p for p in shop.server_pods(NAME) if runs(p["spec"]["containers"][0]["image"], bad)
-        ],
+        lambda: (
+            not [
+                p for p in shop.server_pods(NAME) if runs(p["spec"]["containers"][0]["image"], bad)
+            ]
+        ),
         60,
         lambda: shop.describe(NAME),
     )
@@ -233,8 +244,10 @@ def test_crashlooping_image_is_rolled_back(shop: Cluster, e2e: E2E) -> None:
     started = time.monotonic()
     shop.set_image(NAME, bad)
     status = shop.wait_phase(NAME, "RolledBack", 120, image=bad)
-    print(f"\ncrash-looping image rolled back {time.monotonic() - started:.1f}s after the spec "
-          "change (migration included)")
+    print(
+        f"\ncrash-looping image rolled back {time.monotonic() - started:.1f}s after the spec "
+        "change (migration included)"
+    )
     assert runs(shop.deployment_image(NAME), v2)
     assert status["currentImage"] == v2
     assert status["failedImage"] == bad
@@ -296,6 +309,7 @@ def test_failed_migration_changes_nothing(shop: Cluster, e2e: E2E) -> None:
     assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
     logs = shop.kube.run("logs", f"job/{name}", check=False).stdout
     assert "fails on purpose" in logs
+
     # Six images so far: finished Jobs are pruned to migration.historyLimit, the target's kept.
     def jobs() -> list[str]:
         return [j["metadata"]["name"] for j in shop.jobs(NAME)]
@@ -319,12 +333,19 @@ def test_deletion_collects_children_and_keeps_the_database(shop: Cluster, e2e: E
             "get",
             "deployments,replicasets,pods,jobs,services,serviceaccounts,poddisruptionbudgets,"
             "controllerrevisions",
-            "-l", selector, "-o", "name",
+            "-l",
+            selector,
+            "-o",
+            "name",
         ).stdout
         return out.strip() == ""
 
-    wait_until("the garbage collector to remove every child", children_gone, 90,
-               lambda: shop.describe(NAME))
+    wait_until(
+        "the garbage collector to remove every child",
+        children_gone,
+        90,
+        lambda: shop.describe(NAME),
+    )
     assert e2e.database.sql("SHOW TABLES", DATABASE) == tables
     assert e2e.database.sql("SELECT id, name FROM items ORDER BY id", DATABASE) == rows
     assert e2e.database.sql("SELECT version_num FROM alembic_version", DATABASE) == "e2e0003"
@@ -339,7 +360,8 @@ def test_operator_logged_no_errors(e2e: E2E) -> None:
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     assert lines
     bad = [
-        line for line in lines
+        line
+        for line in lines
         if line.get("level") in ("ERROR", "CRITICAL")
         or "API error" in line.get("message", "")
         or "Traceback" in line.get("message", "")

@@ -57,12 +57,18 @@ def perturb(world: World, what: str, arg: Any) -> None:
             world.change(paused=arg)
         case "pods":
             ready, waiting, started_ago, old_ready = arg
-            world.controllers(ready=ready and not waiting, waiting=waiting,
-                              started_ago=started_ago, old_ready=old_ready)
+            world.controllers(
+                ready=ready and not waiting,
+                waiting=waiting,
+                started_ago=started_ago,
+                old_ready=old_ready,
+            )
         case "outage":
             checks = {"database": "unreachable: OperationalError"} if arg else {}
-            world.pods = [replace(p, ready=False if arg else p.ready, readiness_checks=checks)
-                          for p in world.pods]
+            world.pods = [
+                replace(p, ready=False if arg else p.ready, readiness_checks=checks)
+                for p in world.pods
+            ]
         case "jobs":
             world.finish_jobs(arg)
         case "tick":
@@ -97,8 +103,10 @@ def check_invariants(world: World, before: dict[str, Any], plan: Plan) -> None:
             continue
         keys = {r.release: r.migration_key for r in world.observed().revisions}
         keys.update(
-            (a.obj["metadata"]["labels"][LABEL_RELEASE],
-             a.obj["metadata"]["labels"]["items.platform.dev/migration-key"])
+            (
+                a.obj["metadata"]["labels"][LABEL_RELEASE],
+                a.obj["metadata"]["labels"]["items.platform.dev/migration-key"],
+            )
             for a in plan.actions
             if isinstance(a, Create) and a.kind == "ControllerRevision"
         )
@@ -114,8 +122,10 @@ def check_invariants(world: World, before: dict[str, Any], plan: Plan) -> None:
             "the serving template changed before the release's migration succeeded"
         )
         assert not (
-            serving_before == before.get("lastGoodRelease") and rollback is False
-            and moved_to != plan.status.get("targetRelease") and not requested
+            serving_before == before.get("lastGoodRelease")
+            and rollback is False
+            and moved_to != plan.status.get("targetRelease")
+            and not requested
         ), "moved away from the proven release to something other than the spec's"
 
     if plan.status.get("reason") == Reason.DEPENDENCY_UNAVAILABLE:
@@ -161,8 +171,9 @@ def test_a_second_pass_after_applying_a_plan_writes_nothing(steps: list[tuple[st
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(image=st.sampled_from(IMAGES), env=st.sampled_from(range(len(ENVS))),
-       replicas=st.integers(1, 3))
+@given(
+    image=st.sampled_from(IMAGES), env=st.sampled_from(range(len(ENVS))), replicas=st.integers(1, 3)
+)
 def test_a_steady_state_yields_an_empty_plan(image: str, env: int, replicas: int) -> None:
     world = World(spec=spec(image, replicas=replicas, env=ENVS[env]))
     world.settle()

@@ -33,8 +33,11 @@ def legacy_world(
     w.revisions = {}
     w.pods = [replace(p, release=None) for p in w.pods]
     w.status = status or {
-        "observedGeneration": 1, "phase": "Available", "currentImage": serving,
-        "lastGoodImage": serving, "targetImage": spec_image,
+        "observedGeneration": 1,
+        "phase": "Available",
+        "currentImage": serving,
+        "lastGoodImage": serving,
+        "targetImage": spec_image,
         "history": [{"image": serving, "outcome": "Available"}],
     }
     w.jobs = {}
@@ -45,11 +48,22 @@ def legacy_world(
 
 def test_upgrade_forgets_old_failed_image_and_reroll_bad_image() -> None:
     # old operator had rolled back V2: failedImage=V2, V1 serves, spec still V2
-    w = legacy_world(V1, V1, status={
-        "observedGeneration": 2, "phase": "RolledBack", "currentImage": V1,
-        "lastGoodImage": V1, "failedImage": V2, "targetImage": V2,
-        "history": [{"image": V1, "outcome": "Available"},
-                    {"image": V2, "outcome": "RolledBack"}]})
+    w = legacy_world(
+        V1,
+        V1,
+        status={
+            "observedGeneration": 2,
+            "phase": "RolledBack",
+            "currentImage": V1,
+            "lastGoodImage": V1,
+            "failedImage": V2,
+            "targetImage": V2,
+            "history": [
+                {"image": V1, "outcome": "Available"},
+                {"image": V2, "outcome": "RolledBack"},
+            ],
+        },
+    )
     w.change(image=V2)
     assert w.deployment is not None
     w.deployment["metadata"]["annotations"]["items.platform.dev/rolled-back-image"] = V2
@@ -82,8 +96,9 @@ def test_upgrade_old_history_entries_violate_crd_required_revision() -> None:
 
 def _deadline_exceeded(w: World) -> None:
     assert w.deployment is not None
-    w.deployment["status"]["conditions"] = [{
-        "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]
+    w.deployment["status"]["conditions"] = [
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    ]
 
 
 def test_db_outage_longer_than_progress_deadline_rolls_back_good_release_after_recovery() -> None:
@@ -94,8 +109,10 @@ def test_db_outage_longer_than_progress_deadline_rolls_back_good_release_after_r
     for _ in range(6):  # 6 minutes of outage > progressDeadlineSeconds (300)
         w.tick(60)
         w.controllers(ready=False, started_ago=400, old_ready=False)
-        w.pods = [replace(p, readiness_checks={"database": "unreachable: OperationalError"})
-                  for p in w.pods]
+        w.pods = [
+            replace(p, readiness_checks={"database": "unreachable: OperationalError"})
+            for p in w.pods
+        ]
         _deadline_exceeded(w)  # the Deployment controller gave up meanwhile
         w.step()
         assert w.status["reason"] == "DependencyUnavailable"
@@ -112,16 +129,25 @@ def test_capacity_wait_longer_than_progress_deadline_then_scheduled_rolls_back()
     w.change(image=V2)
     w.settle(passes=1)
     w.controllers(ready=False)
-    w.pods = [replace(p, started_at=None, phase=PodPhase.PENDING,
-                      unschedulable="0/1 nodes: Insufficient cpu")
-              if p.release == w.serving_release else p for p in w.pods]
+    w.pods = [
+        replace(
+            p, started_at=None, phase=PodPhase.PENDING, unschedulable="0/1 nodes: Insufficient cpu"
+        )
+        if p.release == w.serving_release
+        else p
+        for p in w.pods
+    ]
     w.tick(400)
     _deadline_exceeded(w)
     w.step()
     assert w.status["reason"] == "Unschedulable"
     # the cluster autoscaler added a node: the pod is scheduled, the image is being pulled
-    w.pods = [replace(p, unschedulable=None, waiting_reasons=("ContainerCreating",))
-              if p.release == w.serving_release else p for p in w.pods]
+    w.pods = [
+        replace(p, unschedulable=None, waiting_reasons=("ContainerCreating",))
+        if p.release == w.serving_release
+        else p
+        for p in w.pods
+    ]
     w.tick(5)
     w.step()
     assert w.status["reason"] != "RolledBack", "blamed the release for the capacity wait"
@@ -194,7 +220,8 @@ def test_scale_up_reports_available_for_the_new_generation_before_the_new_replic
     assert w.deployment is not None
     assert w.deployment["spec"]["replicas"] == 3
     assert not (av["status"] == "True" and av["observedGeneration"] == w.generation), (
-        "kubectl wait --for=condition=Available returns before the 3rd replica exists")
+        "kubectl wait --for=condition=Available returns before the 3rd replica exists"
+    )
 
 
 def test_outage_while_the_spec_moved_on_never_blames_the_serving_release() -> None:

@@ -130,10 +130,15 @@ def test_a_release_recorded_before_reports_is_protected_as_unknown() -> None:
 def _blocked(world: World) -> None:
     world.finish_jobs(
         JobState.FAILED,
-        report=json.dumps({
-            "outcome": "blocked", "revision": "0006", "image": V1, "role": "rollback target",
-            "why": f"0006 drops column items.legacy, which {V1} (the rollback target) reads",
-        }),
+        report=json.dumps(
+            {
+                "outcome": "blocked",
+                "revision": "0006",
+                "image": V1,
+                "role": "rollback target",
+                "why": f"0006 drops column items.legacy, which {V1} (the rollback target) reads",
+            }
+        ),
     )
 
 

@@ -139,10 +139,15 @@ def test_finished_and_terminating_pods_do_not_count() -> None:
     world.change(image=V2)
     world.settle(passes=1)
     world.controllers(ready=False, started_ago=10)
-    evicted = replace(world.pods[-1], name="evicted", phase=PodPhase.FAILED,
-                      started_at=world.now - timedelta(seconds=900))
-    leaving = replace(world.pods[-1], name="leaving", deleting=True,
-                      started_at=world.now - timedelta(seconds=900))
+    evicted = replace(
+        world.pods[-1],
+        name="evicted",
+        phase=PodPhase.FAILED,
+        started_at=world.now - timedelta(seconds=900),
+    )
+    leaving = replace(
+        world.pods[-1], name="leaving", deleting=True, started_at=world.now - timedelta(seconds=900)
+    )
     world.pods = [*world.pods, evicted, leaving]
     world.step()
     assert world.status["reason"] == "RollingOut"
@@ -153,8 +158,11 @@ def test_pending_for_capacity_is_not_the_release() -> None:
     world.change(image=V2)
     world.settle(passes=1)
     world.controllers(ready=False)
-    unplaced = {"started_at": None, "phase": PodPhase.PENDING,
-                "unschedulable": "0/1 nodes: Insufficient cpu"}
+    unplaced = {
+        "started_at": None,
+        "phase": PodPhase.PENDING,
+        "unschedulable": "0/1 nodes: Insufficient cpu",
+    }
     world.pods = [
         replace(p, **unplaced) if p.release == world.serving_release else p  # type: ignore[arg-type]
         for p in world.pods
@@ -194,9 +202,13 @@ def test_a_deadline_of_the_previous_template_is_ignored() -> None:
     world.step()  # the Deployment now has generation 2; its controller has not seen it
     world.deployment["status"] = {  # type: ignore[index]
         "observedGeneration": 1,
-        "conditions": [{"type": "Progressing", "status": "False",
-                        "reason": "ProgressDeadlineExceeded"}],
-        "replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1,
+        "conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+        ],
+        "replicas": 1,
+        "readyReplicas": 1,
+        "availableReplicas": 1,
+        "updatedReplicas": 1,
     }
     world.step()
     assert world.status["reason"] == "RollingOut"
@@ -382,7 +394,8 @@ def test_readyz_blaming_the_database_while_old_pods_are_ready_is_the_release() -
     world.controllers(ready=False, started_ago=200, old_ready=True)
     world.pods = [
         replace(p, readiness_checks={"database": "unreachable: no answer within 1e-06s"})
-        if p.release == world.serving_release else p
+        if p.release == world.serving_release
+        else p
         for p in world.pods
     ]
     world.step()
@@ -397,8 +410,9 @@ def test_readyz_blaming_the_database_with_no_old_pods_holds() -> None:
     world.step()
     world.tick(300)
     world.controllers(ready=False, started_ago=300)
-    world.pods = [replace(p, readiness_checks={"database": "unreachable: TimeoutError"})
-                  for p in world.pods]
+    world.pods = [
+        replace(p, readiness_checks={"database": "unreachable: TimeoutError"}) for p in world.pods
+    ]
     world.step()
     assert world.status["reason"] == "DependencyUnavailable"
     assert "failedRelease" not in world.status

@@ -12,8 +12,13 @@ from lightkube import ApiError
 def _error(code: int, message: str) -> ApiError:
     response = httpx.Response(
         code,
-        json={"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code,
-              "message": message},
+        json={
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "code": code,
+            "message": message,
+        },
         request=httpx.Request("PATCH", "https://api.invalid/api/v1/namespaces/items/services/x"),
     )
     return ApiError(response=response)
@@ -22,15 +27,25 @@ def _error(code: int, message: str) -> ApiError:
 @pytest.mark.parametrize(
     ("code", "message", "refusal"),
     [
-        (403, 'services "shop" is forbidden: exceeded quota: no-node-ports, requested: '
-              "services.nodeports=1, used: services.nodeports=0, limited: "
-              "services.nodeports=0", Refusal.QUOTA),
-        (403, 'services "shop" is forbidden: User "system:serviceaccount:items-system:'
-              'items-operator" cannot patch resource "services"', Refusal.RBAC),
-        (400, 'admission webhook "policy.example.com" denied the request: no NodePorts',
-         Refusal.ADMISSION),
-        (403, 'pods "x" is forbidden: violates PodSecurity "restricted:latest"',
-         Refusal.ADMISSION),
+        (
+            403,
+            'services "shop" is forbidden: exceeded quota: no-node-ports, requested: '
+            "services.nodeports=1, used: services.nodeports=0, limited: "
+            "services.nodeports=0",
+            Refusal.QUOTA,
+        ),
+        (
+            403,
+            'services "shop" is forbidden: User "system:serviceaccount:items-system:'
+            'items-operator" cannot patch resource "services"',
+            Refusal.RBAC,
+        ),
+        (
+            400,
+            'admission webhook "policy.example.com" denied the request: no NodePorts',
+            Refusal.ADMISSION,
+        ),
+        (403, 'pods "x" is forbidden: violates PodSecurity "restricted:latest"', Refusal.ADMISSION),
         (422, 'Service "shop" is invalid: spec.ports[0].port: Invalid value', Refusal.INVALID),
         (409, "the object has been modified", Refusal.CONFLICT),
         (503, "etcdserver: request timed out", Refusal.TRANSIENT),

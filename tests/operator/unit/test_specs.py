@@ -141,9 +141,11 @@ def test_server_pods_keep_serving_briefly_after_sigterm() -> None:
     refused connections in every rollout without it); the migration Job does not serve."""
     env = _pod_spec(_deployment(spec(V1), image=V1))["containers"][0]["env"]
     delay = next(e for e in env if e["name"] == "ITEMS_SHUTDOWN_DELAY_SECONDS")
-    assert 0 < int(delay["value"]) < _pod_spec(_deployment(spec(V1), image=V1))[
-        "terminationGracePeriodSeconds"
-    ]
+    assert (
+        0
+        < int(delay["value"])
+        < _pod_spec(_deployment(spec(V1), image=V1))["terminationGracePeriodSeconds"]
+    )
     job = build_migration_job(OWNER, spec(V1), image=V1, migration_key=_key(V1))
     job_env = _pod_spec(job)["containers"][0]["env"]
     assert not any(e["name"] == "ITEMS_SHUTDOWN_DELAY_SECONDS" for e in job_env)
@@ -203,8 +205,9 @@ def test_migration_job_is_one_pod_at_a_time_and_never_evicted_or_meshed() -> Non
     assert job["metadata"]["annotations"][ANNOTATION_IMAGE] == V2
 
 
-def _policy_action(policy: dict[str, Any], *, exit_code: int | None,
-                   conditions: tuple[str, ...]) -> str:
+def _policy_action(
+    policy: dict[str, Any], *, exit_code: int | None, conditions: tuple[str, ...]
+) -> str:
     """The Job controller's reading of podFailurePolicy: the first matching rule wins, and a
     failed pod no rule matches counts against backoffLimit."""
     for rule in policy["rules"]:
@@ -220,19 +223,23 @@ def _policy_action(policy: dict[str, Any], *, exit_code: int | None,
     return "Count"
 
 
-@pytest.mark.parametrize(("exit_code", "conditions", "action"), [
-    (1, (), "FailJob"),  # the migration itself failed: retrying would repeat it
-    (2, (), "FailJob"),  # invalid configuration
-    (3, (), "FailJob"),  # refused by the rollback floor: the same inputs give the same answer
-    (143, (), "Ignore"),  # asked to stop (kubectl delete, drain without eviction): re-run
-    (137, (), "Count"),  # OOM-killed or killed past its grace: counted, so it cannot loop
-    (137, ("DisruptionTarget",), "Ignore"),  # evicted / drained mid-run: no backoff spent
-    (143, ("DisruptionTarget",), "Ignore"),
-    (None, ("DisruptionTarget",), "Ignore"),  # preempted before the container started
-    (None, (), "Count"),  # e.g. the pod could not start: the ordinary backoff applies
-])
-def test_migration_job_pod_failure_policy(exit_code: int | None, conditions: tuple[str, ...],
-                                          action: str) -> None:
+@pytest.mark.parametrize(
+    ("exit_code", "conditions", "action"),
+    [
+        (1, (), "FailJob"),  # the migration itself failed: retrying would repeat it
+        (2, (), "FailJob"),  # invalid configuration
+        (3, (), "FailJob"),  # refused by the rollback floor: the same inputs give the same answer
+        (143, (), "Ignore"),  # asked to stop (kubectl delete, drain without eviction): re-run
+        (137, (), "Count"),  # OOM-killed or killed past its grace: counted, so it cannot loop
+        (137, ("DisruptionTarget",), "Ignore"),  # evicted / drained mid-run: no backoff spent
+        (143, ("DisruptionTarget",), "Ignore"),
+        (None, ("DisruptionTarget",), "Ignore"),  # preempted before the container started
+        (None, (), "Count"),  # e.g. the pod could not start: the ordinary backoff applies
+    ],
+)
+def test_migration_job_pod_failure_policy(
+    exit_code: int | None, conditions: tuple[str, ...], action: str
+) -> None:
     job = build_migration_job(OWNER, spec(V2), image=V2, migration_key=_key(V2))
     policy = job["spec"]["podFailurePolicy"]
     assert _pod_spec(job)["restartPolicy"] == "Never"  # the API rejects the policy otherwise
@@ -298,8 +305,7 @@ def test_desired_hash_is_stable_and_tracks_changes() -> None:
 
 
 def test_resource_quantities_are_strings() -> None:
-    dep = _deployment(spec(V1, resources={"requests": {"cpu": 1}, "limits": {}}), image=V1
-    )
+    dep = _deployment(spec(V1, resources={"requests": {"cpu": 1}, "limits": {}}), image=V1)
     resources = _pod_spec(dep)["containers"][0]["resources"]
     assert resources == {"requests": {"cpu": "1", "memory": "160Mi"}, "limits": {"memory": "256Mi"}}
 

@@ -171,7 +171,9 @@ class World:
                     )
                 case FailJob(name=job_name, note=note):
                     self.jobs[job_name] = replace(
-                        self.jobs[job_name], state=JobState.FAILED, failure_note=note,
+                        self.jobs[job_name],
+                        state=JobState.FAILED,
+                        failure_note=note,
                         finished_at=self.now,
                     )
                 case Delete(kind="Job", name=job_name):
@@ -214,11 +216,19 @@ class World:
             if job.state is JobState.ACTIVE:
                 self.jobs[name] = replace(job, state=state, finished_at=self.now)
                 phase = PodPhase.SUCCEEDED if state is JobState.SUCCEEDED else PodPhase.FAILED
-                self.job_pods.append(PodObservation(
-                    name=f"{name}-pod", image=job.image, created_at=self.now, ready=False,
-                    deleting=False, job_name=name, phase=phase, image_id=image_id,
-                    termination_message=report,
-                ))
+                self.job_pods.append(
+                    PodObservation(
+                        name=f"{name}-pod",
+                        image=job.image,
+                        created_at=self.now,
+                        ready=False,
+                        deleting=False,
+                        job_name=name,
+                        phase=phase,
+                        image_id=image_id,
+                        termination_message=report,
+                    )
+                )
 
     def controllers(
         self,
@@ -276,8 +286,10 @@ class World:
             return message or ""
         if waiting[0] in ("ErrImagePull", "ImagePullBackOff"):
             image = self._image()
-            return (f'Back-off pulling image "{image}": ErrImagePull: rpc error: code = NotFound '
-                    f'desc = failed to pull and unpack image "{image}": not found')
+            return (
+                f'Back-off pulling image "{image}": ErrImagePull: rpc error: code = NotFound '
+                f'desc = failed to pull and unpack image "{image}": not found'
+            )
         return f"back-off: {waiting[0]}"
 
     def _image(self) -> str:

@@ -24,7 +24,8 @@ def upgrade() -> None:
         "e2e_legacy",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("note", sa.String(64), nullable=True),
-        mysql_engine="InnoDB", mysql_charset="utf8mb4",
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
     )
 
 

@@ -18,8 +18,9 @@ down_revision: str | None = "e2efloor1"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 classification = "contract"
-contract_reason = ("drops table e2e_legacy: only images up to e2e-floor-v1 read it; release "
-                   "e2e-floor-v2 first")
+contract_reason = (
+    "drops table e2e_legacy: only images up to e2e-floor-v1 read it; release e2e-floor-v2 first"
+)
 
 
 def upgrade() -> None:
@@ -31,5 +32,6 @@ def downgrade() -> None:
         "e2e_legacy",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("note", sa.String(64), nullable=True),
-        mysql_engine="InnoDB", mysql_charset="utf8mb4",
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
     )
