@@ -403,28 +403,27 @@ def _normalized(ref: str) -> str:
     return ref if "." in first or ":" in first or first == "localhost" else f"docker.io/{ref}"
 
 
-def node_digest(tag: str) -> str | None:
-    """The manifest digest `tag` names in the local cluster's containerd (None elsewhere)."""
-    socket = CONTAINERD_SOCKET[len("unix://") :]
-    if not Path(socket).exists():
+CONTAINERD_PATH = CONTAINERD_SOCKET.removeprefix("unix://")
+
+
+def _node_ctr(*args: str, check: bool) -> subprocess.CompletedProcess[str] | None:
+    """`ctr` against the local cluster's containerd (its k8s.io namespace); None elsewhere."""
+    if not Path(CONTAINERD_PATH).exists():
         return None
-    listed = subprocess.run(
-        [
-            "ctr",
-            "--address",
-            socket,
-            "--namespace",
-            "k8s.io",
-            "images",
-            "ls",
-            f"name=={_normalized(tag)}",
-        ],
+    return subprocess.run(
+        ["ctr", "--address", CONTAINERD_PATH, "--namespace", "k8s.io", *args],
         capture_output=True,
         text=True,
-        timeout=30,
-        check=False,
-    ).stdout.splitlines()
-    return listed[1].split()[2] if len(listed) > 1 else None
+        timeout=60,
+        check=check,
+    )
+
+
+def node_digest(tag: str) -> str | None:
+    """The manifest digest `tag` names in the local cluster's containerd (None elsewhere)."""
+    listed = _node_ctr("images", "ls", f"name=={_normalized(tag)}", check=False)
+    lines = listed.stdout.splitlines() if listed is not None else []
+    return lines[1].split()[2] if len(lines) > 1 else None
 
 
 def runs(ref: str, tag: str) -> bool:
@@ -439,27 +438,9 @@ def runs(ref: str, tag: str) -> bool:
 def retag_on_node(source: str, tag: str) -> None:
     """Point `tag` at `source`'s image in the node's containerd: a tag re-pushed to a registry
     and pulled again, as a node sees it. Needs the local cluster (hack/local-cluster)."""
-    if os.environ.get("ITEMS_IMAGE_LOADER") or not Path(CONTAINERD_SOCKET[7:]).exists():
+    if os.environ.get("ITEMS_IMAGE_LOADER") or not Path(CONTAINERD_PATH).exists():
         pytest.skip("re-tagging on the node needs the local cluster's containerd")
-
-    subprocess.run(
-        [
-            "ctr",
-            "--address",
-            CONTAINERD_SOCKET[7:],
-            "--namespace",
-            "k8s.io",
-            "images",
-            "tag",
-            "--force",
-            _normalized(source),
-            _normalized(tag),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    _node_ctr("images", "tag", "--force", _normalized(source), _normalized(tag), check=True)
 
 
 def _container_processes(kube: Kubectl, pod: str) -> list[int]:
