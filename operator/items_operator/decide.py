@@ -434,7 +434,7 @@ def _store_migrated(p: Pass, job: JobObservation | None) -> None:
     else:
         source = p.stored(p.serving.hash if p.serving else None)
         image_id, report = (source.image_id, source.report) if source else ("", None)
-    template, _ = migrated_template(target, image_id)
+    template = migrated_template(target, image_id)
     p.desired.set(
         Create(
             build_controller_revision(

@@ -35,7 +35,8 @@ def protected(p: Pass) -> list[dict[str, Any]]:
             continue
         if any(e["release"] == release.hash for e in entries):
             continue
-        report = report_of(p.stored(release.hash))
+        stored = p.stored(release.hash)
+        report = stored.report if stored is not None else None
         entries.append(
             {
                 "release": release.hash,
@@ -49,10 +50,6 @@ def protected(p: Pass) -> list[dict[str, Any]]:
 
 def current_protect_digest(p: Pass) -> str:
     return protect_digest(protected(p), p.cr.allow_contract)
-
-
-def report_of(stored: RevisionObservation | None) -> MigrationReport | None:
-    return stored.report if stored is not None else None
 
 
 def job_outcome(p: Pass, job: JobObservation) -> tuple[str, MigrationReport | None]:
@@ -80,18 +77,21 @@ def adopt_finished_jobs(p: Pass) -> None:
         p.desired.set(AdoptJob(job.name, p.cr.owner.owner_reference(), annotations))
 
 
-def migrated_template(release: Release, image_id: str) -> tuple[dict[str, Any], str | None]:
-    """The release's template with the image pinned to what migrated, and the pinned reference
-    (None when the runtime reported no repository digest: the tag stays)."""
+def migrated_template(release: Release, image_id: str) -> dict[str, Any]:
+    """The release's template with the image pinned to what migrated (unchanged when the
+    runtime reported no repository digest: the tag stays)."""
     pinned = pinned_image(release.image, image_id)
     if pinned is None or pinned == release.image:
-        return release.template, pinned
-    return with_image(release.template, pinned), pinned
+        return release.template
+    return with_image(release.template, pinned)
 
 
-def database_schema(p: Pass) -> MigrationReport | None:
+def _newest_first(p: Pass) -> list[RevisionObservation]:
+    return sorted(p.observed.revisions, key=lambda r: r.revision, reverse=True)
+
+
+def _database_schema(newest_first: list[RevisionObservation]) -> MigrationReport | None:
     """The newest report of a migrator that saw the database's whole chain."""
-    newest_first = sorted(p.observed.revisions, key=lambda r: r.revision, reverse=True)
     return next(
         (r.report for r in newest_first if r.report and r.report.outcome in SERVES_SCHEMA), None
     )
@@ -100,8 +100,8 @@ def database_schema(p: Pass) -> MigrationReport | None:
 def rollback_floor(p: Pass) -> dict[str, Any] | None:
     """The oldest stored release the database, as last migrated, still serves (going back from
     the newest, stopping at the first that cannot or whose needs are unknown)."""
-    revisions = sorted(p.observed.revisions, key=lambda r: r.revision, reverse=True)
-    latest = database_schema(p)
+    revisions = _newest_first(p)
+    latest = _database_schema(revisions)
     if latest is None:
         return None
     floor = None
@@ -122,7 +122,7 @@ def rollback_floor(p: Pass) -> dict[str, Any] | None:
 def below_floor(p: Pass, release: Release) -> str | None:
     """Why the database, as last migrated, cannot serve this stored release (None: it can, or
     nothing proves otherwise)."""
-    stored, latest = p.stored(release.hash), database_schema(p)
+    stored, latest = p.stored(release.hash), _database_schema(_newest_first(p))
     if latest is None or stored is None or stored.report is None:
         return None
     return latest.blocks(stored.report.uses)
