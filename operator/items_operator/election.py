@@ -87,6 +87,8 @@ class Election:
     def expired(self, now: float) -> bool:
         if self.record is None or self.changed_at is None:
             return False
+        if self.record.holder == "":
+            return True  # released by a leader that had stopped writing (resign)
         # The longer of the holder's announced duration and ours: a holder configured for a
         # longer lease is never cut short by a replica configured for a shorter one.
         duration = max(self.timings.lease_duration, self.record.duration_seconds or 0.0)
@@ -117,13 +119,19 @@ class Election:
         self.record, self.changed_at = None, None
         self.lease_missing = False
 
+    def resign(self) -> None:
+        """Stop writing now, before the Lease is released (an empty holder: free at once)."""
+        self.valid_until = None
+
     def failed(self) -> None:
         """No answer or an error: nothing learnt; the fence runs out by itself if it lasts."""
 
     def pause_after(self, answer: str) -> float:
         """Seconds until the next step, given the last one's answer ("ok", "conflict", "gone",
-        "error"): at once after a lost race or when the Lease turned out missing, else a retry
-        period (a leader renews, a follower reads, an error is retried at that pace)."""
+        "error"): at once after a lost race or when the Lease turned out missing or released,
+        else a retry period (a leader renews, a follower reads, an error is retried so)."""
         if answer == "conflict" or (answer in ("ok", "gone") and self.lease_missing):
+            return 0.0
+        if answer == "ok" and self.record is not None and self.record.holder == "":
             return 0.0
         return self.timings.retry_period

@@ -112,11 +112,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
+    client: AsyncClient = memo.client
     if (task := memo.get("elector_task")) is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    client: AsyncClient = memo.client
+        await memo.fence.release(client)  # the daemons have stopped: a standby may go now
     await client.close()
 
 
@@ -270,7 +271,6 @@ async def reconcile_once(
             continue
         metrics.WRITES.labels(verb, kind).inc()
         logger.info(f"{verb} {kind}/{target}")
-    _record_outcomes(plan)
 
     status = dict(plan.status)
     if refused:
@@ -286,6 +286,7 @@ async def reconcile_once(
             logger.info("the ItemService changed since read; deciding again")
             return CONFLICT_RETRY_SECONDS
         metrics.WRITES.labels("patch-status", "ItemService").inc()
+    _record_outcomes(plan)  # once the decision is stored: a re-decided pass counts once
     # Events after the status they announce: a pass re-decided on a 409 posts them once.
     fence.check()
     for event in plan.events:

@@ -130,7 +130,13 @@ class LeaseElector:
     async def run(self, client: AsyncClient) -> None:
         while True:
             await self.renewing.wait()
-            await asyncio.sleep(await self.step(client))
+            try:
+                pause = await self.step(client)
+            except Exception:  # a bug here must not end the election: the fence runs out
+                logger.exception("leader election step failed")
+                self.election.failed()
+                pause = self.config.timings.retry_period
+            await asyncio.sleep(pause)
 
     async def step(self, client: AsyncClient) -> float:
         """One step of the election; returns the seconds until the next."""
@@ -198,6 +204,19 @@ class LeaseElector:
         body = {**self._body, "spec": {**old_spec, **spec}}
         replaced: Any = await client.replace(codecs.from_dict(body))
         return dict(replaced.to_dict())
+
+    async def release(self, client: AsyncClient) -> None:
+        """Hand the Lease over at once on shutdown, called once no pass runs any more (Kopf's
+        cleanup comes after its daemons stopped): the fence closes first, then the holder is
+        emptied with the resourceVersion we hold (a 409: someone took it already)."""
+        leading, body = self.may_write(), self._body
+        self.election.resign()
+        if not leading or body is None:
+            return
+        spec = {**(body.get("spec") or {}), "holderIdentity": "", "renewTime": _micro_time()}
+        with contextlib.suppress(ApiError, httpx.HTTPError):
+            await client.replace(codecs.from_dict({**body, "spec": spec}))
+            logger.info(f"{self.config.identity} released Lease {self.config.name}")
 
     def _announce(self) -> None:
         leading = self.may_write()

@@ -127,6 +127,7 @@ def test_a_paused_leader_stops_writing_before_the_other_takes_over(lease_namespa
         assert won - paused_at <= bound, (won - paused_at, bound)
         assert lost - paused_at <= TIMINGS.renew_deadline + WRITE_INTERVAL
         assert lost < won
+        print(f"\nfence closed {lost - paused_at:.2f}s, take-over {won - paused_at:.2f}s after")
         # Fenced: every write of the old leader happened before the new one's first.
         await _until("the new leader's first write", lambda: bool(follower.writes), 1)
         assert max(leader.writes) < min(follower.writes)
@@ -147,6 +148,21 @@ def test_a_paused_leader_stops_writing_before_the_other_takes_over(lease_namespa
         assert follower.elector.may_write()
 
     asyncio.run(_with_two_replicas(f"pause-{secrets.token_hex(3)}", body))
+
+
+def test_a_released_lease_is_taken_over_within_a_retry_period(lease_namespace: str) -> None:
+    """What a SIGTERMed operator does once its daemons stopped (Kopf's cleanup)."""
+
+    async def body(leader: Replica, follower: Replica, client: AsyncClient) -> None:
+        leader.elector.renewing.clear()
+        released_at = time.monotonic()
+        await leader.elector.release(client)
+        assert not leader.elector.may_write()
+        won = await _until("the follower to take over", follower.elector.may_write, 5)
+        assert won - released_at <= TIMINGS.retry_period + LATENCY
+        print(f"\ntake-over {won - released_at:.2f}s after a release")
+
+    asyncio.run(_with_two_replicas(f"release-{secrets.token_hex(3)}", body))
 
 
 def _item_service(name: str) -> dict[str, object]:
@@ -206,10 +222,22 @@ def test_a_server_side_apply_from_a_stale_read_is_refused(kube: Kubectl) -> None
         async with AsyncClient(field_manager=FIELD_MANAGER) as client:
             first: Deployment = await client.apply(_deployment(ns, "img:1", None), force=True)
             assert first.metadata is not None
-            read = first.metadata.resourceVersion
-            await client.apply(_deployment(ns, "img:2", read), force=True)  # the rollback
-            with pytest.raises(ApiError) as refused:  # the stale leader's plan
-                await client.apply(_deployment(ns, "img:3", read), force=True)
+            stale = first.metadata.resourceVersion  # what the frozen leader read
+            # The new leader's rollback, re-decided on a 409 as the operator does (the
+            # Deployment controller writes the status too, which moves the resourceVersion).
+            deadline = time.monotonic() + 10
+            while True:
+                read = await client.get(Deployment, "fenced", namespace=ns)
+                assert read.metadata is not None
+                try:
+                    version = read.metadata.resourceVersion
+                    await client.apply(_deployment(ns, "img:2", version), force=True)
+                    break
+                except ApiError as error:
+                    if error.status.code != 409 or time.monotonic() > deadline:
+                        raise
+            with pytest.raises(ApiError) as refused:  # the stale leader's plan, after thawing
+                await client.apply(_deployment(ns, "img:3", stale), force=True)
             assert refused.value.status.code == 409
 
     asyncio.run(apply())

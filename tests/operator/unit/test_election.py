@@ -85,6 +85,16 @@ def test_seeing_another_holder_or_a_conflict_stops_writing_at_once() -> None:
     assert election.next_step(2.0) is Step.READ
 
 
+def test_a_released_lease_is_free_at_once_and_the_releaser_stopped_first() -> None:
+    leader, standby = Election("a", TIMINGS), Election("b", TIMINGS)
+    leader.succeeded(_record("a", "1"), 0.0)
+    standby.observed(_record("a", "1"), 0.5)
+    leader.resign()
+    assert not leader.may_write(1.0)
+    standby.observed(_record("", "2"), 1.0)  # what the releaser wrote
+    assert standby.next_step(1.0) is Step.ACQUIRE
+
+
 def test_a_failed_renewal_keeps_the_fence_only_until_its_deadline() -> None:
     election = Election("a", TIMINGS)
     election.succeeded(_record("a", "1"), 0.0)
