@@ -69,6 +69,7 @@ class Election:
         self.timings = timings
         self.record: LeaseRecord | None = None
         self.lease_missing = False
+        self.missing_since: float | None = None
         self.changed_at: float | None = None  # when we last saw the record change
         self.valid_until: float | None = None  # the fence: writes allowed before this
 
@@ -77,7 +78,11 @@ class Election:
 
     def next_step(self, now: float) -> Step:
         if self.lease_missing:
-            return Step.CREATE
+            # Created only after a lease duration without one: a Lease deleted under a live
+            # leader is no invitation (its fence runs until it notices the deletion).
+            assert self.missing_since is not None
+            waited = now - self.missing_since >= self.timings.lease_duration
+            return Step.CREATE if waited else Step.READ
         if self.record is None:
             return Step.READ
         if self.record.holder == self.identity:
@@ -96,11 +101,13 @@ class Election:
 
     def observed(self, record: LeaseRecord | None, now: float) -> None:
         """A read answered (now: after the response arrived). None: no Lease exists."""
-        self.lease_missing = record is None
         if record is None:
+            if not self.lease_missing:
+                self.lease_missing, self.missing_since = True, now
             self.record, self.changed_at = None, None
             self.valid_until = None
             return
+        self.lease_missing, self.missing_since = False, None
         if self.record is None or record.identity != self.record.identity:
             self.changed_at = now
         self.record = record
@@ -109,7 +116,7 @@ class Election:
 
     def succeeded(self, record: LeaseRecord, request_started: float) -> None:
         """Our create, acquire or renew was accepted; `request_started` is when it was sent."""
-        self.lease_missing = False
+        self.lease_missing, self.missing_since = False, None
         self.record, self.changed_at = record, request_started
         self.valid_until = request_started + self.timings.renew_deadline
 
@@ -117,7 +124,7 @@ class Election:
         """409: someone else wrote the Lease first. Stop writing now; read it again next."""
         self.valid_until = None
         self.record, self.changed_at = None, None
-        self.lease_missing = False
+        self.lease_missing, self.missing_since = False, None
 
     def resign(self) -> None:
         """Stop writing now, before the Lease is released (an empty holder: free at once)."""
@@ -128,9 +135,9 @@ class Election:
 
     def pause_after(self, answer: str) -> float:
         """Seconds until the next step, given the last one's answer ("ok", "conflict", "gone",
-        "error"): at once after a lost race or when the Lease turned out missing or released,
-        else a retry period (a leader renews, a follower reads, an error is retried so)."""
-        if answer == "conflict" or (answer in ("ok", "gone") and self.lease_missing):
+        "error"): at once after a lost race or when the Lease turned out released, else a
+        retry period (a leader renews, a follower reads, an error is retried so)."""
+        if answer == "conflict":
             return 0.0
         if answer == "ok" and self.record is not None and self.record.holder == "":
             return 0.0

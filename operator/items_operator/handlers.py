@@ -16,7 +16,6 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -57,8 +56,8 @@ MAX_ERROR_BACKOFF = 60.0
 REFUSED_RETRY_SECONDS = 10.0
 # A write refused because its object changed since the pass read it: decide again soon.
 CONFLICT_RETRY_SECONDS = 0.2
-# A standby checks this often whether it leads now (it reads nothing meanwhile).
-STANDBY_CHECK_SECONDS = 1.0
+# A standby's daemon is woken when it leads; this bounds how late it notices its own stop.
+STANDBY_CHECK_SECONDS = 5.0
 
 
 def apply_settings(settings: kopf.OperatorSettings) -> None:
@@ -100,24 +99,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     apply_settings(settings)
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
     memo.clock = kube.ServerClock()
-    lease: leadership.LeaseConfig | None = memo.get("lease")
-    if lease is None:
-        memo.fence = leadership.Unfenced()
-    else:
-        elector = leadership.LeaseElector(lease)
-        memo.fence = elector
-        memo.elector_task = asyncio.create_task(elector.run(memo.client), name="leader-election")
-    metrics.LEADER.set_function(lambda: float(memo.fence.may_write()))
+    memo.fence = leadership.start(memo.get("lease"), memo.client)
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
     client: AsyncClient = memo.client
-    if (task := memo.get("elector_task")) is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await memo.fence.release(client)  # the daemons have stopped: a standby may go now
+    await leadership.stop(memo.fence, client)  # the daemons have stopped: a standby may go now
     await client.close()
 
 
@@ -301,17 +289,14 @@ async def reconcile_once(
 
 
 def _with_precondition(action: Action, observed: Observed) -> Action:
-    """A change of the Deployment applies only to the Deployment this pass read: server-side
-    apply honours metadata.resourceVersion as a precondition, so a stale leader cannot undo a
-    rollback made since (409). Its status churns during a rollout, which costs a re-decided
-    pass now and then; other objects are created once by name or are not worth the churn."""
-    deployment = observed.deployment
-    if not isinstance(action, Apply) or action.kind != "Deployment" or deployment is None:
-        return action
-    if deployment.resource_version is None:
-        return action
-    metadata = {**action.obj["metadata"], "resourceVersion": deployment.resource_version}
-    return replace(action, obj={**action.obj, "metadata": metadata})
+    """A change of the Deployment applies only to the Deployment this pass read, so a stale
+    leader cannot undo a rollback made since (409); its status churns during a rollout, which
+    costs a re-decided pass now and then. Other objects are created once by name or are not
+    worth the churn."""
+    version = observed.deployment.resource_version if observed.deployment else None
+    if isinstance(action, Apply) and action.kind == "Deployment" and version is not None:
+        return action.on_version(version)
+    return action
 
 
 def _refusal_entry(kind: str, name: str, rejection: Rejection) -> dict[str, str]:

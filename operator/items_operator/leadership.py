@@ -110,6 +110,7 @@ class LeaseElector:
         self._acquired = asyncio.Event()
         self._body: dict[str, Any] | None = None  # the Lease as last read or written
         self._leading = False
+        self.task: asyncio.Task[None] | None = None  # run(), once started
 
     def may_write(self) -> bool:
         return self.election.may_write(self.clock())
@@ -224,8 +225,31 @@ class LeaseElector:
             self._acquired.set()
         if leading != self._leading:
             self._leading = leading
-            holder = self.election.record.holder if self.election.record else "nobody"
             if leading:
                 logger.info(f"{self.config.identity} leads (Lease {self.config.name})")
             else:
-                logger.warning(f"{self.config.identity} no longer leads; holder: {holder}")
+                logger.warning(f"{self.config.identity} no longer leads (Lease {self.config.name})")
+
+
+def start(lease: LeaseConfig | None, client: AsyncClient) -> Fence:
+    """The fence for this process: unfenced without a Lease, else an elector whose loop runs
+    from now on (Kopf's startup) and whose state the items_operator_leader gauge shows."""
+    fence: Fence
+    if lease is None:
+        fence = Unfenced()
+    else:
+        elector = LeaseElector(lease)
+        elector.task = asyncio.create_task(elector.run(client), name="leader-election")
+        fence = elector
+    metrics.LEADER.set_function(lambda: float(fence.may_write()))
+    return fence
+
+
+async def stop(fence: Fence, client: AsyncClient) -> None:
+    """At Kopf's cleanup, after its daemons stopped: end the loop, then release the Lease."""
+    if not isinstance(fence, LeaseElector) or fence.task is None:
+        return
+    fence.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await fence.task
+    await fence.release(client)

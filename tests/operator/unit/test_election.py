@@ -44,15 +44,26 @@ def test_the_cli_refuses_a_renew_deadline_not_below_the_lease(
     assert lease_config(parse_args(["--standalone", "--lease-namespace", ""])) is None
 
 
-def test_a_missing_lease_is_created_and_leads_until_the_renew_deadline() -> None:
+def test_a_lease_missing_for_a_lease_duration_is_created_and_leads_until_the_deadline() -> None:
     election = Election("a", TIMINGS)
     assert election.next_step(0.0) is Step.READ
     election.observed(None, 0.1)
-    assert election.next_step(0.1) is Step.CREATE
-    election.succeeded(_record("a", "1"), request_started=0.2)
-    assert election.may_write(0.2 + 9.99)
-    assert not election.may_write(0.2 + 10.0)  # from the request's start, not its answer
-    assert election.next_step(1.0) is Step.RENEW
+    election.observed(None, 10.0)  # still missing: counted from the first time
+    assert election.next_step(15.0) is Step.READ  # deleted under a live leader, perhaps
+    assert election.next_step(15.1) is Step.CREATE
+    election.succeeded(_record("a", "1"), request_started=15.2)
+    assert election.may_write(15.2 + 9.99)
+    assert not election.may_write(15.2 + 10.0)  # from the request's start, not its answer
+    assert election.next_step(16.0) is Step.RENEW
+
+
+def test_a_leader_whose_lease_was_deleted_stops_and_waits_like_everyone() -> None:
+    election = Election("a", TIMINGS)
+    election.succeeded(_record("a", "1"), 0.0)
+    election.observed(None, 2.0)  # its renewal answered 404
+    assert not election.may_write(2.0)
+    assert election.next_step(16.9) is Step.READ
+    assert election.next_step(17.0) is Step.CREATE
 
 
 def test_a_candidate_waits_a_lease_duration_of_its_own_clock_since_the_last_change() -> None:
@@ -184,7 +195,7 @@ def test_a_run_without_disturbance_has_one_leader_throughout() -> None:
     simulate(replicas, lambda: (0.01, 0.01), until=120.0)
     [leader] = [r for r in replicas if r.writable]
     start, end = leader.writable[0][0], leader.writable[-1][1]
-    assert start < 0.1
+    assert start < TIMINGS.lease_duration + TIMINGS.retry_period + 0.1  # no Lease at first
     assert end > 119.0
     covered = sum(b - a for a, b in leader.writable)
     assert covered == pytest.approx(end - start)
