@@ -80,9 +80,8 @@ class Election:
         if self.lease_missing:
             # Created only after a lease duration without one: a Lease deleted under a live
             # leader is no invitation (its fence runs until it notices the deletion).
-            assert self.missing_since is not None
-            waited = now - self.missing_since >= self.timings.lease_duration
-            return Step.CREATE if waited else Step.READ
+            since = now if self.missing_since is None else self.missing_since
+            return Step.CREATE if now - since >= self.timings.lease_duration else Step.READ
         if self.record is None:
             return Step.READ
         if self.record.holder == self.identity:
