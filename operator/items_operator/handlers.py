@@ -99,13 +99,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     apply_settings(settings)
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
     memo.clock = kube.ServerClock()
-    memo.fence = leadership.start(memo.get("lease"), memo.client)
+    memo.fence = leadership.start(memo.get("lease"))
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
     client: AsyncClient = memo.client
-    await leadership.stop(memo.fence, client)  # the daemons have stopped: a standby may go now
+    await leadership.stop(memo.fence)  # the daemons have stopped: a standby may go now
     await client.close()
 
 

@@ -111,6 +111,7 @@ class LeaseElector:
         self._body: dict[str, Any] | None = None  # the Lease as last read or written
         self._leading = False
         self.task: asyncio.Task[None] | None = None  # run(), once started
+        self.client: AsyncClient | None = None
 
     def may_write(self) -> bool:
         return self.election.may_write(self.clock())
@@ -231,25 +232,28 @@ class LeaseElector:
                 logger.warning(f"{self.config.identity} no longer leads (Lease {self.config.name})")
 
 
-def start(lease: LeaseConfig | None, client: AsyncClient) -> Fence:
+def start(lease: LeaseConfig | None) -> Fence:
     """The fence for this process: unfenced without a Lease, else an elector whose loop runs
-    from now on (Kopf's startup) and whose state the items_operator_leader gauge shows."""
+    from now on (Kopf's startup) and whose state the items_operator_leader gauge shows. The
+    elector has its own client: a renewal never queues behind 1,000 passes' requests."""
     fence: Fence
     if lease is None:
         fence = Unfenced()
     else:
         elector = LeaseElector(lease)
-        elector.task = asyncio.create_task(elector.run(client), name="leader-election")
+        elector.client = AsyncClient()
+        elector.task = asyncio.create_task(elector.run(elector.client), name="leader-election")
         fence = elector
     metrics.LEADER.set_function(lambda: float(fence.may_write()))
     return fence
 
 
-async def stop(fence: Fence, client: AsyncClient) -> None:
+async def stop(fence: Fence) -> None:
     """At Kopf's cleanup, after its daemons stopped: end the loop, then release the Lease."""
-    if not isinstance(fence, LeaseElector) or fence.task is None:
+    if not isinstance(fence, LeaseElector) or fence.task is None or fence.client is None:
         return
     fence.task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await fence.task
-    await fence.release(client)
+    await fence.release(fence.client)
+    await fence.client.close()
