@@ -87,7 +87,7 @@ def test_a_release_failing_every_fifth_request_is_rolled_back_on_its_metrics(
         if till.status(NAME).get("reason") == "Analysing":
             seen["analysing"] = True
 
-    status = till.wait_phase(NAME, "RolledBack", 300, image=bad, also=watch)
+    status = till.wait_phase(NAME, "RolledBack", 180, image=bad, also=watch)
     detected = time.monotonic() - seen.get("ready", time.monotonic())
     entry = status["history"][-1]
     print(f"\ncanary ready -> rolled back on its metrics in <= {detected:.0f}s: {entry['message']}")
@@ -114,7 +114,7 @@ def test_a_good_release_passes_its_analysis_and_rolls_out(
 ) -> None:
     v2 = e2e.images.v2
     till.set_image(NAME, v2)
-    status = till.wait_phase(NAME, "Available", 300, image=v2)
+    status = till.wait_phase(NAME, "Available", 180, image=v2)
     entry = status["history"][-1]
     assert entry.get("analysis", "").startswith("passed"), entry
     assert status["lastGoodImage"] == v2

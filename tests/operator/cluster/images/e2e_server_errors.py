@@ -1,15 +1,17 @@
-"""Test image only: every ITEMS_E2E_ERROR_EVERY-th request to an /items route answers 500.
+"""Test image only: every ITEMS_E2E_ERROR_EVERY-th request to an item route answers 500.
 
-Wraps the routes' own ASGI apps, inside the service's request middleware, so the service's
-metrics count the 500s as it counts its own; /healthz and /readyz are untouched (the pods turn
-ready, and only the metrics tell the release is broken).
+The innermost middleware of the app (appended to create_app's middleware list, so it runs after
+routing and inside the service's own request middleware) turns the status of every 5th /items
+response into 500: the service's metrics count it as one of its own 500s, under the route's
+template. /healthz and /readyz are untouched: the pods turn ready, and only the metrics tell
+the release is broken. Imported at the end of service/main.py.
 """
 
 import itertools
 import os
 from typing import Any
 
-from fastapi.routing import APIRoute
+from starlette.middleware import Middleware
 
 from service import main
 
@@ -17,25 +19,31 @@ EVERY = int(os.environ.get("ITEMS_E2E_ERROR_EVERY", "5"))
 _create_app = main.create_app
 
 
-def _failing_every(inner: Any) -> Any:
-    calls = itertools.count(1)
+class EveryFifthFails:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.calls = itertools.count(1)
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and next(calls) % EVERY == 0:
-            headers = [(b"content-type", b"application/problem+json")]
-            await send({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": b'{"title":"injected fault"}'})
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or not scope["path"].startswith("/items")
+            or next(self.calls) % EVERY
+        ):
+            await self.app(scope, receive, send)
             return
-        await inner(scope, receive, send)
 
-    return app
+        async def failing(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "status": 500}
+            await send(message)
+
+        await self.app(scope, receive, failing)
 
 
 def create_app(*args: Any, **kwargs: Any) -> Any:
     app = _create_app(*args, **kwargs)
-    for route in app.router.routes:
-        if isinstance(route, APIRoute) and route.path.startswith("/items"):
-            route.app = _failing_every(route.app)
+    app.user_middleware.append(Middleware(EveryFifthFails))
     return app
 
 
