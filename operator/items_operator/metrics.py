@@ -1,6 +1,6 @@
 """Prometheus metrics of the operator process (served on --metrics-port)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "items_operator_reconciles_total",
@@ -41,4 +41,12 @@ ROLLBACKS = Counter(
     "items_operator_rollbacks_total",
     "Automatic rollbacks to the last good image, by failure reason.",
     ["reason"],
+)
+UPGRADE_WAVE_ROLLING = Gauge(
+    "items_operator_upgrade_wave_rolling",
+    "ItemServices rolling out a release only this operator version's rendering asked for.",
+)
+UPGRADE_WAVE_HALTED = Gauge(
+    "items_operator_upgrade_wave_halted",
+    "1 when an operator-driven rollout was rolled back and the upgrade wave stopped.",
 )

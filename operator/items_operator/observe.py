@@ -376,6 +376,10 @@ class Observed:
     owned_hashes: dict[str, str | None] = field(default_factory=dict)
     # "Kind/name" of objects we would manage that exist but another owner controls.
     conflicts: tuple[str, ...] = ()
+    # The operator-upgrade wave (fleet.py) lets this ItemService start such a rollout now; and
+    # what the wave is doing, for the message of one that waits.
+    upgrade_slot: bool = True
+    upgrade_wave: str = ""
 
 
 def controlled_by(obj: dict[str, Any], uid: str) -> bool:
