@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -31,6 +32,7 @@ from items_operator.constants import (
     VERSION,
 )
 from items_operator.decide import decide
+from items_operator.fleet import UpgradeWave
 from items_operator.model import ItemService
 from items_operator.observe import JobState, Observed
 from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob, Plan
@@ -100,6 +102,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
     memo.clock = kube.ServerClock()
     memo.fence = leadership.start(memo.get("lease"))
+    memo.setdefault("wave", UpgradeWave())
 
 
 @kopf.on.cleanup()
@@ -171,7 +174,7 @@ async def reconcile_loop(
             started = time.monotonic()
             try:
                 delay = await reconcile_once(
-                    client, memo.clock, name, namespace, body, logger, fence=fence
+                    client, memo.clock, name, namespace, body, logger, memo.wave, fence=fence
                 )
                 metrics.RECONCILES.labels("ok").inc()
                 error_backoff = 1.0
@@ -196,6 +199,7 @@ async def reconcile_loop(
                 await asyncio.wait_for(wakeup.wait(), timeout=delay)
                 await asyncio.sleep(COALESCE_SECONDS)
     finally:
+        memo.wave.forget(uid)
         _WAKEUPS.pop(uid, None)
         if _UIDS.get((namespace, name)) == uid:
             del _UIDS[(namespace, name)]
@@ -224,6 +228,7 @@ async def reconcile_once(
     namespace: str,
     body: kopf.Body,
     logger: kopf.Logger,
+    wave: UpgradeWave,
     *,
     fence: leadership.Fence,
 ) -> float:
@@ -239,7 +244,12 @@ async def reconcile_once(
     read_version: str | None = raw["metadata"].get("resourceVersion")
     cr = ItemService.from_body(raw)
     observed = await kube.observe(client, cr)
+    uid = cr.owner.uid
+    observed = replace(observed, upgrade_slot=wave.may_start(uid), upgrade_wave=wave.describe())
     plan = decide(cr, observed, await clock.now(client))
+    wave.observe(uid, name, plan.operator_upgrade, plan.status)
+    metrics.UPGRADE_WAVE_ROLLING.set(len(wave.rolling))
+    metrics.UPGRADE_WAVE_HALTED.set(1 if wave.halted_by else 0)
 
     fence.check()
     refused: list[dict[str, str]] = []

@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 
 import items_logging
 from items_operator.election import Timings
+from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
 from items_operator.leadership import LeaseConfig, holder_identity
 
 DEFAULT_PEERING = "items-operator"
@@ -90,6 +91,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "~0.1 s instead of the next poll). Needs list/watch on them where the operator serves; "
         "auto: on with --namespace, off cluster-wide (per-namespace RoleBindings).",
     )
+    parser.add_argument(
+        "--upgrade-wave",
+        type=int,
+        default=int(os.environ.get("ITEMS_OPERATOR_UPGRADE_WAVE", str(DEFAULT_WAVE_SIZE))),
+        help="ItemServices rolling out at once a release only this operator version's rendering "
+        "asked for (no spec change); the first rollback halts the wave.",
+    )
     parser.add_argument("--log-level", default=os.environ.get("ITEMS_OPERATOR_LOG_LEVEL", "INFO"))
     parser.add_argument("--plain-logs", action="store_true", help="Human-readable, not JSON.")
     args = parser.parse_args(argv)
@@ -151,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if watches_owned_objects(args):
         handlers.watch_owned_objects()
     settings = kopf.OperatorSettings()
+    memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
     handlers.apply_scanning(settings, args.namespace)
 
     # Kopf peering is priority-based, not a lease: replicas with equal priority all pause.
@@ -166,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         peering_name=None if without_peering else args.peering,
         priority=priority,
         settings=settings,
-        memo=kopf.Memo(lease=lease),
+        memo=memo,
     )
 
 

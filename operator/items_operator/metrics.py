@@ -56,3 +56,11 @@ FENCED = Counter(
     "items_operator_fenced_total",
     "Reconcile passes stopped before a write because this replica could not prove it leads.",
 )
+UPGRADE_WAVE_ROLLING = Gauge(
+    "items_operator_upgrade_wave_rolling",
+    "ItemServices rolling out a release only this operator version's rendering asked for.",
+)
+UPGRADE_WAVE_HALTED = Gauge(
+    "items_operator_upgrade_wave_halted",
+    "1 when an operator-driven rollout was rolled back and the upgrade wave stopped.",
+)

@@ -11,7 +11,9 @@ from typing import Any
 import kopf
 import pytest
 from items_operator import handlers, kube
+from items_operator.fleet import UpgradeWave
 from items_operator.leadership import NotLeaderError
+from items_operator.observe import Observed, SecretState, observe_deployment
 from items_operator.plan import Action, Apply, Event, Plan
 from lightkube import ApiError
 
@@ -68,7 +70,13 @@ class Api:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, refuse: tuple[str, ...] = ()) -> None:
         self.sent: list[tuple[str, Any]] = []
         self.refuse = refuse
-        observed = SimpleNamespace(deployment=SimpleNamespace(resource_version="7"))
+        deployment = observe_deployment(
+            {
+                "metadata": {"name": "shop", "resourceVersion": "7"},
+                "spec": {"template": {"spec": {"containers": [{"name": "items", "image": V1}]}}},
+            }
+        )
+        observed = Observed(secret=SecretState.PRESENT, deployment=deployment)
 
         async def read(*_: Any) -> dict[str, Any]:
             return ITEM_SERVICE
@@ -109,7 +117,9 @@ def _pass(fence: Fence) -> float:
     client: Any = None
     clock: Any = Clock()
     return asyncio.run(
-        handlers.reconcile_once(client, clock, "shop", "items", body, logger, fence=fence)
+        handlers.reconcile_once(
+            client, clock, "shop", "items", body, logger, UpgradeWave(), fence=fence
+        )
     )
 
 
