@@ -329,12 +329,18 @@ def _same_owner(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 
 async def patch_status(
-    client: AsyncClient, name: str, namespace: str, patch: dict[str, Any]
+    client: AsyncClient,
+    name: str,
+    namespace: str,
+    patch: dict[str, Any],
+    resource_version: str | None = None,
 ) -> None:
+    """With resource_version: only onto the ItemService as it was read (409 otherwise)."""
+    precondition = {"metadata": {"resourceVersion": resource_version}} if resource_version else {}
     await client.patch(
         ItemServiceResource.Status,
         name,
-        {"status": patch},
+        {**precondition, "status": patch},
         namespace=namespace,
         patch_type=PatchType.MERGE,
     )
