@@ -9,11 +9,18 @@ every pod's requests raises both ratios and blames nobody.
 
 Rules (docs/operator.md, "Metrics analysis"):
 - Only the item API counts (routes under /items): probes and /metrics are not traffic.
-- Errors are 5xx answers; a 4xx is the client's.
-- A regression is an increase of the 5xx ratio by more than `maxErrorRateIncrease` that is
-  significant at 99% (one-sided, normal approximation of the difference of two proportions), or a
-  p99 latency above `maxLatencyRatio` times the old pods' and at least MIN_LATENCY_REGRESSION
-  slower; each group needs `minRequests` requests before it is compared.
+- Errors are 5xx answers except 503: a 4xx is the client's, and 503 is the service's own "not
+  now" (draining, its pool exhausted, the database unreachable), which a new pod meets first
+  when the environment is short (connection limits, a cold pool) whatever its release.
+- Each group needs `minRequests` requests before anything is concluded.
+- A regression is an increase of the error ratio by more than `maxErrorRateIncrease` that is
+  significant at 99.9% per check (one-sided, normal approximation of the difference of two
+  proportions; a pass checks every few seconds, so ~1% over a minute of checks at the boundary).
+- Latency: `bound` is the first histogram bucket at or above `maxLatencyRatio` x the old pods'
+  p99 (a bucket's upper bound). A regression is a share of the new pod's requests slower than
+  `bound` that exceeds the old pods' share by more than 1 point, significant as above, with the
+  new p99 at least MIN_LATENCY_REGRESSION slower. A bucket edge (101 ms against 99 ms) or one
+  cold request among a hundred is not a regression.
 """
 
 from __future__ import annotations
@@ -33,8 +40,12 @@ if TYPE_CHECKING:  # observe.py imports RequestSample from here
 REQUESTS_METRIC = "items_http_requests"
 LATENCY_METRIC = "items_http_request_duration_seconds"
 API_PREFIX = "/items"
-# One-sided 99%: z of the increase beyond the tolerated one.
-SIGNIFICANCE_Z = 2.326
+# One-sided 99.9% per check: z of the increase beyond the tolerated one.
+SIGNIFICANCE_Z = 3.09
+# Slow requests beyond the tolerated latency may exceed the old pods' share by this much.
+SLOW_SHARE_TOLERANCE = 0.01
+# Service statuses that are not the release's errors (see the rules above).
+NOT_RELEASE_ERRORS = frozenset({"503"})
 # A p99 must also be this much slower: 1 ms against 3 ms is a ratio, not a regression.
 MIN_LATENCY_REGRESSION = 0.05
 
@@ -69,6 +80,11 @@ class RequestSample:
     def error_ratio(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
+    def above(self, bound: float) -> int:
+        """Requests slower than `bound` (a bucket's upper bound)."""
+        at_most = next((count for b, count in self.buckets if b == bound), 0)
+        return max(self.requests - at_most, 0)
+
     def quantile(self, q: float) -> float | None:
         """Upper bound of the bucket holding the q-quantile (None without requests)."""
         total = self.buckets[-1][1] if self.buckets else 0
@@ -100,7 +116,8 @@ def parse_metrics(text: str) -> RequestSample:
             value = int(sample.value)
             if sample.name == f"{REQUESTS_METRIC}_total":
                 requests += value
-                if sample.labels.get("status", "").startswith("5"):
+                status = sample.labels.get("status", "")
+                if status.startswith("5") and status not in NOT_RELEASE_ERRORS:
                     errors += value
             elif sample.name == f"{LATENCY_METRIC}_bucket":
                 bound = float(sample.labels["le"])
@@ -130,48 +147,61 @@ def compare(new: RequestSample, old: RequestSample, spec: AnalysisSpec) -> Compa
         f"{_seconds(new.quantile(0.99))}; old pods: {old.errors}/{old.requests} 5xx "
         f"({old.error_ratio:.1%}), p99 {_seconds(old.quantile(0.99))}"
     )
-    if new.requests < spec.min_requests:
+    if new.requests < spec.min_requests or old.requests < spec.min_requests:
         return Comparison(None, conclusive=False, summary=summary)
     increase = new.error_ratio - old.error_ratio
-    if increase > spec.max_error_rate_increase and (
-        _z_beyond(new, old, spec.max_error_rate_increase) >= SIGNIFICANCE_Z
+    tolerated = spec.max_error_rate_increase
+    if (
+        increase > tolerated
+        and _z_beyond(new.errors, new.requests, old.errors, old.requests, tolerated)
+        >= SIGNIFICANCE_Z
     ):
         return Comparison(
-            f"5xx ratio up {increase * 100:.1f} points (tolerated "
-            f"{spec.max_error_rate_increase * 100:g}): {summary}",
+            f"5xx ratio up {increase * 100:.1f} points (tolerated {tolerated * 100:g}): {summary}",
             conclusive=True,
             summary=summary,
         )
-    if old.requests >= spec.min_requests:
-        new_p99, old_p99 = new.quantile(0.99), old.quantile(0.99)
-        if (
-            new_p99 is not None
-            and old_p99 is not None
-            and new_p99 > spec.max_latency_ratio * old_p99
-            and new_p99 - old_p99 >= MIN_LATENCY_REGRESSION
-        ):
-            return Comparison(
-                f"p99 latency {_seconds(new_p99)} against {_seconds(old_p99)} (tolerated "
-                f"{spec.max_latency_ratio:g}x): {summary}",
-                conclusive=True,
-                summary=summary,
-            )
+    if (slow := _slower(new, old, spec.max_latency_ratio)) is not None:
+        return Comparison(f"{slow}: {summary}", conclusive=True, summary=summary)
     return Comparison(None, conclusive=True, summary=summary)
 
 
-def _z_beyond(new: RequestSample, old: RequestSample, tolerated: float) -> float:
+def _slower(new: RequestSample, old: RequestSample, ratio: float) -> str | None:
+    """The new pod's latency regression, if significant (see the rules above)."""
+    new_p99, old_p99 = new.quantile(0.99), old.quantile(0.99)
+    if new_p99 is None or old_p99 is None or new_p99 - old_p99 < MIN_LATENCY_REGRESSION:
+        return None
+    bound = next((b for b, _ in old.buckets if b >= ratio * old_p99), math.inf)
+    if math.isinf(bound):
+        return None
+    new_slow, old_slow = new.above(bound), old.above(bound)
+    if new_slow / new.requests - old_slow / old.requests <= SLOW_SHARE_TOLERANCE:
+        return None
+    z = _z_beyond(new_slow, new.requests, old_slow, old.requests, SLOW_SHARE_TOLERANCE)
+    if z < SIGNIFICANCE_Z:
+        return None
+    return (
+        f"p99 latency {_seconds(new_p99)} against {_seconds(old_p99)}: "
+        f"{new_slow}/{new.requests} new requests slower than {_seconds(bound)} against "
+        f"{old_slow}/{old.requests} old ones (tolerated {ratio:g}x the old p99)"
+    )
+
+
+def _z_beyond(
+    new_hits: int, new_total: int, old_hits: int, old_total: int, tolerated: float
+) -> float:
     """z of (new ratio - old ratio - tolerated), unpooled standard error; each ratio is kept
     off 0 and 1 by half a request so that a clean control group does not make it infinite."""
 
-    def variance(sample: RequestSample) -> float:
-        if sample.requests == 0:
-            return 0.0
-        n = sample.requests
-        ratio = min(max(sample.error_ratio, 0.5 / n), 1 - 0.5 / n)
-        return ratio * (1 - ratio) / n
+    def ratio_and_variance(hits: int, n: int) -> tuple[float, float]:
+        ratio = hits / n
+        kept = min(max(ratio, 0.5 / n), 1 - 0.5 / n)
+        return ratio, kept * (1 - kept) / n
 
-    error = math.sqrt(variance(new) + variance(old))
-    return (new.error_ratio - old.error_ratio - tolerated) / error if error else 0.0
+    new_ratio, new_var = ratio_and_variance(new_hits, new_total)
+    old_ratio, old_var = ratio_and_variance(old_hits, old_total)
+    error = math.sqrt(new_var + old_var)
+    return (new_ratio - old_ratio - tolerated) / error if error else 0.0
 
 
 def _seconds(value: float | None) -> str:

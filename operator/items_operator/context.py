@@ -24,7 +24,13 @@ from items_operator.observe import (
 )
 from items_operator.plan import Apply, Create, Desired, Event
 from items_operator.policy import EventType
-from items_operator.release import Release, migration_key, spec_release, with_release_label
+from items_operator.release import (
+    Release,
+    inputs_digest,
+    migration_key,
+    spec_release,
+    with_release_label,
+)
 from items_operator.specs.deployment import build_deployment
 from items_operator.specs.revision import build_controller_revision
 from items_operator.status import record_revision, timestamp
@@ -55,6 +61,7 @@ class Pass:
     wake_at: datetime | None = None
     analysing_until: datetime | None = None  # the canary analysis of the serving release runs
     operator_upgrade: str | None = None  # see Plan.operator_upgrade
+    inputs: str = ""  # release.inputs_digest of the spec (history entries record it)
 
     @classmethod
     def start(cls, cr: ItemService, observed: Observed, now: datetime) -> Pass:
@@ -81,6 +88,7 @@ class Pass:
             # a vanished Secret never looks like a new release.
             annotations = p.serving.template.get("metadata", {}).get("annotations") or {}
             p.target = spec_release(cr, annotations.get(ANNOTATION_DATABASE_TARGET))
+        p.inputs = inputs_digest(cr, observed.secret_digest)
         p.target = p.target.numbered(p._number_for(p.target.hash))
         if (stored := p.stored(p.target.hash)) is not None:
             # Stored once migrated, with the image pinned to the bits that migrated.
@@ -199,9 +207,10 @@ class Pass:
         )
 
     def analysis_for(self, release_hash: str | None) -> AnalysisSpec | None:
-        """The spec's canary analysis, while it has not ended for this (unproven) release."""
+        """The spec's canary analysis, while it has not ended for the spec's (unproven) release;
+        never for a rollback or a requested revision."""
         spec = self.cr.spec.rollout.analysis
-        if spec is None or release_hash is None or release_hash == self.last_good:
+        if spec is None or release_hash != self.target.hash or release_hash == self.last_good:
             return None
         entry: dict[str, Any] = next(
             (e for e in reversed(self.history) if e.get("release") == release_hash), {}

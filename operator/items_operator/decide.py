@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from items_operator.constants import ANNOTATION_ALLOW_CONTRACT, LABEL_RELEASE
 from items_operator.context import Pass
+from items_operator.fleet import TRIGGER_OPERATOR
 from items_operator.housekeeping import converge_supporting_objects, fail_stuck_jobs, hash_of, prune
 from items_operator.migration import (
     adopt_finished_jobs,
@@ -357,7 +358,8 @@ def _failure_message(p: Pass, fallback: str) -> str:
 def _operator_upgrade(p: Pass) -> bool:
     """The spec's release differs from the proven serving one only because this operator renders
     the pod template differently: same image and database, not started yet, and the spec's
-    generation is the one that chose the serving release."""
+    template inputs are the ones that chose the serving release (a history entry without them,
+    from an operator before they were recorded: the spec's generation has not moved)."""
     serving, target = p.serving, p.target
     if serving is None or serving.hash != p.last_good or serving.hash == target.hash:
         return False
@@ -369,6 +371,8 @@ def _operator_upgrade(p: Pass) -> bool:
     entry: dict[str, object] = next(
         (e for e in reversed(p.history) if e.get("release") == serving.hash), {}
     )
+    if "inputs" in entry:
+        return entry["inputs"] == p.inputs
     chosen_at = entry.get("generation", p.cr.status.get("observedGeneration"))
     return bool(chosen_at == p.cr.generation)
 
@@ -381,7 +385,7 @@ def _migrate_then_deploy(p: Pass) -> Situation:
         if not p.observed.upgrade_slot:
             p.operator_upgrade = "queued"
             return Situation(
-                Reason.UPGRADE_QUEUED,
+                Reason.UPGRADE_HALTED if p.observed.upgrade_halted else Reason.UPGRADE_QUEUED,
                 f"this operator version renders the pod template differently (no spec change): "
                 f"{target.label} rolls out in a bounded wave; {p.observed.upgrade_wave}; "
                 f"{serving.label if serving else 'nothing'} keeps serving",
@@ -412,7 +416,8 @@ def _migrate_then_deploy(p: Pass) -> Situation:
             start_new=True,
             outcome=Outcome.ROLLING_OUT,
             generation=p.cr.generation,
-            **({"trigger": "operator"} if p.operator_upgrade else {}),
+            inputs=p.inputs,
+            **({"trigger": TRIGGER_OPERATOR} if p.operator_upgrade else {}),
             **({"migrationJob": job_name} if job else {}),
             **({"imageID": image_id} if image_id else {}),
         )
@@ -471,6 +476,7 @@ def _migrate_then_deploy(p: Pass) -> Situation:
         migrationJob=job_name,
         outcome=Outcome.MIGRATING,
         generation=p.cr.generation,
+        inputs=p.inputs,
     )
     return Situation(
         Reason.MIGRATING, f"migrating the schema for {target.label} (Job {job_name}){keeps}"

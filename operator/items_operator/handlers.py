@@ -200,6 +200,7 @@ async def reconcile_loop(
                 await asyncio.sleep(COALESCE_SECONDS)
     finally:
         memo.wave.forget(uid)
+        kube.forget(namespace, name)
         _WAKEUPS.pop(uid, None)
         if _UIDS.get((namespace, name)) == uid:
             del _UIDS[(namespace, name)]
@@ -243,11 +244,19 @@ async def reconcile_once(
         return 1.0  # Kopf is stopping this daemon; owned objects go by garbage collection
     read_version: str | None = raw["metadata"].get("resourceVersion")
     cr = ItemService.from_body(raw)
-    observed = await kube.observe(client, cr)
+    now = await clock.now(client)
+    observed = await kube.observe(client, cr, now=now)
     uid = cr.owner.uid
-    observed = replace(observed, upgrade_slot=wave.may_start(uid), upgrade_wave=wave.describe())
-    plan = decide(cr, observed, await clock.now(client))
-    wave.observe(uid, name, plan.operator_upgrade, plan.status)
+    wave.note(uid, cr.status, time.monotonic())
+    # No await from here to wave.observe: the slot is checked and taken in one step.
+    observed = replace(
+        observed,
+        upgrade_slot=wave.may_start(uid),
+        upgrade_halted=wave.halted_by is not None,
+        upgrade_wave=wave.describe(),
+    )
+    plan = decide(cr, observed, now)
+    wave.observe(uid, name, plan.operator_upgrade, plan.status, time.monotonic())
     metrics.UPGRADE_WAVE_ROLLING.set(len(wave.rolling))
     metrics.UPGRADE_WAVE_HALTED.set(1 if wave.halted_by else 0)
 

@@ -104,8 +104,9 @@ async def read_item_service(
     return await _get(client, ItemServiceResource, name, namespace)
 
 
-async def observe(client: AsyncClient, cr: ItemService) -> Observed:
-    """Read everything decide() needs for one ItemService, all in its own namespace."""
+async def observe(client: AsyncClient, cr: ItemService, *, now: datetime | None = None) -> Observed:
+    """Read everything decide() needs for one ItemService, all in its own namespace; `now` (the
+    API server's) dates the canary analysis' baselines."""
     owner, ns = cr.owner, cr.owner.namespace
     conflicts: list[str] = []
     ref = cr.spec.database.secret_ref
@@ -145,7 +146,9 @@ async def observe(client: AsyncClient, cr: ItemService) -> Observed:
     ]
     pods = [observe_pod(pod) for pod in await _list(client, Pod, ns, server)]
     pods = await _with_readiness(client, ns, pods)
-    pods = await _with_requests(client, cr, deployment.release if deployment else None, pods)
+    pods = await _with_requests(
+        client, cr, deployment.release if deployment else None, pods, now or datetime.now(UTC)
+    )
     # Migration pods matter while a Job runs, and once more when it finishes (the operator
     # copies their image ID and report onto the Job); skip the list otherwise.
     job_pods = []
@@ -198,14 +201,19 @@ async def _readiness(client: AsyncClient, namespace: str, pod: str) -> dict[str,
     return {str(k): str(v) for k, v in checks.items()} if isinstance(checks, dict) else {}
 
 
-# Per ItemService (namespace, name): each measured pod's (uid) first sample of the analysis, so
-# new and old pods are compared over the same interval. Lost on restart: the analysis then
-# compares from the first pass after it (fewer requests, never wrong ones).
-_BASELINES: dict[tuple[str, str], dict[str, RequestSample]] = {}
+# Per ItemService (namespace, name): each measured container's (pod uid, restarts) first sample
+# of the analysis and when it was taken, so new and old pods are compared over the same
+# interval. Lost on restart: the analysis then starts again from the first pass after it
+# (verdict.py counts its duration from the newest baseline), never from a shortened window.
+_BASELINES: dict[tuple[str, str], dict[str, tuple[RequestSample, datetime]]] = {}
 
 
 async def _with_requests(
-    client: AsyncClient, cr: ItemService, release: str | None, pods: list[PodObservation]
+    client: AsyncClient,
+    cr: ItemService,
+    release: str | None,
+    pods: list[PodObservation],
+    now: datetime,
 ) -> list[PodObservation]:
     """Attach the item API's requests since the analysis began (analysis.py) to the pods a
     running canary analysis compares; nothing is read otherwise."""
@@ -215,16 +223,24 @@ async def _with_requests(
         _BASELINES.pop(key, None)
         return pods
     samples = await asyncio.gather(*(_metrics(client, key[0], p.name) for p in chosen))
-    previous, baselines, measured = _BASELINES.get(key, {}), {}, {}
+    previous = _BASELINES.get(key, {})
+    baselines: dict[str, tuple[RequestSample, datetime]] = {}
+    measured: dict[str, PodObservation] = {}
     for pod, sample in zip(chosen, samples, strict=True):
+        container = f"{pod.uid}/{pod.restart_count}"  # a restarted container counts from zero
         if sample is None:  # no answer this pass: keep the baseline, no figure
-            if pod.uid in previous:
-                baselines[pod.uid] = previous[pod.uid]
+            if container in previous:
+                baselines[container] = previous[container]
             continue
-        baselines[pod.uid] = previous.get(pod.uid, sample)
-        measured[pod.name] = sample.since(baselines[pod.uid])
+        base, since = baselines[container] = previous.get(container, (sample, now))
+        measured[pod.name] = replace(pod, requests=sample.since(base), requests_since=since)
     _BASELINES[key] = baselines
-    return [replace(p, requests=measured[p.name]) if p.name in measured else p for p in pods]
+    return [measured.get(p.name, p) for p in pods]
+
+
+def forget(namespace: str, name: str) -> None:
+    """The ItemService is gone from this operator: drop what was kept for it."""
+    _BASELINES.pop((namespace, name), None)
 
 
 async def _metrics(client: AsyncClient, namespace: str, pod: str) -> RequestSample | None:

@@ -274,8 +274,10 @@ class PodObservation:
     # The service container's terminations and startup probe (containers.py).
     container: ServiceContainer = field(default_factory=ServiceContainer)
     uid: str = ""
-    # Item API requests served since the canary analysis first read this pod (kube.py).
+    # Item API requests served since the canary analysis first read this pod (kube.py), and
+    # when that was (the API server's clock).
     requests: RequestSample | None = field(default=None, compare=False)
+    requests_since: datetime | None = field(default=None, compare=False)
 
     @property
     def counts(self) -> bool:
@@ -382,6 +384,7 @@ class Observed:
     # The operator-upgrade wave (fleet.py) lets this ItemService start such a rollout now; and
     # what the wave is doing, for the message of one that waits.
     upgrade_slot: bool = True
+    upgrade_halted: bool = False
     upgrade_wave: str = ""
 
 

@@ -38,6 +38,7 @@ class Reason(enum.StrEnum):
     WAITING_FOR_PREVIOUS_MIGRATION = "WaitingForPreviousMigration"
     ROLLING_OUT = "RollingOut"
     UPGRADE_QUEUED = "UpgradeQueued"
+    UPGRADE_HALTED = "UpgradeHalted"
     ANALYSING = "Analysing"
     DEPENDENCY_UNAVAILABLE = "DependencyUnavailable"
     UNSCHEDULABLE = "Unschedulable"
@@ -92,6 +93,7 @@ TABLE: dict[Reason, Row] = {
     Reason.WAITING_FOR_PREVIOUS_MIGRATION: Row(P.MIGRATING,      T,   F,   F,    MIGRATION_POLL, N),
     Reason.ROLLING_OUT:                    Row(P.ROLLING_OUT,    T,   F,   F,    ROLLOUT_POLL,   N),
     Reason.UPGRADE_QUEUED:                 Row(P.AVAILABLE,      T,   F,   F,    RETRY_POLL,     N),
+    Reason.UPGRADE_HALTED:                 Row(P.AVAILABLE,      F,   T,   T,    IDLE_POLL,      W),
     Reason.ANALYSING:                      Row(P.ROLLING_OUT,    T,   F,   F,    MIGRATION_POLL, N),
     Reason.DEPENDENCY_UNAVAILABLE:         Row(P.ROLLING_OUT,    T,   T,   F,    ROLLOUT_POLL,   W),
     Reason.UNSCHEDULABLE:                  Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),

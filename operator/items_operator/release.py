@@ -56,6 +56,21 @@ def with_release_label(template: dict[str, Any], release_hash: str) -> dict[str,
     return {**template, "metadata": meta}
 
 
+# Spec fields that never reach the pod template: changing them makes no new release, so they
+# must not make an operator-rendered one look like a person's change either (decide.py).
+NOT_TEMPLATE_FIELDS = frozenset(
+    {"replicas", "paused", "rollout", "migration", "revisionHistoryLimit"}
+)
+
+
+def inputs_digest(cr: ItemService, url_digest: str | None) -> str:
+    """What a person controls of a release: the spec's template fields and the database
+    target. Equal digests with different release hashes: the operator renders differently."""
+    fields = cr.spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    kept = {k: v for k, v in fields.items() if k not in NOT_TEMPLATE_FIELDS}
+    return _digest({"spec": kept, "url": url_digest})
+
+
 def spec_release(cr: ItemService, url_digest: str | None) -> Release:
     """The release the spec asks for (its revision number is looked up by the caller)."""
     template = build_pod_template(cr.owner, cr.spec)

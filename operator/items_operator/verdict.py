@@ -245,7 +245,7 @@ def judge(
         return Verdict(VerdictKind.FAILED, failure=failure)
     ready = sum(1 for p in new if p.ready)
     detail = f"{ready}/{deployment.replicas} new pods ready"
-    if analysis is not None and (found := _analyse(analysis, new, old, now, floor)) is not None:
+    if analysis is not None and (found := _analyse(analysis, new, old, now)) is not None:
         if found.kind is VerdictKind.FAILED:
             return found
         deadlines = [d for d in (deadline, found.deadline) if d is not None]
@@ -254,38 +254,44 @@ def judge(
 
 
 def _analyse(
-    spec: AnalysisSpec,
-    new: list[PodObservation],
-    old: list[PodObservation],
-    now: datetime,
-    floor: datetime | None,
+    spec: AnalysisSpec, new: list[PodObservation], old: list[PodObservation], now: datetime
 ) -> Verdict | None:
     """The canary's verdict once a new pod is ready: a regression fails the release; the end
-    of the duration passes it; None while no new pod is ready."""
+    of the duration passes it; None while no new pod is ready.
+
+    The duration counts from the canary's Ready and from the newest baseline (an operator that
+    restarted measures a whole duration again), not from a hold's or a pause's end: the
+    Deployment controller's hold (minReadySeconds) counts from Ready too. Old pods that exist
+    but are not ready (or not read) give no verdict: the analysis waits; only when none exists
+    (a first release, a scale-up from zero) is it skipped.
+    """
     canaries = [p for p in new if p.ready and p.ready_changed_at is not None]
     if not canaries:
         return None
-    controls = [p for p in old if p.ready]
-    if not controls:
+    if not old:
         return Verdict(
             VerdictKind.WAITING,
             detail="no old pods to compare with",
             analysis_outcome="skipped: no pods of another release served beside the new ones",
         )
     canary = min(canaries, key=lambda p: p.ready_changed_at or now)
-    measured_new = [p.requests for p in canaries if p.requests is not None]
-    measured_old = [p.requests for p in controls if p.requests is not None]
-    comparison = compare(total(measured_new), total(measured_old), spec)
+    controls = [p for p in old if p.ready]
+    measured = [p for p in (*canaries, *controls) if p.requests is not None]
+    comparison = compare(
+        total(p.requests for p in canaries if p.requests is not None),
+        total(p.requests for p in controls if p.requests is not None),
+        spec,
+    )
     if comparison.regression is not None:
         failure = Failure(FailureKind.METRICS_REGRESSION, canary.name, comparison.regression)
         return Verdict(VerdictKind.FAILED, failure=failure)
-    started = max(t for t in (canary.ready_changed_at, floor) if t is not None)
+    started = max(t for t in (canary.ready_changed_at, *(p.requests_since for p in measured)) if t)
     ends = started + timedelta(seconds=spec.duration_seconds)
-    if now < ends:
+    if now < ends or not controls:
         return Verdict(
             VerdictKind.WAITING,
             detail=f"analysing {canary.name}: {comparison.summary}",
-            deadline=ends,
+            deadline=ends if now < ends else None,
             analysing_until=ends,
         )
     outcome = "passed" if comparison.conclusive else "inconclusive (too few requests)"

@@ -114,7 +114,8 @@ def build_deployment(
     surge, unavailable = spec.rollout.max_surge, spec.rollout.max_unavailable
     deadline = spec.rollout.progress_deadline_seconds
     if canary_seconds is not None:
-        surge, unavailable = 1, 0
+        # One new pod first: beside the old ones, or (no room to surge) in place of one.
+        surge, unavailable = (0, 1) if str(surge).rstrip("%") == "0" else (1, 0)
         hold = canary_seconds + CANARY_HOLD_MARGIN_SECONDS
         deadline = max(deadline, hold + CANARY_PROGRESS_MARGIN_SECONDS)
     deployment_spec: dict[str, Any] = {

@@ -48,7 +48,7 @@ def sample(requests: int, errors: int, slow: int = 0, *, slow_s: float = 0.3) ->
     return RequestSample(requests, errors, tuple(buckets))
 
 
-def test_only_the_item_api_counts_and_only_5xx_are_errors() -> None:
+def test_only_the_item_api_counts_and_only_5xx_but_503_are_errors() -> None:
     body = _exposition(
         {
             ("/items", "200"): 90,
@@ -61,7 +61,7 @@ def test_only_the_item_api_counts_and_only_5xx_are_errors() -> None:
         {"/items": [0.004] * 95 + [0.3] * 10, "/readyz": [2.0] * 40},
     )
     parsed = parse_metrics(body)
-    assert (parsed.requests, parsed.errors) == (105, 10)
+    assert (parsed.requests, parsed.errors) == (105, 7)  # 503 is "not now", not the release
     assert parsed.quantile(0.5) == 0.01
     assert parsed.quantile(0.99) == 0.5  # the /readyz timeouts are not the API's latency
 
@@ -89,14 +89,22 @@ def test_an_increase_counts_from_the_baseline_and_a_restart_from_zero() -> None:
 @pytest.mark.parametrize(
     ("new", "old", "regressed"),
     [
-        (sample(50, 10), sample(150, 0), True),  # +20 points at 50 requests: the benchmark's case
+        (sample(100, 20), sample(300, 0), True),  # +20 points at 100 requests: the benchmark's
+        (sample(50, 10), sample(150, 0), False),  # the same at 50: not yet significant at 99.9%
         (sample(50, 3), sample(150, 0), False),  # +6 points on 50 requests: not significant
-        (sample(1000, 100), sample(3000, 60), True),  # +8 points on many requests
+        (sample(1000, 110), sample(3000, 60), True),  # +9 points on many requests
         (sample(200, 60), sample(400, 120), False),  # an outage fails both alike
         (sample(20, 20), sample(100, 0), False),  # below minRequests: no verdict yet
-        (sample(100, 0, slow=5), sample(300, 0), True),  # p99 5 ms -> 500 ms
+        (sample(100, 30), sample(0, 0), False),  # old pods not read: nothing to compare with
+        (sample(300, 0, slow=15), sample(900, 0), True),  # 5% of requests 5 ms -> 300 ms
         (sample(100, 0, slow=5, slow_s=0.05), sample(300, 0), False),  # too small to matter
         (sample(100, 0, slow=5), sample(300, 0, slow=15), False),  # old pods as slow
+        (sample(100, 0, slow=1, slow_s=0.5), sample(300, 0), False),  # one cold request
+        (
+            RequestSample(100, 0, ((0.1, 97), (0.25, 100), (float("inf"), 100))),
+            RequestSample(300, 0, ((0.1, 300), (0.25, 300), (float("inf"), 300))),
+            False,
+        ),  # a tail across a bucket edge (99 ms -> 101 ms) is not "2.5x slower"
     ],
 )
 def test_compare(new: RequestSample, old: RequestSample, regressed: bool) -> None:
@@ -105,10 +113,10 @@ def test_compare(new: RequestSample, old: RequestSample, regressed: bool) -> Non
 
 
 def test_the_message_gives_the_numbers() -> None:
-    result = compare(sample(50, 10), sample(150, 0), SPEC)
+    result = compare(sample(100, 20), sample(300, 0), SPEC)
     assert result.regression is not None
-    assert "10/50 5xx (20.0%)" in result.regression
-    assert "0/150" in result.regression
+    assert "20/100 5xx (20.0%)" in result.regression
+    assert "0/300" in result.regression
 
 
 counts = st.integers(min_value=0, max_value=5_000)
@@ -201,12 +209,12 @@ def test_a_5xx_regression_rolls_back_with_the_numbers() -> None:
     _canary(world, sample(0, 0), sample(0, 0))
     world.step()
     world.tick(20)
-    _canary(world, sample(60, 12), sample(180, 1))
+    _canary(world, sample(100, 20), sample(300, 1))
     world.step()
     assert world.status["reason"] == "RolledBack"
     entry = world.status["history"][-1]
     assert entry["reason"] == "MetricsRegression"
-    assert "12/60 5xx" in entry["message"]
+    assert "20/100 5xx" in entry["message"]
     assert world.deployment is not None
     assert world.deployment["spec"]["template"]["spec"]["containers"][0]["image"] == V1
     assert _strategy(world) == (1, 0, None)  # the old release rolls back without a hold
@@ -288,3 +296,50 @@ def test_without_analysis_the_strategy_and_hashes_do_not_change() -> None:
     assert world.status["reason"] != "Analysing"
     assert world.status["history"][-1].get("analysis") is None
     assert V1 != V2
+
+
+# -- regressions from the adversarial review ------------------------------------------------
+
+
+def test_a_later_baseline_measures_a_whole_duration_again() -> None:
+    """An operator restart (or failover) loses the baselines: the analysis does not end on a
+    shortened window, it runs its duration from the new baseline."""
+    world = _analysed_world(durationSeconds=30)
+    _canary(world, sample(0, 0), sample(0, 0))
+    world.step()
+    world.tick(25)
+    _canary(world, sample(5, 0), sample(10, 0))
+    world.pods = [replace(p, requests_since=world.now) for p in world.pods]
+    world.tick(10)  # past the canary's ready time + 30 s, 10 s after the new baseline
+    world.step()
+    assert world.status["reason"] == "Analysing", world.status["message"]
+    assert "analysis" not in world.status["history"][-1]
+
+
+def test_old_pods_unready_mid_analysis_wait_instead_of_skipping() -> None:
+    world = _analysed_world(durationSeconds=30)
+    _canary(world, sample(0, 0), sample(0, 0))
+    world.step()
+    world.tick(10)
+    _canary(world, sample(40, 16), sample(80, 0))
+    world.pods = [p if p.uid == "canary-uid" else replace(p, ready=False) for p in world.pods]
+    world.step()
+    assert "analysis" not in world.status["history"][-1]
+    assert _strategy(world)[2] is not None  # still held
+
+
+def test_a_requested_rollback_is_never_held_as_a_canary() -> None:
+    world = _analysed_world(durationSeconds=30)
+    world.rollback_to = 1
+    world.step()
+    assert world.status["reason"] == "RollbackRequested", world.status["message"]
+    assert _strategy(world)[2] is None
+
+
+def test_no_room_to_surge_makes_the_canary_replace_one_old_pod() -> None:
+    world = available_world(replicas=2, rollout={"maxSurge": 0, "maxUnavailable": 1})
+    world.change(image=V2, rollout={"maxSurge": 0, "maxUnavailable": 1, "analysis": {}})
+    world.settle(passes=1)
+    surge, unavailable, hold = _strategy(world)
+    assert (surge, unavailable) == (0, 1)
+    assert hold is not None

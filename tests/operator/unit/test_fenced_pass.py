@@ -81,7 +81,7 @@ class Api:
         async def read(*_: Any) -> dict[str, Any]:
             return ITEM_SERVICE
 
-        async def observe(*_: Any) -> Any:
+        async def observe(*_: Any, **__: Any) -> Any:
             return observed
 
         async def execute(_: Any, __: str, action: Action) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from items_operator.fleet import UpgradeWave
+from items_operator.fleet import SLOT_TIMEOUT, UpgradeWave
 from items_operator.specs import deployment
 
 from .world import V2, World, available_world
@@ -78,20 +78,20 @@ def test_the_wave_bounds_and_frees_its_slots() -> None:
     wave = UpgradeWave(size=2)
     for uid in ("a", "b"):
         assert wave.may_start(uid)
-        wave.observe(uid, uid, "started", _status("r2"))
+        wave.observe(uid, uid, "started", _status("r2"), 0.0)
     assert not wave.may_start("c")
     assert wave.may_start("a")  # a holder keeps its slot
-    wave.observe("a", "a", None, _status("r2", good="r2"))
+    wave.observe("a", "a", None, _status("r2", good="r2"), 1.0)
     assert wave.may_start("c")
-    wave.observe("b", "b", None, _status("r3"))  # superseded by a person's change
+    wave.observe("b", "b", None, _status("r3"), 1.0)  # superseded by a person's change
     assert wave.rolling == {}
 
 
 def test_a_rollback_halts_the_wave() -> None:
     wave = UpgradeWave(size=5)
-    wave.observe("a", "shop", "started", _status("r2"))
-    wave.observe("b", "cart", "started", _status("r2"))
-    wave.observe("a", "shop", None, {**_status("r2", failed="r2"), "message": "crash"})
+    wave.observe("a", "shop", "started", _status("r2"), 0.0)
+    wave.observe("b", "cart", "started", _status("r2"), 0.0)
+    wave.observe("a", "shop", None, {**_status("r2", failed="r2"), "message": "crash"}, 1.0)
     assert not wave.may_start("c")
     assert wave.may_start("b")  # those already rolling finish
     assert "shop" in wave.describe()
@@ -124,6 +124,44 @@ def test_never_more_than_size_roll_and_nothing_starts_after_a_rollback(
             "superseded": _status("r9"),
             "rolling": _status("r2"),
         }[outcome]
-        wave.observe(uid, uid, upgrade, status if upgrade is None else _status("r2"))
+        wave.observe(uid, uid, upgrade, status if upgrade is None else _status("r2"), 0.0)
         halted = halted or wave.halted_by is not None
         assert len(wave.rolling) <= size
+
+
+def test_a_restarted_operator_counts_the_rollouts_under_way() -> None:
+    wave = UpgradeWave(size=1)
+    rolling = {"history": [{"release": "r2", "trigger": "operator", "outcome": "RollingOut"}]}
+    wave.note("a", rolling, 0.0)
+    assert not wave.may_start("b")
+    wave.note("c", {"history": [{"release": "r2", "outcome": "RollingOut"}]}, 0.0)
+    assert "c" not in wave.rolling  # a person's rollout is not counted
+
+
+def test_a_stuck_rollout_frees_its_slot_after_a_while() -> None:
+    wave = UpgradeWave(size=1)
+    wave.observe("a", "shop", "started", _status("r2"), 0.0)
+    wave.observe("a", "shop", None, _status("r2"), 100.0)
+    assert not wave.may_start("b")
+    wave.observe("a", "shop", None, _status("r2"), 100.0 + SLOT_TIMEOUT)
+    assert wave.may_start("b")
+    assert wave.halted_by is None
+
+
+def test_a_scale_or_pause_since_the_last_rollout_still_queues_an_operator_upgrade(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Those edits move the generation but not the release: the next operator upgrade is
+    still recognised as one (history entries record the spec's template inputs)."""
+    world = available_world(replicas=2)
+    world.change(replicas=3)
+    world.settle()
+    world.change(paused=True)
+    world.step()
+    world.change(paused=False)
+    world.settle()
+    delay = deployment.SHUTDOWN_DELAY_SECONDS + 1
+    monkeypatch.setattr(deployment, "SHUTDOWN_DELAY_SECONDS", delay)
+    world.upgrade_slot = False
+    world.step()
+    assert world.status["reason"] == "UpgradeQueued", world.status["message"]
