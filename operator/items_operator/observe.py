@@ -371,6 +371,9 @@ class Observed:
     owned_hashes: dict[str, str | None] = field(default_factory=dict)
     # "Kind/name" of objects we would manage that exist but another owner controls.
     conflicts: tuple[str, ...] = ()
+    # resourceVersion of each object a Plan may write, by (kind, name): the I/O layer tells a
+    # lagging cache by it (handlers.py); the decision layer never reads it.
+    versions: dict[tuple[str, str], str] = field(default_factory=dict, compare=False)
 
 
 def controlled_by(obj: dict[str, Any], uid: str) -> bool:

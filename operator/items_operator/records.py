@@ -1,0 +1,153 @@
+"""Reduced records of the objects an ItemService's pass reads: what observe.py parses out of
+them, plus what the I/O layer needs to place them (name, resourceVersion, controllers).
+
+Both read paths build these: the API path from objects it just read, the cache from watch
+events (cache.py), so the Observed that kube.observe assembles is the same either way. No
+record holds a whole object: no managedFields, no Secret value (only a digest per key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from items_operator.constants import (
+    ANNOTATION_DESIRED_HASH,
+    FIELD_MANAGER,
+    LABEL_COMPONENT,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+)
+from items_operator.observe import (
+    DeploymentObservation,
+    JobObservation,
+    PodObservation,
+    RevisionObservation,
+    SecretState,
+    observe_deployment,
+    observe_job,
+    observe_pod,
+    observe_revision,
+    secret_value_digest,
+)
+
+# Supporting objects named after their ItemService; read by name, compared by desired hash.
+SUPPORTING_KINDS = ("ServiceAccount", "Service", "PodDisruptionBudget")
+NAMED_KINDS = (*SUPPORTING_KINDS, "Deployment")
+
+
+def _version(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"].get("resourceVersion") or "")
+
+
+def _controllers(obj: dict[str, Any]) -> tuple[str, ...]:
+    refs = obj["metadata"].get("ownerReferences") or []
+    return tuple(str(ref["uid"]) for ref in refs if ref.get("controller") and ref.get("uid"))
+
+
+@dataclass(frozen=True, slots=True)
+class NamedRecord:
+    """A Deployment or a supporting object, found by name: whose it is and what it holds."""
+
+    name: str
+    version: str
+    controllers: tuple[str, ...]
+    desired_hash: str | None
+    deployment: DeploymentObservation | None = None
+
+    def controlled_by(self, uid: str) -> bool:
+        return uid in self.controllers
+
+
+def reduce_named(kind: str, obj: dict[str, Any]) -> NamedRecord:
+    meta = obj["metadata"]
+    return NamedRecord(
+        name=meta["name"],
+        version=_version(obj),
+        controllers=_controllers(obj),
+        desired_hash=(meta.get("annotations") or {}).get(ANNOTATION_DESIRED_HASH),
+        deployment=observe_deployment(obj) if kind == "Deployment" else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionRecord:
+    name: str
+    version: str
+    controllers: tuple[str, ...]
+    revision: RevisionObservation | None  # None: not one of ours, or damaged
+
+
+def reduce_revision(obj: dict[str, Any]) -> RevisionRecord:
+    return RevisionRecord(
+        obj["metadata"]["name"], _version(obj), _controllers(obj), observe_revision(obj)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    name: str
+    version: str
+    controllers: tuple[str, ...]
+    managed_by_us: bool  # the managed-by label: tells our unadopted Jobs from someone else's
+    job: JobObservation
+
+    def owned_by(self, uid: str) -> bool:
+        """observe.owns_job on the reduced record."""
+        return uid in self.controllers if self.controllers else self.managed_by_us
+
+
+def reduce_job(obj: dict[str, Any]) -> JobRecord:
+    labels = obj["metadata"].get("labels") or {}
+    return JobRecord(
+        name=obj["metadata"]["name"],
+        version=_version(obj),
+        controllers=_controllers(obj),
+        managed_by_us=labels.get(LABEL_MANAGED_BY) == FIELD_MANAGER,
+        job=observe_job(obj),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PodRecord:
+    version: str
+    pod: PodObservation
+
+
+def reduce_pod(obj: dict[str, Any]) -> PodRecord:
+    return PodRecord(_version(obj), observe_pod(obj))
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    """Which keys hold a non-empty value, and a short digest of each: never a value."""
+
+    name: str
+    version: str
+    digests: dict[str, str] = field(default_factory=dict)
+
+    def state(self, key: str) -> SecretState:
+        return SecretState.PRESENT if key in self.digests else SecretState.KEY_MISSING
+
+
+def reduce_secret(obj: dict[str, Any]) -> SecretRecord:
+    keys = {*(obj.get("data") or {}), *(obj.get("stringData") or {})}
+    digests = {k: d for k in sorted(keys) if (d := secret_value_digest(obj, k)) is not None}
+    return SecretRecord(obj["metadata"]["name"], _version(obj), digests)
+
+
+def secret_facts(record: SecretRecord | None, key: str) -> tuple[SecretState, str | None]:
+    """observe.secret_state and secret_value_digest, from the reduced record."""
+    if record is None:
+        return SecretState.MISSING, None
+    return record.state(key), record.digests.get(key)
+
+
+def instance_key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    """(namespace, instance, component): how the lists of one ItemService select."""
+    labels = obj["metadata"].get("labels") or {}
+    return (
+        str(obj["metadata"].get("namespace") or ""),
+        str(labels.get(LABEL_INSTANCE, "")),
+        str(labels.get(LABEL_COMPONENT, "")),
+    )
