@@ -37,6 +37,7 @@ from items_operator.observe import Observed, PodObservation, controlled_by
 from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
 from items_operator.reads import ApiReads, CachedReads, IndexView, Reads, get, is_not_found
 from items_operator.records import NAMED_KINDS, SUPPORTING_KINDS, NamedRecord, secret_facts
+from items_operator.specs.pdb import wants_pdb
 
 ItemServiceResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
 
@@ -74,7 +75,8 @@ async def observe(
     owned_hashes: dict[str, str | None] = {}
     named: dict[str, NamedRecord] = {}
     for kind_name in NAMED_KINDS:
-        record = await reads.named(kind_name, ns, owner.name)
+        wanted = kind_name != "PodDisruptionBudget" or wants_pdb(cr.spec)
+        record = await reads.named(kind_name, ns, owner.name, wanted=wanted)
         if record is None:
             continue
         if not record.controlled_by(owner.uid):

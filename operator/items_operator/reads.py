@@ -70,7 +70,9 @@ async def list_objects(
 
 class Reads(Protocol):
     async def secret(self, namespace: str, name: str) -> SecretRecord | None: ...
-    async def named(self, kind: str, namespace: str, name: str) -> NamedRecord | None: ...
+    async def named(
+        self, kind: str, namespace: str, name: str, *, wanted: bool = True
+    ) -> NamedRecord | None: ...
     async def revisions(self, owner: Owner) -> list[RevisionRecord]: ...
     async def jobs(self, owner: Owner) -> list[JobRecord]: ...
     async def pods(self, owner: Owner, component: str) -> list[PodRecord]: ...
@@ -86,7 +88,9 @@ class ApiReads:
         obj = await get(self.client, Secret, name, namespace)
         return reduce_secret(obj) if obj is not None else None
 
-    async def named(self, kind: str, namespace: str, name: str) -> NamedRecord | None:
+    async def named(
+        self, kind: str, namespace: str, name: str, *, wanted: bool = True
+    ) -> NamedRecord | None:
         obj = await get(self.client, NAMED_RESOURCES[kind], name, namespace)
         return reduce_named(kind, obj) if obj is not None else None
 
@@ -124,9 +128,15 @@ class CachedReads:
         # Absent: missing, or of a type the watch leaves out (cache.SECRET_FIELD_SELECTOR).
         return record if record is not None else await self.api.secret(namespace, name)
 
-    async def named(self, kind: str, namespace: str, name: str) -> NamedRecord | None:
+    async def named(
+        self, kind: str, namespace: str, name: str, *, wanted: bool = True
+    ) -> NamedRecord | None:
+        """`wanted`: the builders would create it (a PDB is not, for one replica); only then
+        does its absence matter enough to confirm."""
         record: NamedRecord | None = self.view.one(kind, (namespace, name))
-        return record if record is not None else await self.api.named(kind, namespace, name)
+        if record is not None or not wanted:
+            return record
+        return await self.api.named(kind, namespace, name)
 
     async def revisions(self, owner: Owner) -> list[RevisionRecord]:
         return self.view.all("ControllerRevision", _key(owner, COMPONENT_SERVER))

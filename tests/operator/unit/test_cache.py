@@ -44,8 +44,8 @@ _BY = {kind: by for kind, _, _, _, by in cache.OWNED_RESOURCES}
 _EXCLUDED_SECRET_TYPES = {"helm.sh/release.v1", "kubernetes.io/service-account-token"}
 
 
-def _item_service() -> ItemService:
-    return ItemService(OWNER, 1, spec(V1), {}, None, ())
+def _item_service(replicas: int = 2) -> ItemService:
+    return ItemService(OWNER, 1, spec(V1, replicas=replicas), {}, None, ())
 
 
 def cached_view(objects: list[dict[str, Any]]) -> DictView:
@@ -70,11 +70,13 @@ def _reads() -> float:
     return sum(s.value for m in metrics.READS.collect() for s in m.samples if "_total" in s.name)
 
 
-def _observe(objects: list[dict[str, Any]], *, cached: bool) -> tuple[Observed, float]:
+def _observe(
+    objects: list[dict[str, Any]], *, cached: bool, replicas: int = 2
+) -> tuple[Observed, float]:
     client: Any = k.FakeClient(objects)
     before = _reads()
     view = cached_view(objects) if cached else None
-    observed = asyncio.run(kube.observe(client, _item_service(), cache=view))
+    observed = asyncio.run(kube.observe(client, _item_service(replicas), cache=view))
     return observed, _reads() - before
 
 
@@ -267,3 +269,12 @@ def test_an_absence_in_the_cache_is_confirmed_by_the_api() -> None:
     from_cache, reads = _observe(objects, cached=True)
     assert from_cache.conflicts == ("Service/shop",)
     assert reads == 1
+
+
+def test_an_item_service_without_a_pdb_confirms_no_absence() -> None:
+    """One replica (or none, as the benchmark runs them) wants no PDB: its absence is the
+    steady state and costs no request."""
+    objects = [o for o in _steady_objects() if o["kind"] != "PodDisruptionBudget"]
+    from_cache, reads = _observe(objects, cached=True, replicas=0)
+    assert "PodDisruptionBudget" not in from_cache.owned_hashes
+    assert reads == 0
