@@ -86,12 +86,13 @@ async def observe(
         versions[(kind_name, owner.name)] = record.version
         if kind_name in SUPPORTING_KINDS:
             owned_hashes[kind_name] = record.desired_hash
-    deployment = named["Deployment"].deployment if "Deployment" in named else None
+    deployment = named["Deployment"].observed_deployment() if "Deployment" in named else None
 
     revisions = []
     for stored in await reads.revisions(owner):
-        if stored.revision is not None and owner.uid in stored.controllers:
-            revisions.append(stored.revision)
+        revision = stored.observed_revision()
+        if revision is not None and owner.uid in stored.controllers:
+            revisions.append(revision)
             versions[("ControllerRevision", stored.name)] = stored.version
     jobs = []
     for job in await reads.jobs(owner):

@@ -8,7 +8,9 @@ record holds a whole object: no managedFields, no Secret value (only a digest pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import zlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from items_operator.constants import (
@@ -36,6 +38,17 @@ SUPPORTING_KINDS = ("ServiceAccount", "Service", "PodDisruptionBudget")
 NAMED_KINDS = (*SUPPORTING_KINDS, "Deployment")
 
 
+def pack(template: dict[str, Any]) -> bytes:
+    """A pod template as compressed JSON: ~0.7 KB instead of ~11 KiB of dicts, and a cached
+    ItemService holds one per stored release (revisionHistoryLimit, 10) plus its Deployment's."""
+    return zlib.compress(json.dumps(template, separators=(",", ":")).encode())
+
+
+def unpack(packed: bytes) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(zlib.decompress(packed)) if packed else {}
+    return found
+
+
 def _version(obj: dict[str, Any]) -> str:
     return str(obj["metadata"].get("resourceVersion") or "")
 
@@ -53,20 +66,28 @@ class NamedRecord:
     version: str
     controllers: tuple[str, ...]
     desired_hash: str | None
-    deployment: DeploymentObservation | None = None
+    deployment: DeploymentObservation | None = None  # its template packed apart
+    template: bytes = b""
 
     def controlled_by(self, uid: str) -> bool:
         return uid in self.controllers
 
+    def observed_deployment(self) -> DeploymentObservation | None:
+        if self.deployment is None:
+            return None
+        return replace(self.deployment, template=unpack(self.template))
+
 
 def reduce_named(kind: str, obj: dict[str, Any]) -> NamedRecord:
     meta = obj["metadata"]
+    deployment = observe_deployment(obj) if kind == "Deployment" else None
     return NamedRecord(
         name=meta["name"],
         version=_version(obj),
         controllers=_controllers(obj),
         desired_hash=(meta.get("annotations") or {}).get(ANNOTATION_DESIRED_HASH),
-        deployment=observe_deployment(obj) if kind == "Deployment" else None,
+        deployment=replace(deployment, template={}) if deployment else None,
+        template=pack(deployment.template) if deployment else b"",
     )
 
 
@@ -75,12 +96,23 @@ class RevisionRecord:
     name: str
     version: str
     controllers: tuple[str, ...]
-    revision: RevisionObservation | None  # None: not one of ours, or damaged
+    revision: RevisionObservation | None  # None: not one of ours, or damaged; template apart
+    template: bytes = b""
+
+    def observed_revision(self) -> RevisionObservation | None:
+        if self.revision is None:
+            return None
+        return replace(self.revision, template=unpack(self.template))
 
 
 def reduce_revision(obj: dict[str, Any]) -> RevisionRecord:
+    revision = observe_revision(obj)
     return RevisionRecord(
-        obj["metadata"]["name"], _version(obj), _controllers(obj), observe_revision(obj)
+        name=obj["metadata"]["name"],
+        version=_version(obj),
+        controllers=_controllers(obj),
+        revision=replace(revision, template={}) if revision else None,
+        template=pack(revision.template) if revision else b"",
     )
 
 

@@ -91,8 +91,10 @@ def test_a_deployment_is_reduced_to_what_decide_reads() -> None:
     assert isinstance(record, NamedRecord)
     assert record.version == "7"
     assert record.controlled_by(OWNER.uid)
-    assert record.deployment is not None
-    assert (record.deployment.image, record.deployment.ready_replicas) == (V2, 1)
+    deployment = record.observed_deployment()
+    assert deployment is not None
+    assert (deployment.image, deployment.ready_replicas) == (V2, 1)
+    assert deployment.template == obj["spec"]["template"]
     assert "managedFields" not in repr(record)
 
 
@@ -235,6 +237,13 @@ def test_cache_and_api_build_the_same_observed(objects: list[dict[str, Any]]) ->
     assert from_cache.versions == from_api.versions
     # compare=False fields too: the templates a rollback restores
     assert [r.template for r in from_cache.revisions] == [r.template for r in from_api.revisions]
+    assert [r.template for r in from_api.revisions] == [
+        r.template for r in reference_observed(objects).revisions
+    ]
+    if from_api.deployment is not None:
+        assert from_cache.deployment is not None
+        assert from_cache.deployment.template == from_api.deployment.template
+        assert from_api.deployment.template == reference_observed(objects).deployment.template  # type: ignore[union-attr]
 
 
 def _steady_objects() -> list[dict[str, Any]]:
