@@ -87,14 +87,11 @@ def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -
         settings.scanning.disabled = True
 
 
-def apply_cache_settings(settings: kopf.OperatorSettings) -> None:
-    """--cache-reads on: the watches' server-side selectors (cache.py)."""
-    cache.apply_selectors(settings)
-
-
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     apply_settings(settings)
+    if CACHE_MODE is not None:
+        cache.apply_selectors(settings)  # before Kopf opens the watches
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
     memo.clock = kube.ServerClock()
 

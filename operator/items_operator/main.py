@@ -128,7 +128,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             concurrency=args.pass_concurrency,
             startup_rate=args.startup_rate,
         )
-        handlers.apply_cache_settings(settings)
 
     # Kopf peering is priority-based, not a lease: replicas with equal priority all pause.
     # A random 31-bit priority makes a tie practically impossible; the highest one works.
