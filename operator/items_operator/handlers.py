@@ -25,19 +25,12 @@ import kopf
 from lightkube import ApiError, AsyncClient
 
 from items_operator import cache, kube, metrics, wakeups
-from items_operator.constants import (
-    FIELD_MANAGER,
-    GROUP,
-    KIND,
-    PLURAL,
-    VERSION,
-)
+from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
-from items_operator.observe import JobState
 from items_operator.pacing import CacheMode, PassLimiter, StartupPacer, next_sleep
-from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob, Plan
+from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
 from items_operator.policy import AVAILABLE_PHASES, IDLE_POLL
 from items_operator.reads import IndexView
 from items_operator.rejections import Rejection, classify
@@ -48,8 +41,6 @@ REFUSED_RETRY_SECONDS = 10.0
 # A pass that finds its own last write not yet in the cache waits this long at most before it
 # looks again; the write's watch event wakes it sooner (lag.py).
 LAG_RETRY_SECONDS = 1.0
-
-
 CACHE_MODE: CacheMode | None = None
 
 
@@ -228,7 +219,7 @@ async def reconcile_once(
     observed = await kube.observe(client, cr, cache=cache)
     memory = memory if memory is not None else WriteMemory()
     versions = {**observed.versions, (KIND, name): str(raw["metadata"].get("resourceVersion"))}
-    if memory.waiting(versions, time.monotonic()):
+    if memory.waiting(versions):
         return LAG_RETRY_SECONDS  # this view predates our own last write: not a basis to act
     plan = decide(cr, observed, await clock.now(client))
 
@@ -247,10 +238,7 @@ async def reconcile_once(
             continue
         metrics.WRITES.labels(verb, kind).inc()
         logger.info(f"{verb} {kind}/{target}")
-        key = (action.kind, action.name)
-        memory.remember(
-            key, before=versions.get(key), after=after, what=action, now=time.monotonic()
-        )
+        memory.wrote((action.kind, action.name), action, versions, after)
 
     status = dict(plan.status)
     if refused:
@@ -265,19 +253,13 @@ async def reconcile_once(
             if entry not in previous_refusals:  # announced once, not every pass
                 message = f"{entry['object']}: {entry['message']}"
                 kopf.warn(body, reason=entry["reason"], message=message)
-        _record_outcomes(plan)
+        metrics.record_outcomes(plan)
 
     patch = merge_patch(cr.status, status)
     if patch and not repeat:
         after = await kube.patch_status(client, name, namespace, patch)
         metrics.WRITES.labels("patch-status", "ItemService").inc()
-        memory.remember(
-            (KIND, name),
-            before=versions[(KIND, name)],
-            after=after,
-            what=status,
-            now=time.monotonic(),
-        )
+        memory.wrote((KIND, name), status, versions, after)
     # A refused write is retried soon, not at the idle pace; the refusal itself is in status.
     return min(plan.requeue_after, REFUSED_RETRY_SECONDS) if refused else plan.requeue_after
 
@@ -302,14 +284,3 @@ def _verb_and_target(action: Action) -> tuple[str, str, str]:
             return "adopt", "Job", action.name
         case Delete():
             return "delete", action.kind, action.name
-
-
-def _record_outcomes(plan: Plan) -> None:
-    if plan.rolled_back is not None:
-        metrics.ROLLBACKS.labels(plan.rolled_back.kind.value).inc()
-    job = plan.migration_finished
-    if job is not None:
-        outcome = "succeeded" if job.state is JobState.SUCCEEDED else "failed"
-        metrics.MIGRATIONS.labels(outcome).inc()
-        if job.started_at is not None and job.finished_at is not None:
-            metrics.MIGRATION_SECONDS.observe((job.finished_at - job.started_at).total_seconds())

@@ -12,6 +12,7 @@ resourceVersions are only compared for equality, as the API conventions ask.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -40,14 +41,19 @@ class WriteMemory:
             return
         self.entries[key] = Written(before, after, what, now)
 
+    def wrote(self, key: Key, what: object, versions: Mapping[Key, str], after: str | None) -> None:
+        """Remember a write decided on the view `versions` (now)."""
+        self.remember(key, before=versions.get(key), after=after, what=what, now=time.monotonic())
+
     def settle(self, versions: Mapping[Key, str]) -> None:
         """Forget the writes the view has moved past."""
         for key in [k for k, w in self.entries.items() if versions.get(k) != w.before]:
             del self.entries[key]
 
-    def waiting(self, versions: Mapping[Key, str], now: float) -> list[Key]:
+    def waiting(self, versions: Mapping[Key, str], now: float | None = None) -> list[Key]:
         """Objects whose latest write the view does not show yet (within the patience)."""
         self.settle(versions)
+        now = time.monotonic() if now is None else now
         return sorted(k for k, w in self.entries.items() if now - w.at < self.patience)
 
     def repeats(self, key: Key, what: object, versions: Mapping[Key, str]) -> bool:

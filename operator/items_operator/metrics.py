@@ -2,6 +2,9 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from items_operator.observe import JobState
+from items_operator.plan import Plan
+
 RECONCILES = Counter(
     "items_operator_reconciles_total",
     "Reconcile passes over ItemServices, by result.",
@@ -48,3 +51,15 @@ ROLLBACKS = Counter(
     "Automatic rollbacks to the last good image, by failure reason.",
     ["reason"],
 )
+
+
+def record_outcomes(plan: Plan) -> None:
+    """A pass's rollback and finished migration, counted once (the pass that saw them)."""
+    if plan.rolled_back is not None:
+        ROLLBACKS.labels(plan.rolled_back.kind.value).inc()
+    job = plan.migration_finished
+    if job is not None:
+        outcome = "succeeded" if job.state is JobState.SUCCEEDED else "failed"
+        MIGRATIONS.labels(outcome).inc()
+        if job.started_at is not None and job.finished_at is not None:
+            MIGRATION_SECONDS.observe((job.finished_at - job.started_at).total_seconds())
