@@ -142,12 +142,11 @@ def reduce_job(obj: dict[str, Any]) -> JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class PodRecord:
-    version: str
-    pod: PodObservation
+    pod: PodObservation  # never written: no resourceVersion needed
 
 
 def reduce_pod(obj: dict[str, Any]) -> PodRecord:
-    return PodRecord(_version(obj), observe_pod(obj))
+    return PodRecord(observe_pod(obj))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +154,6 @@ class SecretRecord:
     """Which keys hold a non-empty value, and a short digest of each: never a value."""
 
     name: str
-    version: str
     digests: dict[str, str] = field(default_factory=dict)
 
     def state(self, key: str) -> SecretState:
@@ -165,7 +163,7 @@ class SecretRecord:
 def reduce_secret(obj: dict[str, Any]) -> SecretRecord:
     keys = {*(obj.get("data") or {}), *(obj.get("stringData") or {})}
     digests = {k: d for k in sorted(keys) if (d := secret_value_digest(obj, k)) is not None}
-    return SecretRecord(obj["metadata"]["name"], _version(obj), digests)
+    return SecretRecord(obj["metadata"]["name"], digests)
 
 
 def secret_facts(record: SecretRecord | None, key: str) -> tuple[SecretState, str | None]:
