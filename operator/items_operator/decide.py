@@ -208,7 +208,17 @@ def _verdict(p: Pass) -> Situation | None:
             )
         case VerdictKind.WAITING:
             p.wake_by(verdict.deadline)
+            p.analysing_until = verdict.analysing_until
+            if verdict.analysis_outcome is not None:
+                _end_analysis(p, serving, verdict.analysis_outcome)
     return None
+
+
+def _end_analysis(p: Pass, serving: Release, outcome: str) -> None:
+    """The canary passed (or had too little to judge): recorded, and the rest rolls out."""
+    p.record(serving, analysis=outcome)
+    p.keep_serving()  # re-applied without the canary's hold
+    p.event("Normal", "AnalysisEnded", f"canary analysis of {serving.label} {outcome}")
 
 
 def _roll_back(p: Pass, verdict: Verdict) -> Situation | None:
@@ -295,6 +305,12 @@ def _target_serving(p: Pass) -> Situation | None:
 def _rolling_out(p: Pass) -> Situation:
     """One wording from the pass that starts the rollout on, so the next pass rewrites nothing."""
     dep, spec = p.deployment, p.cr.spec
+    if p.analysing_until is not None:
+        return Situation(
+            Reason.ANALYSING,
+            f"analysing {p.target.label}: its first new pod serves beside the old pods until "
+            f"{timestamp(p.analysing_until)}, its /metrics against theirs; then the rest rolls out",
+        )
     counts = (
         f"{dep.updated_replicas} updated, {dep.ready_replicas}/{spec.replicas} ready"
         if (dep is not None and dep.release == p.target.hash and dep.caught_up)

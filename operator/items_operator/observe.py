@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from items_operator.analysis import RequestSample
 from items_operator.constants import (
     ANNOTATION_DESIRED_HASH,
     ANNOTATION_FAILURE,
@@ -269,6 +270,9 @@ class PodObservation:
     readiness_checks: dict[str, str] = field(default_factory=dict, compare=False)
     # The service container's terminations and startup probe (containers.py).
     container: ServiceContainer = field(default_factory=ServiceContainer)
+    uid: str = ""
+    # Item API requests served since the canary analysis first read this pod (kube.py).
+    requests: RequestSample | None = field(default=None, compare=False)
 
     @property
     def counts(self) -> bool:
@@ -329,6 +333,7 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
         phase = PodPhase.UNKNOWN
     return PodObservation(
         name=meta["name"],
+        uid=str(meta.get("uid") or ""),
         image=_pod_image(spec),
         created_at=parse_time(meta.get("creationTimestamp")),
         ready=ready_condition.get("status") == "True",
