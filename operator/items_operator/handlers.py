@@ -133,7 +133,7 @@ async def reconcile_loop(
     in_motion = (body.get("status") or {}).get("phase") not in AVAILABLE_PHASES
     error_backoff, delay = 1.0, 0.0 if in_motion else IDLE_POLL
     try:
-        if mode is not None:
+        if mode is not None and not in_motion:  # those in motion start at once
             await asyncio.sleep(mode.pacer.delay())
         while not stopped:
             wakeup.clear()

@@ -5,7 +5,8 @@
   the level-triggered safety net; passes of 1,000 ItemServices never line up on one second;
 - at most `limit` passes run at once (PassLimiter), those of ItemServices in motion first;
 - the first passes after a start are spread (StartupPacer), so a restart over 1,000
-  ItemServices does not compute them all in one burst while the liveness probe waits.
+  ItemServices does not compute them all in one burst while the liveness probe waits; those
+  in motion (not Available or ScaledToZero) are not held back.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from items_operator.policy import IDLE_POLL
 DEFAULT_RESYNC_SECONDS = 600.0
 RESYNC_JITTER = 0.2  # +-20 %
 DEFAULT_CONCURRENCY = 8
-DEFAULT_STARTUP_RATE = 50.0  # first passes per second
+DEFAULT_STARTUP_RATE = 100.0  # first passes per second
 
 
 def next_sleep(requeue_after: float, resync: float, rng: random.Random) -> float:
@@ -71,7 +72,7 @@ class PassLimiter:
 
 class StartupPacer:
     """Hands out start times `1/rate` apart (with jitter inside each slot): a lone ItemService
-    starts at once, a thousand over 20 s at 50 per second."""
+    starts at once, a thousand over 10 s at 100 per second."""
 
     def __init__(self, rate: float, rng: random.Random | None = None) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
