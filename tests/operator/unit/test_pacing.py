@@ -9,6 +9,7 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from items_operator import wakeups
 from items_operator.main import parse_args
 from items_operator.pacing import PassLimiter, StartupPacer, next_sleep
 from items_operator.policy import IDLE_POLL
@@ -94,3 +95,20 @@ def test_cache_reads_are_off_by_default_and_need_the_owned_watches() -> None:
     assert (args.cache_reads, args.resync_seconds) == ("on", 120.0)
     with pytest.raises(SystemExit):
         parse_args(["--cache-reads", "on"])  # cluster-wide: the watches are off
+
+
+def test_an_event_of_the_secret_an_item_service_reads_wakes_it() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        shop = wakeups.enrol("uid-shop", "items", "shop")
+        other = wakeups.enrol("uid-other", "items", "other")
+        try:
+            wakeups.SECRETS["uid-shop"] = ("items", "shop-db")
+            wakeups.SECRETS["uid-other"] = ("items", "other-db")
+            wakeups.wake_secret_users(namespace="items", name="shop-db")
+            return shop.is_set(), other.is_set()
+        finally:
+            wakeups.leave("uid-shop", "items", "shop")
+            wakeups.leave("uid-other", "items", "other")
+
+    assert asyncio.run(scenario()) == (True, False)
+    assert "uid-shop" not in wakeups.SECRETS  # forgotten with its loop
