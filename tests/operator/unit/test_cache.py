@@ -8,6 +8,7 @@ import base64
 from collections import defaultdict
 from typing import Any
 
+import kopf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from items_operator import cache, kube, metrics
@@ -33,6 +34,7 @@ from items_operator.observe import (
 )
 from items_operator.reads import DictView
 from items_operator.records import NamedRecord, SecretRecord
+from kopf._cogs.structs.references import Resource
 
 from . import cluster_objects as k
 from .world import OWNER, V1, V2, spec
@@ -287,3 +289,22 @@ def test_an_item_service_without_a_pdb_confirms_no_absence() -> None:
     from_cache, reads = _observe(objects, cached=True, replicas=0)
     assert "PodDisruptionBudget" not in from_cache.owned_hashes
     assert reads == 0
+
+
+def test_the_watches_select_server_side_and_leave_item_services_alone() -> None:
+    watching = kopf.OperatorSettings()
+    cache.apply_selectors(watching)
+
+    def selectors(group: str, version: str, plural: str) -> tuple[list[str], list[str]]:
+        resource = Resource(group, version, plural, namespaced=True)
+        return (
+            watching.watching.label_selectors.collect(resource),
+            watching.watching.field_selectors.collect(resource),
+        )
+
+    for _, group, version, plural, _ in cache.OWNED_RESOURCES:
+        assert selectors(group, version, plural) == ([f"{LABEL_NAME}={APP_NAME}"], [])
+    labels, fields = selectors("", "v1", "secrets")
+    assert labels == []
+    assert fields == [cache.SECRET_FIELD_SELECTOR]
+    assert selectors("items.platform.dev", "v1alpha1", "itemservices") == ([], [])
