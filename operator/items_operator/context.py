@@ -54,6 +54,7 @@ class Pass:
     migration_job: str | None = None
     wake_at: datetime | None = None
     analysing_until: datetime | None = None  # the canary analysis of the serving release runs
+    operator_upgrade: str | None = None  # see Plan.operator_upgrade
 
     @classmethod
     def start(cls, cr: ItemService, observed: Observed, now: datetime) -> Pass:

@@ -19,6 +19,7 @@ import copy
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -27,6 +28,7 @@ from lightkube import ApiError, AsyncClient
 from items_operator import cache, kube, metrics, wakeups
 from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
+from items_operator.fleet import UpgradeWave
 from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
 from items_operator.pacing import CacheMode, PassLimiter, StartupPacer, next_sleep
@@ -85,6 +87,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         cache.apply_selectors(settings)  # before Kopf opens the watches
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
     memo.clock = kube.ServerClock()
+    memo.setdefault("wave", UpgradeWave())
 
 
 @kopf.on.cleanup()
@@ -147,6 +150,7 @@ async def reconcile_loop(
                         namespace,
                         body,
                         logger,
+                        memo.wave,
                         cache=objects,
                         memory=memory,
                     )
@@ -170,6 +174,7 @@ async def reconcile_loop(
                 await asyncio.wait_for(wakeup.wait(), timeout=delay)
                 await asyncio.sleep(wakeups.COALESCE_SECONDS)
     finally:
+        memo.wave.forget(uid)
         wakeups.leave(uid, namespace, name)
 
 
@@ -202,6 +207,7 @@ async def reconcile_once(
     namespace: str,
     body: kopf.Body,
     logger: kopf.Logger,
+    wave: UpgradeWave,
     *,
     cache: IndexView | None = None,
     memory: WriteMemory | None = None,
@@ -221,7 +227,12 @@ async def reconcile_once(
     versions = {**observed.versions, (KIND, name): str(raw["metadata"].get("resourceVersion"))}
     if memory.waiting(versions):
         return LAG_RETRY_SECONDS  # this view predates our own last write: not a basis to act
+    uid = cr.owner.uid
+    observed = replace(observed, upgrade_slot=wave.may_start(uid), upgrade_wave=wave.describe())
     plan = decide(cr, observed, await clock.now(client))
+    wave.observe(uid, name, plan.operator_upgrade, plan.status)
+    metrics.UPGRADE_WAVE_ROLLING.set(len(wave.rolling))
+    metrics.UPGRADE_WAVE_HALTED.set(1 if wave.halted_by else 0)
 
     refused: list[dict[str, str]] = []
     for action in plan.actions:  # each on its own: a refused Service never blocks a rollback

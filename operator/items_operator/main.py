@@ -14,6 +14,7 @@ import kopf
 from prometheus_client import start_http_server
 
 import items_logging
+from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
 from items_operator.pacing import (
     DEFAULT_CONCURRENCY,
     DEFAULT_RESYNC_SECONDS,
@@ -93,6 +94,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=float(os.environ.get("ITEMS_OPERATOR_STARTUP_RATE", DEFAULT_STARTUP_RATE)),
         help="With --cache-reads on: first passes per second after a start.",
     )
+    parser.add_argument(
+        "--upgrade-wave",
+        type=int,
+        default=int(os.environ.get("ITEMS_OPERATOR_UPGRADE_WAVE", str(DEFAULT_WAVE_SIZE))),
+        help="ItemServices rolling out at once a release only this operator version's rendering "
+        "asked for (no spec change); the first rollback halts the wave.",
+    )
     parser.add_argument("--log-level", default=os.environ.get("ITEMS_OPERATOR_LOG_LEVEL", "INFO"))
     parser.add_argument("--plain-logs", action="store_true", help="Human-readable, not JSON.")
     args = parser.parse_args(argv)
@@ -121,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if watches_owned_objects(args):
         wakeups.watch_owned_objects()
     settings = kopf.OperatorSettings()
+    memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)))
     handlers.apply_scanning(settings, args.namespace)
     if args.cache_reads == "on":
         handlers.read_from_caches(
@@ -140,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         peering_name=None if args.standalone else args.peering,
         priority=priority,
         settings=settings,
+        memo=memo,
     )
 
 

@@ -51,6 +51,14 @@ ROLLBACKS = Counter(
     "Automatic rollbacks to the last good image, by failure reason.",
     ["reason"],
 )
+UPGRADE_WAVE_ROLLING = Gauge(
+    "items_operator_upgrade_wave_rolling",
+    "ItemServices rolling out a release only this operator version's rendering asked for.",
+)
+UPGRADE_WAVE_HALTED = Gauge(
+    "items_operator_upgrade_wave_halted",
+    "1 when an operator-driven rollout was rolled back and the upgrade wave stopped.",
+)
 
 
 def record_outcomes(plan: Plan) -> None:

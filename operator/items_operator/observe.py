@@ -379,6 +379,10 @@ class Observed:
     # resourceVersion of each object a Plan may write, by (kind, name): the I/O layer tells a
     # lagging cache by it (handlers.py); the decision layer never reads it.
     versions: dict[tuple[str, str], str] = field(default_factory=dict, compare=False)
+    # The operator-upgrade wave (fleet.py) lets this ItemService start such a rollout now; and
+    # what the wave is doing, for the message of one that waits.
+    upgrade_slot: bool = True
+    upgrade_wave: str = ""
 
 
 def controlled_by(obj: dict[str, Any], uid: str) -> bool:

@@ -120,3 +120,6 @@ class Plan:
     # For metrics: the failure that caused a rollback this pass, if any.
     rolled_back: Failure | None = None
     migration_finished: JobObservation | None = None
+    # "started" when this pass started (or continued) a rollout the spec did not ask for (an
+    # operator upgrade re-rendered the template); "queued" while it waits for a slot (fleet.py).
+    operator_upgrade: str | None = None

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from items_operator import handlers, kube
 from items_operator.constants import KIND
+from items_operator.fleet import UpgradeWave
 from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
 from items_operator.observe import Observed
@@ -124,6 +125,7 @@ def _pass(cluster: LaggingCluster, memory: WriteMemory) -> float:
             OWNER.namespace,
             cluster.body,  # type: ignore[arg-type]
             logger,
+            UpgradeWave(),
             cache=DictView({}),
             memory=memory,
         )
