@@ -15,10 +15,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
+from lightkube import AsyncClient
 
 from items_operator import metrics
+from items_operator.audit import PHANTOMS
 from items_operator.constants import APP_NAME, LABEL_NAME
 from items_operator.records import (
+    PodRecord,
     instance_key,
     reduce_job,
     reduce_named,
@@ -69,9 +72,11 @@ def index_function(kind: str, by: str) -> Callable[..., dict[tuple[str, ...], An
 
     def index(body: Mapping[str, Any], **_: Any) -> dict[tuple[str, ...], Any]:
         obj = dict(body)
+        meta = obj["metadata"]
+        namespace = str(meta.get("namespace") or "")
+        PHANTOMS.touched((kind, namespace, str(meta["name"])))
         if by == BY_NAME:
-            meta = obj["metadata"]
-            return {(str(meta.get("namespace") or ""), str(meta["name"])): reduce_named(kind, obj)}
+            return {(namespace, str(meta["name"])): reduce_named(kind, obj)}
         return {instance_key(obj): _REDUCERS[kind](obj)}
 
     index.__name__ = index.__qualname__ = index_id(kind)
@@ -81,7 +86,9 @@ def index_function(kind: str, by: str) -> Callable[..., dict[tuple[str, ...], An
 def index_secret(body: Mapping[str, Any], **_: Any) -> dict[tuple[str, ...], Any]:
     obj = dict(body)
     meta = obj["metadata"]
-    return {(str(meta.get("namespace") or ""), str(meta["name"])): reduce_secret(obj)}
+    namespace = str(meta.get("namespace") or "")
+    PHANTOMS.touched(("Secret", namespace, str(meta["name"])))
+    return {(namespace, str(meta["name"])): reduce_secret(obj)}
 
 
 def register_indexes() -> None:
@@ -110,10 +117,19 @@ class ObjectCache:
 
     def all(self, index: str, key: tuple[str, ...]) -> list[Any]:
         store = self.indexes[index].get(key)
-        return list(store) if store is not None else []
+        if store is None:
+            return []
+        return [r for r in store if not PHANTOMS.hides((index, key[0], record_name(r)))]
+
+    async def audit(self, client: AsyncClient, namespace: str) -> None:
+        await PHANTOMS.audit_if_due(client, namespace)
 
     def size(self, index: str) -> int:
         return sum(len(store) for store in self.indexes[index].values())
+
+
+def record_name(record: Any) -> str:
+    return str(record.pod.name if isinstance(record, PodRecord) else record.name)
 
 
 def _is_index(name: str) -> bool:

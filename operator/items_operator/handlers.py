@@ -25,7 +25,7 @@ from typing import Any
 import kopf
 from lightkube import ApiError, AsyncClient
 
-from items_operator import cache, kube, metrics, wakeups
+from items_operator import audit, cache, kube, metrics, wakeups
 from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.fleet import UpgradeWave
@@ -101,6 +101,7 @@ def read_from_caches(*, resync: float, concurrency: int, startup_rate: float) ->
     from every kind they cache, since a steady pass no longer polls (a new Secret, ...)."""
     global CACHE_MODE
     cache.register_indexes()
+    audit.PHANTOMS.interval = resync  # each served namespace audited once a resync (audit.py)
     wakeups.watch_cached_objects()
     CACHE_MODE = CacheMode(resync, PassLimiter(concurrency), StartupPacer(startup_rate))
 

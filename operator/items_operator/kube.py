@@ -66,6 +66,8 @@ async def observe(
     """Read everything decide() needs for one ItemService, all in its own namespace: from the
     API server, or from the watch-fed indexes when `cache` is given (reads.py)."""
     owner, ns = cr.owner, cr.owner.namespace
+    if cache is not None:
+        await cache.audit(client, ns)  # drops records of objects deleted unseen (audit.py)
     reads: Reads = ApiReads(client) if cache is None else CachedReads(cache, client)
     conflicts: list[str] = []
     versions: dict[tuple[str, str], str] = {}

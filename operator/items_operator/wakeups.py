@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from items_operator.audit import PHANTOMS
 from items_operator.constants import (
     FIELD_MANAGER,
     GROUP,
@@ -57,6 +58,8 @@ def leave(uid: str, namespace: str, name: str) -> None:
     SECRETS.pop(uid, None)
     if UIDS.get((namespace, name)) == uid:
         del UIDS[(namespace, name)]
+    if not any(ns == namespace for ns, _ in UIDS):
+        PHANTOMS.restarted(namespace)  # all stopped (peering paused them?): audit on return
 
 
 def _wake(uid: str | None) -> None:
