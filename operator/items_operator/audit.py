@@ -12,6 +12,7 @@ every `interval` seconds after that: a per-namespace cost, never per ItemService
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,28 +61,44 @@ class Phantoms:
         started = self.audited.get(namespace)
         return started is None or now - started > self.interval
 
-    async def audit_if_due(self, client: AsyncClient, namespace: str) -> None:
+    async def audit_if_due(
+        self, client: AsyncClient, namespace: str, indexed: Callable[[str], set[str]]
+    ) -> None:
         if not self.due(namespace, time.monotonic()):
             return
         async with self._locks.setdefault(namespace, asyncio.Lock()):
             if self.due(namespace, time.monotonic()):
-                await self.audit(namespace, lambda kind: _names(client, kind, namespace))
+                await self.audit(namespace, functools.partial(_names, client, namespace), indexed)
 
-    async def audit(self, namespace: str, listing: Callable[[str], Any]) -> None:
+    async def audit(
+        self,
+        namespace: str,
+        listing: Callable[[str], Any],
+        indexed: Callable[[str], set[str]],
+    ) -> None:
+        """`listing(kind)`: the names the API server lists; `indexed(kind)`: the names the
+        indexes hold (Kopf drops an object on its DELETED event: no phantom, just forgotten)."""
         started = time.monotonic()
         for kind in _RESOURCES:
-            present = await listing(kind)
+            present, held = await listing(kind), indexed(kind)
+            for key in [k for k in self.phantoms if k[:2] == (kind, namespace)]:
+                if key[2] not in held:
+                    self.phantoms.discard(key)  # gone from the index too
             for key, seen in list(self.seen.items()):
-                if key[:2] == (kind, namespace) and key[2] not in present and seen < started:
+                if key[:2] != (kind, namespace) or key[2] in present:
+                    continue
+                if key[2] not in held:
+                    del self.seen[key]  # deleted, and its event seen: nothing to hide
+                elif seen < started:
                     self.phantoms.add(key)
-                    del self.seen[key]  # and no longer tracked: nothing will touch it again
+                    del self.seen[key]
         self.audited[namespace] = started
 
     def hides(self, key: ObjectKey) -> bool:
         return key in self.phantoms
 
 
-async def _names(client: AsyncClient, kind: str, namespace: str) -> set[str]:
+async def _names(client: AsyncClient, namespace: str, kind: str) -> set[str]:
     metrics.READS.labels("audit", kind).inc()
     resource = _RESOURCES[kind]
     if kind == "Secret":

@@ -122,7 +122,14 @@ class ObjectCache:
         return [r for r in store if not PHANTOMS.hides((index, key[0], record_name(r)))]
 
     async def audit(self, client: AsyncClient, namespace: str) -> None:
-        await PHANTOMS.audit_if_due(client, namespace)
+        await PHANTOMS.audit_if_due(client, namespace, lambda kind: self.names(kind, namespace))
+
+    def names(self, kind: str, namespace: str) -> set[str]:
+        """The objects of `kind` in `namespace` the index holds, phantoms included."""
+        index = self.indexes.get(kind) or {}
+        return {
+            record_name(r) for key, store in index.items() if key[0] == namespace for r in store
+        }
 
     def size(self, index: str) -> int:
         return sum(len(store) for store in self.indexes[index].values())

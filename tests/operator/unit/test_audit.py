@@ -16,13 +16,25 @@ from .world import OWNER, V1
 NS = OWNER.namespace
 
 
-def _audit(phantoms: Phantoms, listed: dict[str, set[str]], during: object = None) -> None:
+def _audit(
+    phantoms: Phantoms,
+    listed: dict[str, set[str]],
+    during: object = None,
+    indexed: dict[str, set[str]] | None = None,
+) -> None:
+    """An audit of NS; the indexes hold what was touched, unless `indexed` says otherwise."""
+
     async def listing(kind: str) -> set[str]:
         if callable(during):
             during(kind)
         return listed.get(kind, set())
 
-    asyncio.run(phantoms.audit(NS, listing))
+    def held(kind: str) -> set[str]:
+        if indexed is not None:
+            return indexed.get(kind, set())
+        return {name for (k, ns, name) in [*phantoms.seen, *phantoms.phantoms] if k == kind}
+
+    asyncio.run(phantoms.audit(NS, listing, held))
 
 
 def test_a_record_the_audit_did_not_list_is_hidden_until_its_object_comes_back() -> None:
@@ -73,3 +85,15 @@ def test_the_cache_reads_skip_phantoms() -> None:
         assert cache.all("Pod", (NS, OWNER.name, "server")) == []
     finally:
         SHARED.phantoms.discard(("Pod", NS, "shop-gone"))
+
+
+def test_an_object_deleted_with_its_event_is_forgotten_not_hidden() -> None:
+    """Kopf drops it from the index on DELETED: the audit keeps no trace of it (no growth)."""
+    phantoms = Phantoms()
+    phantoms.touched(("Pod", NS, "shop-old"))
+    _audit(phantoms, {}, indexed={})
+    assert ("Pod", NS, "shop-old") not in phantoms.seen
+    assert not phantoms.phantoms
+    phantoms.phantoms.add(("Pod", NS, "shop-phantom"))
+    _audit(phantoms, {}, indexed={})  # the index lost it meanwhile (a later relist, say)
+    assert not phantoms.phantoms
