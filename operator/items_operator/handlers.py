@@ -25,12 +25,13 @@ from typing import Any
 import kopf
 from lightkube import ApiError, AsyncClient
 
-from items_operator import audit, cache, kube, metrics, wakeups
+from items_operator import audit, cache, kube, leadership, metrics, wakeups
 from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.fleet import UpgradeWave
 from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
+from items_operator.observe import Observed
 from items_operator.pacing import CacheMode, PassLimiter, StartupPacer, next_sleep
 from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
 from items_operator.policy import AVAILABLE_PHASES, IDLE_POLL
@@ -43,6 +44,10 @@ REFUSED_RETRY_SECONDS = 10.0
 # A pass that finds its own last write not yet in the cache waits this long at most before it
 # looks again; the write's watch event wakes it sooner (lag.py).
 LAG_RETRY_SECONDS = 1.0
+# A write refused because its object changed since the pass read it: decide again soon.
+CONFLICT_RETRY_SECONDS = 0.2
+# A standby's daemon is woken when it leads; this bounds how late it notices its own stop.
+STANDBY_CHECK_SECONDS = 5.0
 CACHE_MODE: CacheMode | None = None
 
 
@@ -87,12 +92,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         cache.apply_selectors(settings)  # before Kopf opens the watches
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
     memo.clock = kube.ServerClock()
+    memo.fence = leadership.start(memo.get("lease"))
     memo.setdefault("wave", UpgradeWave())
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
     client: AsyncClient = memo.client
+    await leadership.stop(memo.fence)  # the daemons have stopped: a standby may go now
     await client.close()
 
 
@@ -128,6 +135,7 @@ async def reconcile_loop(
     if name is None or namespace is None or uid is None:
         raise kopf.PermanentError("ItemService without name, namespace or uid")
     client: AsyncClient = memo.client
+    fence: leadership.Fence = memo.fence
     wakeup = wakeups.enrol(uid, namespace, name)
     mode, memory = CACHE_MODE, WriteMemory()
     objects = cache.ObjectCache.from_kwargs(kwargs) if mode is not None else None
@@ -140,6 +148,8 @@ async def reconcile_loop(
         if mode is not None and not in_motion:  # those in motion start at once
             await asyncio.sleep(mode.pacer.delay())
         while not stopped:
+            if not await fence.wait_for_leadership(STANDBY_CHECK_SECONDS):
+                continue  # a standby reads and writes nothing
             wakeup.clear()
             started = time.monotonic()
             try:
@@ -152,6 +162,7 @@ async def reconcile_loop(
                         body,
                         logger,
                         memo.wave,
+                        fence=fence,
                         cache=objects,
                         memory=memory,
                     )
@@ -159,10 +170,15 @@ async def reconcile_loop(
                     delay = next_sleep(delay, mode.resync, mode.rng)
                 metrics.RECONCILES.labels("ok").inc()
                 error_backoff = 1.0
+            except leadership.NotLeaderError:
+                metrics.FENCED.inc()
+                logger.info("not the leader (any more): this pass wrote nothing further")
+                delay = 0.0
             except ApiError as error:
                 metrics.RECONCILES.labels("error").inc()
                 logger.warning(f"API error, retrying in {error_backoff:.0f}s: {error}")
-                await _report_rejection(client, name, namespace, body, error)
+                if fence.may_write():
+                    await _report_rejection(client, name, namespace, body, error)
                 delay, error_backoff = error_backoff, min(error_backoff * 2, MAX_ERROR_BACKOFF)
             except Exception:
                 # Keep the loop alive through network errors; the next pass starts from scratch.
@@ -210,22 +226,29 @@ async def reconcile_once(
     logger: kopf.Logger,
     wave: UpgradeWave,
     *,
+    fence: leadership.Fence,
     cache: IndexView | None = None,
     memory: WriteMemory | None = None,
 ) -> float:
     """One level-based pass; returns seconds until the next one. With `cache`, the ItemService
-    is Kopf's live body and the rest comes from the indexes (no request in steady state)."""
+    is Kopf's live body and the rest comes from the indexes (no request in steady state).
+
+    Every write first asks the fence (NotLeaderError: this replica stops here). The Deployment's
+    change and the status carry the resourceVersions this pass read: a 409 means someone (a
+    newer leader, a person) changed them since, and the pass is decided again from fresh reads.
+    """
     if cache is None:
         raw = await kube.read_item_service(client, name, namespace)
     else:
         raw = copy.deepcopy(dict(body))  # a snapshot: Kopf replaces the live body on events
     if raw is None or raw["metadata"].get("deletionTimestamp"):
         return 1.0  # Kopf is stopping this daemon; owned objects go by garbage collection
+    read_version: str | None = raw["metadata"].get("resourceVersion")
     cr = ItemService.from_body(raw)
     wakeups.SECRETS[cr.owner.uid] = (namespace, cr.spec.database.secret_ref.name)
     observed = await kube.observe(client, cr, cache=cache)
     memory = memory if memory is not None else WriteMemory()
-    versions = {**observed.versions, (KIND, name): str(raw["metadata"].get("resourceVersion"))}
+    versions = {**observed.versions, (KIND, name): str(read_version)}
     if memory.waiting(versions):
         return LAG_RETRY_SECONDS  # this view predates our own last write: not a basis to act
     uid = cr.owner.uid
@@ -235,14 +258,19 @@ async def reconcile_once(
     metrics.UPGRADE_WAVE_ROLLING.set(len(wave.rolling))
     metrics.UPGRADE_WAVE_HALTED.set(1 if wave.halted_by else 0)
 
+    fence.check()
     refused: list[dict[str, str]] = []
     for action in plan.actions:  # each on its own: a refused Service never blocks a rollback
         verb, kind, target = _verb_and_target(action)
         if memory.repeats((action.kind, action.name), action, versions):
             continue  # written already; the view has not caught up
         try:
-            after = await kube.execute(client, namespace, action)
+            fence.check()
+            after = await kube.execute(client, namespace, _with_precondition(action, observed))
         except (ApiError, kube.ForeignObjectError) as error:
+            if isinstance(error, ApiError) and error.status.code == 409:
+                logger.info(f"{verb} {kind}/{target}: changed since read; deciding again")
+                return CONFLICT_RETRY_SECONDS
             rejection = classify(error, namespace=namespace)
             metrics.WRITES_REFUSED.labels(verb, kind, str(rejection.refusal)).inc()
             logger.warning(f"{verb} {kind}/{target} refused: {rejection.message}")
@@ -257,7 +285,24 @@ async def reconcile_once(
         status["refusedWrites"] = refused
     # The same status as last written, on a view that has not seen it: its events went out too.
     repeat = memory.repeats((KIND, name), status, versions)
+    patch = merge_patch(cr.status, status)
+    if patch and not repeat:
+        fence.check()
+        try:
+            after = await kube.patch_status(
+                client, name, namespace, patch, resource_version=read_version
+            )
+        except ApiError as error:
+            if error.status.code != 409:
+                raise
+            logger.info("the ItemService changed since read; deciding again")
+            return CONFLICT_RETRY_SECONDS
+        metrics.WRITES.labels("patch-status", "ItemService").inc()
+        memory.wrote((KIND, name), status, versions, after)
     if not repeat:
+        metrics.record_outcomes(plan)  # once the decision is stored: a re-decided pass counts once
+        # Events after the status they announce: a pass re-decided on a 409 posts them once.
+        fence.check()
         for event in plan.events:
             kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         previous_refusals = cr.status.get("refusedWrites") or []
@@ -265,15 +310,19 @@ async def reconcile_once(
             if entry not in previous_refusals:  # announced once, not every pass
                 message = f"{entry['object']}: {entry['message']}"
                 kopf.warn(body, reason=entry["reason"], message=message)
-        metrics.record_outcomes(plan)
-
-    patch = merge_patch(cr.status, status)
-    if patch and not repeat:
-        after = await kube.patch_status(client, name, namespace, patch)
-        metrics.WRITES.labels("patch-status", "ItemService").inc()
-        memory.wrote((KIND, name), status, versions, after)
     # A refused write is retried soon, not at the idle pace; the refusal itself is in status.
     return min(plan.requeue_after, REFUSED_RETRY_SECONDS) if refused else plan.requeue_after
+
+
+def _with_precondition(action: Action, observed: Observed) -> Action:
+    """A change of the Deployment applies only to the Deployment this pass read, so a stale
+    leader cannot undo a rollback made since (409); its status churns during a rollout, which
+    costs a re-decided pass now and then. Other objects are created once by name or are not
+    worth the churn."""
+    version = observed.deployment.resource_version if observed.deployment else None
+    if isinstance(action, Apply) and action.kind == "Deployment" and version is not None:
+        return action.on_version(version)
+    return action
 
 
 def _refusal_entry(kind: str, name: str, rejection: Rejection) -> dict[str, str]:

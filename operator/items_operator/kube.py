@@ -305,13 +305,19 @@ def _same_owner(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 
 async def patch_status(
-    client: AsyncClient, name: str, namespace: str, patch: dict[str, Any]
+    client: AsyncClient,
+    name: str,
+    namespace: str,
+    patch: dict[str, Any],
+    resource_version: str | None = None,
 ) -> str | None:
-    """Merge-patch status; returns the ItemService's resourceVersion after the write."""
+    """With resource_version: only onto the ItemService as it was read (409 otherwise).
+    Returns the ItemService's resourceVersion after the write."""
+    precondition = {"metadata": {"resourceVersion": resource_version}} if resource_version else {}
     written = await client.patch(
         ItemServiceResource.Status,
         name,
-        {"status": patch},
+        {**precondition, "status": patch},
         namespace=namespace,
         patch_type=PatchType.MERGE,
     )

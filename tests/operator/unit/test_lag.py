@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -19,12 +20,20 @@ from items_operator import handlers, kube
 from items_operator.constants import KIND
 from items_operator.fleet import UpgradeWave
 from items_operator.lag import WriteMemory
+from items_operator.leadership import Unfenced
 from items_operator.model import ItemService
 from items_operator.observe import Observed
 from items_operator.plan import Action, Delete, Plan
 from items_operator.reads import DictView
+from lightkube import ApiError
 
 from .world import OWNER, V2, World
+
+
+def _conflict() -> ApiError:
+    error = ApiError.__new__(ApiError)
+    error.status = SimpleNamespace(code=409, message="the object has been modified")  # type: ignore[assignment]
+    return error
 
 
 def _apply_merge(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -87,8 +96,15 @@ class LaggingCluster:
         return self.versions[key]
 
     async def patch_status(
-        self, client: Any, name: str, namespace: str, patch: dict[str, Any]
+        self,
+        client: Any,
+        name: str,
+        namespace: str,
+        patch: dict[str, Any],
+        resource_version: str | None = None,
     ) -> str | None:
+        if resource_version is not None and resource_version != self.versions[(KIND, name)]:
+            raise _conflict()  # the precondition of a stale view, as the API server refuses it
         self.status_writes += 1
         self.world.status = _apply_merge(self.world.status, patch)
         self.versions[(KIND, name)] = self._bump()
@@ -126,6 +142,7 @@ def _pass(cluster: LaggingCluster, memory: WriteMemory) -> float:
             cluster.body,  # type: ignore[arg-type]
             logger,
             UpgradeWave(),
+            fence=Unfenced(),
             cache=DictView({}),
             memory=memory,
         )
