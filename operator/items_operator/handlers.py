@@ -2,8 +2,11 @@
 
 Why a daemon and not change handlers: the decision depends on Jobs, Pods and the Deployment as
 much as on the spec, and a broken rollout must be noticed within seconds. The daemon re-runs the
-pure decide() on an adaptive interval (Plan.requeue_after: 2 s while rolling out, 60 s idle) and
-is woken at once by any event of the ItemService or of the Jobs, Deployment and pods it owns.
+pure decide() on an adaptive interval (Plan.requeue_after: 2 s while rolling out, 60 s idle;
+with --cache-reads on, a jittered resync of minutes when idle, pacing.py) and is woken at once
+by watch events (wakeups.py). Reads come from the API or, with --cache-reads on, from
+watch-fed indexes (cache.py); either way a write is never repeated on a view that has not
+caught up with it (lag.py).
 All reads and writes for owned objects happen in the CR's namespace, so the workload permissions
 can stay namespaced (see operator/rbac/).
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import copy
 import re
 import time
 from collections.abc import Sequence
@@ -22,44 +25,30 @@ from typing import Any
 import kopf
 from lightkube import ApiError, AsyncClient
 
-from items_operator import kube, leadership, metrics
-from items_operator.constants import (
-    FIELD_MANAGER,
-    GROUP,
-    LABEL_INSTANCE,
-    LABEL_MANAGED_BY,
-    PLURAL,
-    VERSION,
-)
+from items_operator import audit, cache, kube, leadership, metrics, wakeups
+from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.fleet import UpgradeWave
+from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
-from items_operator.observe import JobState, Observed
-from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob, Plan
+from items_operator.observe import Observed
+from items_operator.pacing import CacheMode, PassLimiter, StartupPacer, next_sleep
+from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
+from items_operator.policy import AVAILABLE_PHASES, IDLE_POLL
+from items_operator.reads import IndexView
 from items_operator.rejections import Rejection, classify
 from items_operator.status import merge_patch
 
-# Kopf logs every event handler's success at INFO; for these per-event wake-ups that is noise.
-logging.getLogger("kopf.objects").addFilter(
-    lambda record: (
-        not any(f"'{name}'" in record.getMessage() for name in ("wake_reconciler", "wake_owner"))
-    )
-)
-
-# Woken by watch events of the ItemService (spec changes) and of its Jobs, Deployment and pods
-# (a finished migration, a pod that turned ready or crashed), so each is acted on within a watch
-# round-trip instead of at the next poll; the polls stay as the safety net.
-_WAKEUPS: dict[str, asyncio.Event] = {}
-_UIDS: dict[tuple[str, str], str] = {}  # (namespace, ItemService name) -> uid
-# A wake-up waits this long before the pass starts, so a burst of events (a rollout step moves
-# the Deployment, a ReplicaSet and pods together) costs one pass, not one per event.
-COALESCE_SECONDS = 0.1
 MAX_ERROR_BACKOFF = 60.0
 REFUSED_RETRY_SECONDS = 10.0
+# A pass that finds its own last write not yet in the cache waits this long at most before it
+# looks again; the write's watch event wakes it sooner (lag.py).
+LAG_RETRY_SECONDS = 1.0
 # A write refused because its object changed since the pass read it: decide again soon.
 CONFLICT_RETRY_SECONDS = 0.2
 # A standby's daemon is woken when it leads; this bounds how late it notices its own stop.
 STANDBY_CHECK_SECONDS = 5.0
+CACHE_MODE: CacheMode | None = None
 
 
 def apply_settings(settings: kopf.OperatorSettings) -> None:
@@ -99,6 +88,8 @@ def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     apply_settings(settings)
+    if CACHE_MODE is not None:
+        cache.apply_selectors(settings)  # before Kopf opens the watches
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
     memo.clock = kube.ServerClock()
     memo.fence = leadership.start(memo.get("lease"))
@@ -112,32 +103,14 @@ async def close_client(memo: kopf.Memo, **_: Any) -> None:
     await client.close()
 
 
-@kopf.on.event(group=GROUP, version=VERSION, plural=PLURAL)
-def wake_reconciler(uid: str | None, **_: Any) -> None:
-    if uid is not None and (wakeup := _WAKEUPS.get(uid)) is not None:
-        wakeup.set()
-
-
-_OWNED = {LABEL_MANAGED_BY: FIELD_MANAGER}
-OWNED_KINDS = (("batch", "v1", "jobs"), ("apps", "v1", "deployments"), ("", "v1", "pods"))
-
-
-def wake_owner(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    uid = _UIDS.get((namespace or "", labels.get(LABEL_INSTANCE, "")))
-    if uid is not None and (wakeup := _WAKEUPS.get(uid)) is not None:
-        wakeup.set()
-
-
-def watch_owned_objects() -> None:
-    """Wake each ItemService's loop on events of its Jobs, Deployment and pods.
-
-    Needs list/watch on those kinds wherever the operator serves: given with --namespace (each
-    served namespace has the workload RoleBinding) or with the workload role bound cluster-wide.
-    A cluster-wide operator with per-namespace RoleBindings would have these watches refused,
-    so there it is off and the polls alone pace the rollouts (see main.py, --watch-owned).
-    """
-    for group, version, plural in OWNED_KINDS:
-        kopf.on.event(group, version, plural, labels=_OWNED)(wake_owner)
+def read_from_caches(*, resync: float, concurrency: int, startup_rate: float) -> None:
+    """--cache-reads on (needs wakeups.watch_owned_objects too): the indexes, and wake-ups
+    from every kind they cache, since a steady pass no longer polls (a new Secret, ...)."""
+    global CACHE_MODE
+    cache.register_indexes()
+    audit.PHANTOMS.interval = resync  # each served namespace audited once a resync (audit.py)
+    wakeups.watch_cached_objects()
+    CACHE_MODE = CacheMode(resync, PassLimiter(concurrency), StartupPacer(startup_rate))
 
 
 # On CR deletion or operator exit the loop is woken (event) or, at worst, cancelled after 5+5 s;
@@ -157,25 +130,44 @@ async def reconcile_loop(
     stopped: kopf.DaemonStopped,
     memo: kopf.Memo,
     logger: kopf.Logger,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     if name is None or namespace is None or uid is None:
         raise kopf.PermanentError("ItemService without name, namespace or uid")
     client: AsyncClient = memo.client
     fence: leadership.Fence = memo.fence
-    wakeup = _WAKEUPS.setdefault(uid, asyncio.Event())
-    _UIDS[(namespace, name)] = uid
-    error_backoff = 1.0
+    wakeup = wakeups.enrol(uid, namespace, name)
+    mode, memory = CACHE_MODE, WriteMemory()
+    objects = cache.ObjectCache.from_kwargs(kwargs) if mode is not None else None
+    if objects is not None:
+        cache.export_sizes(objects)
+    # Which pass goes first when passes queue (PassLimiter): those of ItemServices in motion.
+    in_motion = (body.get("status") or {}).get("phase") not in AVAILABLE_PHASES
+    error_backoff, delay = 1.0, 0.0 if in_motion else IDLE_POLL
     try:
+        if mode is not None and not in_motion:  # those in motion start at once
+            await asyncio.sleep(mode.pacer.delay())
         while not stopped:
             if not await fence.wait_for_leadership(STANDBY_CHECK_SECONDS):
                 continue  # a standby reads and writes nothing
             wakeup.clear()
             started = time.monotonic()
             try:
-                delay = await reconcile_once(
-                    client, memo.clock, name, namespace, body, logger, memo.wave, fence=fence
-                )
+                async with _pass_slot(mode, urgent=delay < IDLE_POLL):
+                    delay = await reconcile_once(
+                        client,
+                        memo.clock,
+                        name,
+                        namespace,
+                        body,
+                        logger,
+                        memo.wave,
+                        fence=fence,
+                        cache=objects,
+                        memory=memory,
+                    )
+                if mode is not None:
+                    delay = next_sleep(delay, mode.resync, mode.rng)
                 metrics.RECONCILES.labels("ok").inc()
                 error_backoff = 1.0
             except leadership.NotLeaderError:
@@ -197,13 +189,17 @@ async def reconcile_loop(
                 metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout=delay)
-                await asyncio.sleep(COALESCE_SECONDS)
+                await asyncio.sleep(wakeups.COALESCE_SECONDS)
     finally:
         memo.wave.forget(uid)
         kube.forget(namespace, name)
-        _WAKEUPS.pop(uid, None)
-        if _UIDS.get((namespace, name)) == uid:
-            del _UIDS[(namespace, name)]
+        wakeups.leave(uid, namespace, name)
+
+
+def _pass_slot(
+    mode: CacheMode | None, *, urgent: bool
+) -> contextlib.AbstractAsyncContextManager[None]:
+    return mode.limiter.slot(urgent=urgent) if mode is not None else contextlib.nullcontext()
 
 
 async def _report_rejection(
@@ -232,20 +228,31 @@ async def reconcile_once(
     wave: UpgradeWave,
     *,
     fence: leadership.Fence,
+    cache: IndexView | None = None,
+    memory: WriteMemory | None = None,
 ) -> float:
-    """One level-based pass; returns seconds until the next one.
+    """One level-based pass; returns seconds until the next one. With `cache`, the ItemService
+    is Kopf's live body and the rest comes from the indexes (no request in steady state).
 
     Every write first asks the fence (NotLeaderError: this replica stops here). The Deployment's
     change and the status carry the resourceVersions this pass read: a 409 means someone (a
     newer leader, a person) changed them since, and the pass is decided again from fresh reads.
     """
-    raw = await kube.read_item_service(client, name, namespace)
+    if cache is None:
+        raw = await kube.read_item_service(client, name, namespace)
+    else:
+        raw = copy.deepcopy(dict(body))  # a snapshot: Kopf replaces the live body on events
     if raw is None or raw["metadata"].get("deletionTimestamp"):
         return 1.0  # Kopf is stopping this daemon; owned objects go by garbage collection
     read_version: str | None = raw["metadata"].get("resourceVersion")
     cr = ItemService.from_body(raw)
+    wakeups.SECRETS[cr.owner.uid] = (namespace, cr.spec.database.secret_ref.name)
     now = await clock.now(client)
-    observed = await kube.observe(client, cr, now=now)
+    observed = await kube.observe(client, cr, cache=cache, now=now)
+    memory = memory if memory is not None else WriteMemory()
+    versions = {**observed.versions, (KIND, name): str(read_version)}
+    if memory.waiting(versions):
+        return LAG_RETRY_SECONDS  # this view predates our own last write: not a basis to act
     uid = cr.owner.uid
     wave.note(uid, cr.status, time.monotonic())
     # No await from here to wave.observe: the slot is checked and taken in one step.
@@ -264,9 +271,11 @@ async def reconcile_once(
     refused: list[dict[str, str]] = []
     for action in plan.actions:  # each on its own: a refused Service never blocks a rollback
         verb, kind, target = _verb_and_target(action)
+        if memory.repeats((action.kind, action.name), action, versions):
+            continue  # written already; the view has not caught up
         try:
             fence.check()
-            await kube.execute(client, namespace, _with_precondition(action, observed))
+            after = await kube.execute(client, namespace, _with_precondition(action, observed))
         except (ApiError, kube.ForeignObjectError) as error:
             if isinstance(error, ApiError) and error.status.code == 409:
                 logger.info(f"{verb} {kind}/{target}: changed since read; deciding again")
@@ -278,31 +287,38 @@ async def reconcile_once(
             continue
         metrics.WRITES.labels(verb, kind).inc()
         logger.info(f"{verb} {kind}/{target}")
+        memory.wrote((action.kind, action.name), action, versions, after)
 
     status = dict(plan.status)
     if refused:
         status["refusedWrites"] = refused
+    # The same status as last written, on a view that has not seen it: its events went out too.
+    repeat = memory.repeats((KIND, name), status, versions)
     patch = merge_patch(cr.status, status)
-    if patch:
+    if patch and not repeat:
         fence.check()
         try:
-            await kube.patch_status(client, name, namespace, patch, resource_version=read_version)
+            after = await kube.patch_status(
+                client, name, namespace, patch, resource_version=read_version
+            )
         except ApiError as error:
             if error.status.code != 409:
                 raise
             logger.info("the ItemService changed since read; deciding again")
             return CONFLICT_RETRY_SECONDS
         metrics.WRITES.labels("patch-status", "ItemService").inc()
-    _record_outcomes(plan)  # once the decision is stored: a re-decided pass counts once
-    # Events after the status they announce: a pass re-decided on a 409 posts them once.
-    fence.check()
-    for event in plan.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    previous_refusals = cr.status.get("refusedWrites") or []
-    for entry in refused:
-        if entry not in previous_refusals:  # announced once, not every pass
-            message = f"{entry['object']}: {entry['message']}"
-            kopf.warn(body, reason=entry["reason"], message=message)
+        memory.wrote((KIND, name), status, versions, after)
+    if not repeat:
+        metrics.record_outcomes(plan)  # once the decision is stored: a re-decided pass counts once
+        # Events after the status they announce: a pass re-decided on a 409 posts them once.
+        fence.check()
+        for event in plan.events:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        previous_refusals = cr.status.get("refusedWrites") or []
+        for entry in refused:
+            if entry not in previous_refusals:  # announced once, not every pass
+                message = f"{entry['object']}: {entry['message']}"
+                kopf.warn(body, reason=entry["reason"], message=message)
     # A refused write is retried soon, not at the idle pace; the refusal itself is in status.
     return min(plan.requeue_after, REFUSED_RETRY_SECONDS) if refused else plan.requeue_after
 
@@ -338,14 +354,3 @@ def _verb_and_target(action: Action) -> tuple[str, str, str]:
             return "adopt", "Job", action.name
         case Delete():
             return "delete", action.kind, action.name
-
-
-def _record_outcomes(plan: Plan) -> None:
-    if plan.rolled_back is not None:
-        metrics.ROLLBACKS.labels(plan.rolled_back.kind.value).inc()
-    job = plan.migration_finished
-    if job is not None:
-        outcome = "succeeded" if job.state is JobState.SUCCEEDED else "failed"
-        metrics.MIGRATIONS.labels(outcome).inc()
-        if job.started_at is not None and job.finished_at is not None:
-            metrics.MIGRATION_SECONDS.observe((job.finished_at - job.started_at).total_seconds())

@@ -13,16 +13,14 @@ from typing import Any
 import httpx2 as httpx
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.apps_v1 import ControllerRevision, Deployment
+from lightkube.resources.apps_v1 import ControllerRevision
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Pod, Secret, Service, ServiceAccount
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import CascadeType, PatchType
 
 from items_operator import metrics
 from items_operator.analysis import RequestSample, parse_metrics, pods_to_measure
 from items_operator.constants import (
-    ANNOTATION_DESIRED_HASH,
     ANNOTATION_FAILURE,
     COMPONENT_MIGRATION,
     COMPONENT_SERVER,
@@ -35,29 +33,15 @@ from items_operator.constants import (
     PLURAL,
     VERSION,
 )
-from items_operator.model import ItemService, Owner
-from items_operator.observe import (
-    Observed,
-    PodObservation,
-    controlled_by,
-    observe_deployment,
-    observe_job,
-    observe_pod,
-    observe_revision,
-    owns_job,
-    secret_state,
-    secret_value_digest,
-)
+from items_operator.model import ItemService
+from items_operator.observe import Observed, PodObservation, controlled_by
 from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
-from items_operator.specs.common import selector_labels
+from items_operator.reads import ApiReads, CachedReads, IndexView, Reads, get, is_not_found
+from items_operator.records import NAMED_KINDS, SUPPORTING_KINDS, NamedRecord, secret_facts
+from items_operator.specs.pdb import wants_pdb
 
 ItemServiceResource = create_namespaced_resource(GROUP, VERSION, KIND, PLURAL)
 
-_SUPPORTING: dict[str, Any] = {
-    "ServiceAccount": ServiceAccount,
-    "Service": Service,
-    "PodDisruptionBudget": PodDisruptionBudget,
-}
 # Only what a Plan may delete; everything else goes by garbage collection with the CR.
 _DELETABLE: dict[str, Any] = {
     "Job": Job,
@@ -70,81 +54,60 @@ READINESS_READS = 3
 READINESS_TIMEOUT = 3.0
 
 
-def _label_filter(owner: Owner, component: str) -> dict[str, Any]:
-    return dict(selector_labels(owner, component))
-
-
-def is_not_found(error: ApiError) -> bool:
-    return error.status.code == 404
-
-
-async def _get(client: AsyncClient, kind: Any, name: str, namespace: str) -> dict[str, Any] | None:
-    metrics.READS.labels("get", kind.__name__).inc()
-    try:
-        obj = await client.get(kind, name, namespace=namespace)
-    except ApiError as error:
-        if is_not_found(error):
-            return None
-        raise
-    return dict(obj.to_dict())
-
-
-async def _list(
-    client: AsyncClient, kind: Any, namespace: str, labels: dict[str, Any]
-) -> list[dict[str, Any]]:
-    metrics.READS.labels("list", kind.__name__).inc()
-    return [
-        dict(obj.to_dict()) async for obj in client.list(kind, namespace=namespace, labels=labels)
-    ]
-
-
 async def read_item_service(
     client: AsyncClient, name: str, namespace: str
 ) -> dict[str, Any] | None:
-    return await _get(client, ItemServiceResource, name, namespace)
+    return await get(client, ItemServiceResource, name, namespace)
 
 
-async def observe(client: AsyncClient, cr: ItemService, *, now: datetime | None = None) -> Observed:
-    """Read everything decide() needs for one ItemService, all in its own namespace; `now` (the
-    API server's) dates the canary analysis' baselines."""
+async def observe(
+    client: AsyncClient,
+    cr: ItemService,
+    *,
+    cache: IndexView | None = None,
+    now: datetime | None = None,
+) -> Observed:
+    """Read everything decide() needs for one ItemService, all in its own namespace: from the
+    API server, or from the watch-fed indexes when `cache` is given (reads.py); `now` (the API
+    server's) dates the canary analysis' baselines."""
     owner, ns = cr.owner, cr.owner.namespace
+    if cache is not None:
+        await cache.audit(client, ns)  # drops records of objects deleted unseen (audit.py)
+    reads: Reads = ApiReads(client) if cache is None else CachedReads(cache, client)
     conflicts: list[str] = []
+    versions: dict[tuple[str, str], str] = {}
     ref = cr.spec.database.secret_ref
 
-    secret = await _get(client, Secret, ref.name, ns)
+    secret = await reads.secret(ns, ref.name)
 
     owned_hashes: dict[str, str | None] = {}
-    for kind_name, kind in _SUPPORTING.items():
-        obj = await _get(client, kind, owner.name, ns)
-        if obj is None:
+    named: dict[str, NamedRecord] = {}
+    for kind_name in NAMED_KINDS:
+        wanted = kind_name != "PodDisruptionBudget" or wants_pdb(cr.spec)
+        record = await reads.named(kind_name, ns, owner.name, wanted=wanted)
+        if record is None:
             continue
-        if not controlled_by(obj, owner.uid):
+        if not record.controlled_by(owner.uid):
             conflicts.append(f"{kind_name}/{owner.name}")
             continue
-        owned_hashes[kind_name] = (obj["metadata"].get("annotations") or {}).get(
-            ANNOTATION_DESIRED_HASH
-        )
+        named[kind_name] = record
+        versions[(kind_name, owner.name)] = record.version
+        if kind_name in SUPPORTING_KINDS:
+            owned_hashes[kind_name] = record.desired_hash
+    deployment = named["Deployment"].observed_deployment() if "Deployment" in named else None
 
-    deployment_body = await _get(client, Deployment, owner.name, ns)
-    deployment = None
-    if deployment_body is not None:
-        if controlled_by(deployment_body, owner.uid):
-            deployment = observe_deployment(deployment_body)
-        else:
-            conflicts.append(f"Deployment/{owner.name}")
-
-    server = _label_filter(owner, COMPONENT_SERVER)
-    revisions = [
-        revision
-        for obj in await _list(client, ControllerRevision, ns, server)
-        if controlled_by(obj, owner.uid) and (revision := observe_revision(obj)) is not None
-    ]
-    jobs = [
-        observe_job(job)
-        for job in await _list(client, Job, ns, _label_filter(owner, COMPONENT_MIGRATION))
-        if owns_job(job, owner.uid)
-    ]
-    pods = [observe_pod(pod) for pod in await _list(client, Pod, ns, server)]
+    revisions = []
+    for stored in await reads.revisions(owner):
+        revision = stored.observed_revision()
+        if revision is not None and owner.uid in stored.controllers:
+            revisions.append(revision)
+            versions[("ControllerRevision", stored.name)] = stored.version
+    jobs = []
+    for job in await reads.jobs(owner):
+        if job.owned_by(owner.uid):
+            jobs.append(job.job)
+            versions[("Job", job.name)] = job.version
+    pods = [record.pod for record in await reads.pods(owner, COMPONENT_SERVER)]
     pods = await _with_readiness(client, ns, pods)
     pods = await _with_requests(
         client, cr, deployment.release if deployment else None, pods, now or datetime.now(UTC)
@@ -153,13 +116,11 @@ async def observe(client: AsyncClient, cr: ItemService, *, now: datetime | None 
     # copies their image ID and report onto the Job); skip the list otherwise.
     job_pods = []
     if any(not job.finished or not job.adopted for job in jobs):
-        job_pods = [
-            observe_pod(pod)
-            for pod in await _list(client, Pod, ns, _label_filter(owner, COMPONENT_MIGRATION))
-        ]
+        job_pods = [record.pod for record in await reads.pods(owner, COMPONENT_MIGRATION)]
+    state, digest = secret_facts(secret, ref.key)
     return Observed(
-        secret=secret_state(secret, ref.key),
-        secret_digest=secret_value_digest(secret, ref.key),
+        secret=state,
+        secret_digest=digest,
         deployment=deployment,
         revisions=tuple(revisions),
         jobs=tuple(jobs),
@@ -167,6 +128,7 @@ async def observe(client: AsyncClient, cr: ItemService, *, now: datetime | None 
         job_pods=tuple(job_pods),
         owned_hashes=owned_hashes,
         conflicts=tuple(conflicts),
+        versions=versions,
     )
 
 
@@ -285,30 +247,40 @@ class ServerClock:
         self.measured_at = time.monotonic()
 
 
-async def execute(client: AsyncClient, namespace: str, action: Action) -> None:
-    """Carry out one action; "already there" and "already gone" count as done."""
+async def execute(client: AsyncClient, namespace: str, action: Action) -> str | None:
+    """Carry out one action; "already there" and "already gone" count as done. Returns the
+    object's resourceVersion after the write, when the response carries one (handlers.py
+    remembers it: a cache that has not seen the write yet must not cause it again)."""
+    written: Any
     match action:
         case Apply(obj=obj):
-            await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+            written = await client.apply(
+                codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True
+            )
         case Create(obj=obj):
             try:
-                await client.create(codecs.from_dict(obj))
+                written = await client.create(codecs.from_dict(obj))
             except ApiError as error:
                 if error.status.code != 409:
                     raise
                 await _check_ours(client, namespace, obj)
+                return None
         case AdoptJob(name=name, owner_reference=reference, annotations=annotations):
             adopt = {
                 "metadata": {"ownerReferences": [reference], "annotations": annotations},
                 "spec": {"ttlSecondsAfterFinished": None},
             }
-            await client.patch(Job, name, adopt, namespace=namespace, patch_type=PatchType.MERGE)
+            written = await client.patch(
+                Job, name, adopt, namespace=namespace, patch_type=PatchType.MERGE
+            )
         case FailJob(name=name, note=note):
             patch = {
                 "metadata": {"annotations": {ANNOTATION_FAILURE: note}},
                 "spec": {"activeDeadlineSeconds": 1},
             }
-            await client.patch(Job, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+            written = await client.patch(
+                Job, name, patch, namespace=namespace, patch_type=PatchType.MERGE
+            )
         case Delete(kind=kind, name=name, propagation=propagation):
             cascade = (
                 CascadeType.FOREGROUND if propagation == "Foreground" else CascadeType.BACKGROUND
@@ -318,6 +290,14 @@ async def execute(client: AsyncClient, namespace: str, action: Action) -> None:
             except ApiError as error:
                 if not is_not_found(error):
                     raise
+            return None
+    return _resource_version(written)
+
+
+def _resource_version(obj: Any) -> str | None:
+    metadata = getattr(obj, "metadata", None)
+    version = getattr(metadata, "resourceVersion", None)
+    return str(version) if version else None
 
 
 class ForeignObjectError(Exception):
@@ -328,7 +308,7 @@ async def _check_ours(client: AsyncClient, namespace: str, obj: dict[str, Any]) 
     """ "Already exists" counts as done only when it is our own object (Job names are
     deterministic: someone else's Job with that name would otherwise stall a release forever)."""
     kind, name = obj["kind"], obj["metadata"]["name"]
-    existing = await _get(client, _CREATABLE[kind], name, namespace)
+    existing = await get(client, _CREATABLE[kind], name, namespace)
     if existing is not None and not _same_owner(existing, obj):
         raise ForeignObjectError(
             f"{kind}/{name} already exists and is not controlled by this ItemService: "
@@ -350,13 +330,15 @@ async def patch_status(
     namespace: str,
     patch: dict[str, Any],
     resource_version: str | None = None,
-) -> None:
-    """With resource_version: only onto the ItemService as it was read (409 otherwise)."""
+) -> str | None:
+    """With resource_version: only onto the ItemService as it was read (409 otherwise).
+    Returns the ItemService's resourceVersion after the write."""
     precondition = {"metadata": {"resourceVersion": resource_version}} if resource_version else {}
-    await client.patch(
+    written = await client.patch(
         ItemServiceResource.Status,
         name,
         {**precondition, "status": patch},
         namespace=namespace,
         patch_type=PatchType.MERGE,
     )
+    return _resource_version(written)

@@ -18,6 +18,11 @@ import items_logging
 from items_operator.election import Timings
 from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
 from items_operator.leadership import LeaseConfig, holder_identity
+from items_operator.pacing import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RESYNC_SECONDS,
+    DEFAULT_STARTUP_RATE,
+)
 
 DEFAULT_PEERING = "items-operator"
 DEFAULT_LEASE = "items-operator"
@@ -92,6 +97,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "auto: on with --namespace, off cluster-wide (per-namespace RoleBindings).",
     )
     parser.add_argument(
+        "--cache-reads",
+        choices=("on", "off"),
+        default=os.environ.get("ITEMS_OPERATOR_CACHE_READS", "off"),
+        help="Read owned objects and Secrets from watch-fed caches instead of the API server "
+        "(no request in steady state), and sleep idle ItemServices until a watch event or the "
+        "resync. Needs the owned-object watches and list/watch on Secrets (docs/operator.md).",
+    )
+    parser.add_argument(
+        "--resync-seconds",
+        type=float,
+        default=float(os.environ.get("ITEMS_OPERATOR_RESYNC_SECONDS", DEFAULT_RESYNC_SECONDS)),
+        help="With --cache-reads on: the idle ItemService's safety-net pass, +-20%% jitter.",
+    )
+    parser.add_argument(
+        "--pass-concurrency",
+        type=int,
+        default=int(os.environ.get("ITEMS_OPERATOR_PASS_CONCURRENCY", DEFAULT_CONCURRENCY)),
+        help="With --cache-reads on: passes running at once (ItemServices in motion first).",
+    )
+    parser.add_argument(
+        "--startup-rate",
+        type=float,
+        default=float(os.environ.get("ITEMS_OPERATOR_STARTUP_RATE", DEFAULT_STARTUP_RATE)),
+        help="With --cache-reads on: first passes per second after a start.",
+    )
+    parser.add_argument(
         "--upgrade-wave",
         type=int,
         default=int(os.environ.get("ITEMS_OPERATOR_UPGRADE_WAVE", str(DEFAULT_WAVE_SIZE))),
@@ -101,6 +132,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-level", default=os.environ.get("ITEMS_OPERATOR_LOG_LEVEL", "INFO"))
     parser.add_argument("--plain-logs", action="store_true", help="Human-readable, not JSON.")
     args = parser.parse_args(argv)
+    if args.cache_reads == "on" and not watches_owned_objects(args):
+        parser.error("--cache-reads on needs the owned-object watches (--watch-owned on)")
     try:
         args.timings = Timings(args.lease_duration, args.renew_deadline, args.retry_period)
     except ValueError as error:
@@ -154,13 +187,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(args.log_level, plain=args.plain_logs)
     start_http_server(args.metrics_port)
 
-    from items_operator import handlers  # registers the handlers with Kopf
+    from items_operator import handlers, wakeups  # registers the handlers with Kopf
 
     if watches_owned_objects(args):
-        handlers.watch_owned_objects()
+        wakeups.watch_owned_objects()
     settings = kopf.OperatorSettings()
     memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
     handlers.apply_scanning(settings, args.namespace)
+    if args.cache_reads == "on":
+        handlers.read_from_caches(
+            resync=args.resync_seconds,
+            concurrency=args.pass_concurrency,
+            startup_rate=args.startup_rate,
+        )
 
     # Kopf peering is priority-based, not a lease: replicas with equal priority all pause.
     # A random 31-bit priority makes a tie practically impossible; the highest one works.

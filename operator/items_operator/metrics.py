@@ -2,6 +2,9 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from items_operator.observe import JobState
+from items_operator.plan import Plan
+
 RECONCILES = Counter(
     "items_operator_reconciles_total",
     "Reconcile passes over ItemServices, by result.",
@@ -24,8 +27,14 @@ WRITES_REFUSED = Counter(
 )
 READS = Counter(
     "items_operator_reads_total",
-    "Reads from the API server (get, list), by verb and kind: the cost of each reconcile pass.",
+    "Reads from the API server (get, list), by verb and kind: the cost of each reconcile pass "
+    "(answers from the watch-fed caches are not requests and are not counted).",
     ["verb", "kind"],
+)
+CACHE_OBJECTS = Gauge(
+    "items_operator_cache_objects",
+    "Reduced records in the watch-fed caches (--cache-reads on), by kind.",
+    ["kind"],
 )
 MIGRATIONS = Counter(
     "items_operator_migrations_total",
@@ -64,3 +73,15 @@ UPGRADE_WAVE_HALTED = Gauge(
     "items_operator_upgrade_wave_halted",
     "1 when an operator-driven rollout was rolled back and the upgrade wave stopped.",
 )
+
+
+def record_outcomes(plan: Plan) -> None:
+    """A pass's rollback and finished migration, counted once (the pass that saw them)."""
+    if plan.rolled_back is not None:
+        ROLLBACKS.labels(plan.rolled_back.kind.value).inc()
+    job = plan.migration_finished
+    if job is not None:
+        outcome = "succeeded" if job.state is JobState.SUCCEEDED else "failed"
+        MIGRATIONS.labels(outcome).inc()
+        if job.started_at is not None and job.finished_at is not None:
+            MIGRATION_SECONDS.observe((job.finished_at - job.started_at).total_seconds())

@@ -381,6 +381,9 @@ class Observed:
     owned_hashes: dict[str, str | None] = field(default_factory=dict)
     # "Kind/name" of objects we would manage that exist but another owner controls.
     conflicts: tuple[str, ...] = ()
+    # resourceVersion of each object a Plan may write, by (kind, name): the I/O layer tells a
+    # lagging cache by it (handlers.py); the decision layer never reads it.
+    versions: dict[tuple[str, str], str] = field(default_factory=dict, compare=False)
     # The operator-upgrade wave (fleet.py) lets this ItemService start such a rollout now; and
     # what the wave is doing, for the message of one that waits.
     upgrade_slot: bool = True

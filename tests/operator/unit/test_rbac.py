@@ -22,6 +22,16 @@ CLUSTER_WIDE = {
     ("kopf.dev", "clusterkopfpeerings", "watch"),
     ("", "events", "create"),
 }
+_CACHED = (
+    ("apps", "deployments"),
+    ("apps", "controllerrevisions"),
+    ("batch", "jobs"),
+    ("", "pods"),
+    ("", "services"),
+    ("", "serviceaccounts"),
+    ("policy", "poddisruptionbudgets"),
+    ("", "secrets"),
+)
 NAMESPACED = {
     ("apps", "deployments", "get"),
     ("apps", "deployments", "create"),
@@ -36,6 +46,8 @@ NAMESPACED = {
     ("policy", "poddisruptionbudgets", "delete"),
     ("", "pods", "list"),
     ("", "secrets", "get"),
+    # --cache-reads on: the watch-fed caches of every owned kind and of Secrets
+    *((group, resource, verb) for group, resource in _CACHED for verb in ("list", "watch")),
 }
 
 
@@ -88,12 +100,13 @@ def test_cluster_wide_role_has_no_workload_or_secret_access() -> None:
 
 
 def test_no_wildcards_and_secrets_are_read_only() -> None:
+    """Read, never written: get for the API reads, list/watch for the cache (--cache-reads)."""
     for grants in _roles().values():
         assert all("*" not in part for grant in grants for part in grant)
     secret_verbs = {
         verb for _, resource, verb in _roles()["items-operator-workloads"] if resource == "secrets"
     }
-    assert secret_verbs == {"get"}
+    assert secret_verbs == {"get", "list", "watch"}
 
 
 def test_workload_role_is_bound_per_namespace_not_cluster_wide() -> None:

@@ -1,0 +1,155 @@
+"""Watch-fed caches (--cache-reads on): one Kopf index per kind a pass reads, holding reduced
+records (records.py), so a steady-state pass makes no API request at all.
+
+The watches select server-side: owned kinds by our name label (app.kubernetes.io/name, which
+every object the builders make and every pod of theirs carries, and which the API reads'
+label selectors include too), Secrets by type (docs/operator.md, "Reads from caches", argues
+why Secrets are watched at all and why by type). Kopf lists each kind once, then streams; it
+starts the daemons only once every index is filled, so no first pass reads a cold cache.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+from lightkube import AsyncClient
+
+from items_operator import metrics
+from items_operator.audit import PHANTOMS
+from items_operator.constants import APP_NAME, LABEL_NAME
+from items_operator.records import (
+    PodRecord,
+    instance_key,
+    reduce_job,
+    reduce_named,
+    reduce_pod,
+    reduce_revision,
+    reduce_secret,
+)
+
+# (kind, group, version, plural, key): named kinds by (namespace, name); the rest by
+# (namespace, instance, component), the same selection as the API's label selectors.
+BY_NAME = "name"
+BY_INSTANCE = "instance"
+OWNED_RESOURCES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("Deployment", "apps", "v1", "deployments", BY_NAME),
+    ("ServiceAccount", "", "v1", "serviceaccounts", BY_NAME),
+    ("Service", "", "v1", "services", BY_NAME),
+    ("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", BY_NAME),
+    ("ControllerRevision", "apps", "v1", "controllerrevisions", BY_INSTANCE),
+    ("Job", "batch", "v1", "jobs", BY_INSTANCE),
+    ("Pod", "", "v1", "pods", BY_INSTANCE),
+)
+OWNED_LABEL_SELECTOR = f"{LABEL_NAME}={APP_NAME}"
+# Helm keeps each release as a Secret (up to 1 MiB each) and legacy service-account tokens
+# are Secrets too: neither is ever a database URL, and they are most of a namespace's Secrets.
+SECRET_FIELD_SELECTOR = "type!=helm.sh/release.v1,type!=kubernetes.io/service-account-token"  # noqa: S105
+INDEX_PREFIX = "items_cache_"
+
+_REDUCERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "ControllerRevision": reduce_revision,
+    "Job": reduce_job,
+    "Pod": reduce_pod,
+}
+
+
+def index_id(kind: str) -> str:
+    return f"{INDEX_PREFIX}{kind}"
+
+
+def apply_selectors(settings: kopf.OperatorSettings) -> None:
+    """Server-side filters of the cache's watches (they also narrow the wake-up watches)."""
+    for _, group, version, plural, _ in OWNED_RESOURCES:
+        settings.watching.label_selectors[group, version, plural] = OWNED_LABEL_SELECTOR
+    settings.watching.field_selectors["", "v1", "secrets"] = SECRET_FIELD_SELECTOR
+
+
+def index_function(kind: str, by: str) -> Callable[..., dict[tuple[str, ...], Any]]:
+    """The indexing function of one kind: raw object -> {key: reduced record}."""
+
+    def index(body: Mapping[str, Any], **_: Any) -> dict[tuple[str, ...], Any]:
+        obj = dict(body)
+        meta = obj["metadata"]
+        namespace = str(meta.get("namespace") or "")
+        PHANTOMS.touched((kind, namespace, str(meta["name"])))
+        if by == BY_NAME:
+            return {(namespace, str(meta["name"])): reduce_named(kind, obj)}
+        return {instance_key(obj): _REDUCERS[kind](obj)}
+
+    index.__name__ = index.__qualname__ = index_id(kind)
+    return index
+
+
+def index_secret(body: Mapping[str, Any], **_: Any) -> dict[tuple[str, ...], Any]:
+    obj = dict(body)
+    meta = obj["metadata"]
+    namespace = str(meta.get("namespace") or "")
+    PHANTOMS.touched(("Secret", namespace, str(meta["name"])))
+    return {(namespace, str(meta["name"])): reduce_secret(obj)}
+
+
+def register_indexes() -> None:
+    """Register the indexes with Kopf (only with --cache-reads on: each is a watch)."""
+    labels = {LABEL_NAME: APP_NAME}  # the server-side selector, checked again client-side
+    for kind, group, version, plural, by in OWNED_RESOURCES:
+        kopf.index(group, version, plural, id=index_id(kind), labels=labels)(
+            index_function(kind, by)
+        )
+    kopf.index("", "v1", "secrets", id=index_id("Secret"))(index_secret)
+
+
+class ObjectCache:
+    """reads.IndexView over Kopf's indexes (as handlers receive them in their kwargs)."""
+
+    def __init__(self, indexes: Mapping[str, Any]) -> None:
+        self.indexes = indexes
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any]) -> ObjectCache | None:
+        found = {k.removeprefix(INDEX_PREFIX): v for k, v in kwargs.items() if _is_index(k)}
+        return cls(found) if found else None
+
+    def one(self, index: str, key: tuple[str, ...]) -> Any | None:
+        return next(iter(self.all(index, key)), None)
+
+    def all(self, index: str, key: tuple[str, ...]) -> list[Any]:
+        store = self.indexes[index].get(key)
+        if store is None:
+            return []
+        return [r for r in store if not PHANTOMS.hides((index, key[0], record_name(r)))]
+
+    async def audit(self, client: AsyncClient, namespace: str) -> None:
+        await PHANTOMS.audit_if_due(client, namespace, lambda kind: self.names(kind, namespace))
+
+    def names(self, kind: str, namespace: str) -> set[str]:
+        """The objects of `kind` in `namespace` the index holds, phantoms included."""
+        index = self.indexes.get(kind) or {}
+        return {
+            record_name(r) for key, store in index.items() if key[0] == namespace for r in store
+        }
+
+    def size(self, index: str) -> int:
+        return sum(len(store) for store in self.indexes[index].values())
+
+
+def record_name(record: Any) -> str:
+    return str(record.pod.name if isinstance(record, PodRecord) else record.name)
+
+
+def _is_index(name: str) -> bool:
+    return name.startswith(INDEX_PREFIX)
+
+
+_GAUGED: set[str] = set()
+
+
+def export_sizes(cache: ObjectCache) -> None:
+    """items_operator_cache_objects{kind}, counted when scraped (once per process)."""
+    for kind in cache.indexes:
+        if kind in _GAUGED:
+            continue
+        _GAUGED.add(kind)
+        metrics.CACHE_OBJECTS.labels(kind).set_function(functools.partial(cache.size, kind))

@@ -1,0 +1,102 @@
+"""What wakes an ItemService's loop before its sleep ends: watch events of the ItemService
+(spec changes), of the objects it owns (a finished migration, a pod that turned ready or
+crashed) and, with --cache-reads on, of every kind the caches hold and of the Secret it reads.
+Each is acted on within a watch round-trip instead of at the next poll; the polls (or, with
+the caches, the resync) stay as the safety net.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from items_operator.audit import PHANTOMS
+from items_operator.constants import (
+    FIELD_MANAGER,
+    GROUP,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    PLURAL,
+    VERSION,
+)
+
+# Kopf logs every event handler's success at INFO; for these per-event wake-ups that is noise.
+_QUIET = ("wake_reconciler", "wake_owner", "wake_secret_users")
+logging.getLogger("kopf.objects").addFilter(
+    lambda record: not any(f"'{name}'" in record.getMessage() for name in _QUIET)
+)
+
+WAKEUPS: dict[str, asyncio.Event] = {}  # ItemService uid -> its loop's wake-up
+UIDS: dict[tuple[str, str], str] = {}  # (namespace, ItemService name) -> uid
+SECRETS: dict[str, tuple[str, str]] = {}  # uid -> (namespace, Secret name) it reads
+# A wake-up waits this long before the pass starts, so a burst of events (a rollout step moves
+# the Deployment, a ReplicaSet and pods together) costs one pass, not one per event.
+COALESCE_SECONDS = 0.1
+
+_OWNED = {LABEL_MANAGED_BY: FIELD_MANAGER}
+OWNED_KINDS = (("batch", "v1", "jobs"), ("apps", "v1", "deployments"), ("", "v1", "pods"))
+# With the caches, a steady pass no longer polls: a deleted Service, a changed PDB or a new
+# Secret must wake it as a Job's event does.
+CACHED_KINDS = (
+    ("apps", "v1", "controllerrevisions"),
+    ("", "v1", "serviceaccounts"),
+    ("", "v1", "services"),
+    ("policy", "v1", "poddisruptionbudgets"),
+)
+
+
+def enrol(uid: str, namespace: str, name: str) -> asyncio.Event:
+    UIDS[(namespace, name)] = uid
+    return WAKEUPS.setdefault(uid, asyncio.Event())
+
+
+def leave(uid: str, namespace: str, name: str) -> None:
+    WAKEUPS.pop(uid, None)
+    SECRETS.pop(uid, None)
+    if UIDS.get((namespace, name)) == uid:
+        del UIDS[(namespace, name)]
+    if not any(ns == namespace for ns, _ in UIDS):
+        PHANTOMS.restarted(namespace)  # all stopped (peering paused them?): audit on return
+
+
+def _wake(uid: str | None) -> None:
+    if uid is not None and (wakeup := WAKEUPS.get(uid)) is not None:
+        wakeup.set()
+
+
+@kopf.on.event(group=GROUP, version=VERSION, plural=PLURAL)
+def wake_reconciler(uid: str | None, **_: Any) -> None:
+    _wake(uid)
+
+
+def wake_owner(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    _wake(UIDS.get((namespace or "", labels.get(LABEL_INSTANCE, ""))))
+
+
+def wake_secret_users(namespace: str | None, name: str | None, **_: Any) -> None:
+    for uid, ref in list(SECRETS.items()):
+        if ref == (namespace, name):
+            _wake(uid)
+
+
+def watch_owned_objects() -> None:
+    """Wake each ItemService's loop on events of its Jobs, Deployment and pods.
+
+    Needs list/watch on those kinds wherever the operator serves: given with --namespace (each
+    served namespace has the workload RoleBinding) or with the workload role bound cluster-wide.
+    A cluster-wide operator with per-namespace RoleBindings would have these watches refused,
+    so there it is off and the polls alone pace the rollouts (see main.py, --watch-owned).
+    """
+    for group, version, plural in OWNED_KINDS:
+        kopf.on.event(group, version, plural, labels=_OWNED)(wake_owner)
+
+
+def watch_cached_objects() -> None:
+    """The wake-ups of --cache-reads on, on top of watch_owned_objects (same watches as the
+    indexes: Kopf opens one per kind)."""
+    for group, version, plural in CACHED_KINDS:
+        kopf.on.event(group, version, plural, labels=_OWNED)(wake_owner)
+    kopf.on.event("", "v1", "secrets")(wake_secret_users)

@@ -1,0 +1,114 @@
+"""When passes run with --cache-reads on: resync instead of the idle poll, bounded concurrency
+with ItemServices in motion first, first passes spread after a start."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from items_operator import wakeups
+from items_operator.main import parse_args
+from items_operator.pacing import PassLimiter, StartupPacer, next_sleep
+from items_operator.policy import IDLE_POLL
+
+
+@given(st.floats(0.5, IDLE_POLL - 0.01))
+def test_a_named_wake_up_or_a_poll_in_motion_is_kept(requeue: float) -> None:
+    assert next_sleep(requeue, 600.0, random.Random(1)) == requeue
+
+
+@given(st.integers(0, 2**32))
+def test_an_idle_pass_sleeps_until_the_jittered_resync(seed: int) -> None:
+    delay = next_sleep(IDLE_POLL, 600.0, random.Random(seed))
+    assert 480.0 <= delay <= 720.0
+
+
+def test_resyncs_of_many_item_services_do_not_line_up() -> None:
+    rng = random.Random(7)
+    delays = [next_sleep(IDLE_POLL, 600.0, rng) for _ in range(1000)]
+    assert len({round(d) for d in delays}) > 200  # spread over the +-20 % band
+
+
+def test_passes_are_bounded_and_those_in_motion_go_first() -> None:
+    async def scenario() -> list[str]:
+        limiter, order, running, peak = PassLimiter(2), [], 0, 0
+        release = asyncio.Event()
+
+        async def one(name: str, urgent: bool) -> None:
+            nonlocal running, peak
+            async with limiter.slot(urgent=urgent):
+                running += 1
+                peak = max(peak, running)
+                order.append(name)
+                await release.wait()
+                running -= 1
+
+        first = [asyncio.create_task(one(n, False)) for n in ("a", "b")]
+        await asyncio.sleep(0)
+        queued = [
+            asyncio.create_task(one(name, urgent))
+            for name, urgent in (("idle-1", False), ("rolling", True), ("idle-2", False))
+        ]
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*first, *queued)
+        assert peak == 2
+        return order
+
+    order = asyncio.run(scenario())
+    assert order[:2] == ["a", "b"]
+    assert order[2] == "rolling"
+    assert order[3:] == ["idle-1", "idle-2"]
+
+
+def test_a_cancelled_waiter_does_not_leak_its_slot() -> None:
+    async def scenario() -> int:
+        limiter = PassLimiter(1)
+        async with limiter.slot(urgent=False):
+            waiter = asyncio.create_task(limiter.slot(urgent=True).__aenter__())
+            await asyncio.sleep(0)
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+        async with limiter.slot(urgent=False):
+            pass
+        return limiter.free
+
+    assert asyncio.run(scenario()) == 1
+
+
+def test_first_passes_are_spread_at_the_startup_rate() -> None:
+    pacer = StartupPacer(50.0, random.Random(3))
+    alone = pacer.delay(now=0.0)
+    assert alone < 0.02  # a lone ItemService starts at once
+    delays = [pacer.delay(now=0.0) for _ in range(999)]
+    assert max(delays) == pytest.approx(20.0, abs=0.05)  # 1,000 over 20 s
+    assert sorted(delays) == delays
+
+
+def test_cache_reads_are_off_by_default_and_need_the_owned_watches() -> None:
+    assert parse_args([]).cache_reads == "off"
+    args = parse_args(["--namespace", "a", "--cache-reads", "on", "--resync-seconds", "120"])
+    assert (args.cache_reads, args.resync_seconds) == ("on", 120.0)
+    with pytest.raises(SystemExit):
+        parse_args(["--cache-reads", "on"])  # cluster-wide: the watches are off
+
+
+def test_an_event_of_the_secret_an_item_service_reads_wakes_it() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        shop = wakeups.enrol("uid-shop", "items", "shop")
+        other = wakeups.enrol("uid-other", "items", "other")
+        try:
+            wakeups.SECRETS["uid-shop"] = ("items", "shop-db")
+            wakeups.SECRETS["uid-other"] = ("items", "other-db")
+            wakeups.wake_secret_users(namespace="items", name="shop-db")
+            return shop.is_set(), other.is_set()
+        finally:
+            wakeups.leave("uid-shop", "items", "shop")
+            wakeups.leave("uid-other", "items", "other")
+
+    assert asyncio.run(scenario()) == (True, False)
+    assert "uid-shop" not in wakeups.SECRETS  # forgotten with its loop
