@@ -204,11 +204,17 @@ def test_the_canary_is_one_pod_held_beside_the_old_ones() -> None:
     assert _strategy(world) == (1, 0, hold)
 
 
-def test_a_5xx_regression_rolls_back_with_the_numbers() -> None:
-    world = _analysed_world()
+def _analysing(seconds: float, **analysis: Any) -> World:
+    """The canary turned ready (baselines taken), then `seconds` pass."""
+    world = _analysed_world(**analysis)
     _canary(world, sample(0, 0), sample(0, 0))
     world.step()
-    world.tick(20)
+    world.tick(seconds)
+    return world
+
+
+def test_a_5xx_regression_rolls_back_with_the_numbers() -> None:
+    world = _analysing(20)
     _canary(world, sample(100, 20), sample(300, 1))
     world.step()
     assert world.status["reason"] == "RolledBack"
@@ -221,10 +227,7 @@ def test_a_5xx_regression_rolls_back_with_the_numbers() -> None:
 
 
 def test_the_analysis_passes_at_its_end_and_the_rest_rolls_out() -> None:
-    world = _analysed_world(durationSeconds=30)
-    _canary(world, sample(0, 0), sample(0, 0))
-    world.step()
-    world.tick(31)
+    world = _analysing(31, durationSeconds=30)
     _canary(world, sample(90, 0), sample(200, 1))
     plan = world.step()
     entry = world.status["history"][-1]
@@ -249,10 +252,7 @@ def test_too_little_traffic_is_inconclusive_not_a_block() -> None:
 
 
 def test_an_outage_during_the_analysis_blames_nobody() -> None:
-    world = _analysed_world()
-    _canary(world, sample(0, 0), sample(0, 0))
-    world.step()
-    world.tick(20)
+    world = _analysing(20)
     _canary(world, sample(60, 30), sample(180, 95))
     world.step()
     assert world.status["reason"] == "Analysing"
@@ -304,10 +304,7 @@ def test_without_analysis_the_strategy_and_hashes_do_not_change() -> None:
 def test_a_later_baseline_measures_a_whole_duration_again() -> None:
     """An operator restart (or failover) loses the baselines: the analysis does not end on a
     shortened window, it runs its duration from the new baseline."""
-    world = _analysed_world(durationSeconds=30)
-    _canary(world, sample(0, 0), sample(0, 0))
-    world.step()
-    world.tick(25)
+    world = _analysing(25, durationSeconds=30)
     _canary(world, sample(5, 0), sample(10, 0))
     world.pods = [replace(p, requests_since=world.now) for p in world.pods]
     world.tick(10)  # past the canary's ready time + 30 s, 10 s after the new baseline
@@ -317,10 +314,7 @@ def test_a_later_baseline_measures_a_whole_duration_again() -> None:
 
 
 def test_old_pods_unready_mid_analysis_wait_instead_of_skipping() -> None:
-    world = _analysed_world(durationSeconds=30)
-    _canary(world, sample(0, 0), sample(0, 0))
-    world.step()
-    world.tick(10)
+    world = _analysing(10, durationSeconds=30)
     _canary(world, sample(40, 16), sample(80, 0))
     world.pods = [p if p.uid == "canary-uid" else replace(p, ready=False) for p in world.pods]
     world.step()
