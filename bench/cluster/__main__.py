@@ -43,6 +43,7 @@ from bench.cluster.episodes import QUICK_DEADLINE, Episode, Fleet, count_failure
 from bench.cluster.failure_episodes import analysis_supported, run_classes
 from bench.cluster.false_rollbacks import FalseRollbacks
 from bench.cluster.figures import draw
+from bench.cluster.images import digest_aliases
 from bench.cluster.platform import FALSE, HELM, HELM_EQ, OURS, PLAIN, Platform, down, up
 from bench.cluster.recorder import Recorder
 from tests.cluster.kube_support import KUBECTL
@@ -52,6 +53,8 @@ from tests.operator.cluster.e2e import OPERATOR_IMAGE, V1
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 PLOTS = ROOT / "docs" / "bench"
+# What docs/bench keeps of a run with failure classes (enough to redraw failure-classes.png).
+MEDIAN_KEYS = ("date", "reps", "quick", "versions", "limits", "class_medians", "class_goals")
 
 
 def _versions() -> dict[str, str]:
@@ -169,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"cluster-{stamp}.md").write_text(text)
         (RESULTS / f"cluster-{stamp}.json").write_text(json.dumps(results, indent=1) + "\n")
+        if results.get("class_medians"):  # beside the plot, so --replot redraws it
+            args.plots.mkdir(parents=True, exist_ok=True)
+            medians = {k: results[k] for k in MEDIAN_KEYS if k in results}
+            medians["source"] = f"bench/results/cluster-{stamp}.json, medians only"
+            path = args.plots / f"cluster-{stamp[:10]}-classes.json"
+            path.write_text(json.dumps(medians, indent=1) + "\n")
         draw(results, args.plots)
         return text
 
@@ -206,6 +215,11 @@ def _phase(results: dict[str, Any], name: str) -> Iterator[None]:
         print(f"{name}: {results['phase_seconds'][name]:.0f} s", file=sys.stderr, flush=True)
 
 
+def _tags(platform: Platform) -> list[str]:
+    images, faults = platform.images, platform.faults
+    return [images.v1, images.v2, images.never_ready, *vars(faults).values()]
+
+
 def _episodes(
     args: argparse.Namespace,
     platform: Platform,
@@ -222,7 +236,7 @@ def _episodes(
     namespaces = [OURS, HELM, HELM_EQ, PLAIN, FALSE]
     with (
         tempfile.TemporaryDirectory(prefix="bench-charts-") as workdir,
-        Recorder(namespaces) as recorder,
+        Recorder(namespaces, digest_aliases(_tags(platform))) as recorder,
     ):
         fleet = Fleet(platform, Path(workdir), args.reps, args.quick)
         checks = FalseRollbacks(platform, args.false_rollbacks)

@@ -128,7 +128,7 @@ def class_steps(
     started, reason = rollback_started(obs, mechanism, w, old, new, t0)
     updated = analysis.deployment_on(obs, w, new, t0)
     steps = {
-        "first_new_pod": analysis.first_pod_where(obs, w, new, t0, any_component=True),
+        "first_new_pod": analysis.first_pod_where(obs, w, new, t0),
         "first_failing": first_failing,
         "deployment_updated": updated,
         "rollback_started": started,

@@ -149,13 +149,14 @@ def run_class(
     return episodes
 
 
-def restore(fleet: Fleet, recorder: Recorder) -> None:
-    """Every workload back on v2 and settled (bounded), ready for the next class."""
+def restore(fleet: Fleet, recorder: Recorder, *, clear_analysis: bool) -> None:
+    """Every workload back on v2 and settled (bounded), ready for the next class; ours'
+    spec.rollout.analysis removed again after the 5xx class."""
     v2 = fleet.platform.images.v2
     obs = recorder.snapshot()
     upgrades: list[tuple[Workload, subprocess.Popen[str]]] = []
     for w in fleet.workloads["ours"]:
-        set_image_ours(w, v2, rollout={"analysis": None})
+        set_image_ours(w, v2, **({"rollout": {"analysis": None}} if clear_analysis else {}))
     for mechanism in ("helm", "helm-eq"):
         for w in fleet.workloads[mechanism]:
             if not analysis.settled_now(obs, w, v2):
@@ -220,7 +221,7 @@ def run_classes(
             helm_timeout=helm_timeout,
             wait_deadline=failure.name in deadline_classes,
         )
-        restore(fleet, recorder)
+        restore(fleet, recorder, clear_analysis=failure.name == "5xx")
         print(f"failure class {failure.name}: {time.monotonic() - started:.0f} s", flush=True)
         if on_class is not None:
             on_class(results)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tests.e2e.platform import IMAGES_DIR, Images
-from tests.operator.cluster.e2e import MISSING_IMAGE, build_test_images
+from tests.operator.cluster.e2e import MISSING_IMAGE, build_test_images, node_digest
 
 # Our own test images: never items-service:dev or items-operator:dev, which others rely on.
 PREFIX = "bench14-"
@@ -58,3 +58,14 @@ class FaultImages:
             ],
         )
         return faults
+
+
+def digest_aliases(tags: list[str]) -> dict[str, str]:
+    """repository@digest -> tag for each tag the node has (the operator serves a release by
+    the digest its migration ran, tests/operator/cluster/e2e.py `runs`)."""
+    aliases: dict[str, str] = {}
+    for tag in tags:
+        digest = node_digest(tag)
+        if digest:
+            aliases[f"{tag.rpartition(':')[0]}@{digest}"] = tag
+    return aliases

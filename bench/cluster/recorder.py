@@ -99,9 +99,12 @@ def summarize_deployment(body: dict[str, Any]) -> dict[str, Any]:
 
 def summarize_item_service(body: dict[str, Any]) -> dict[str, Any]:
     status = body.get("status") or {}
+    history = status.get("history") or [{}]
     return {
         "phase": status.get("phase"),
-        "reason": status.get("reason"),
+        # The newest history entry names the failure (CrashLoopBackOff...); the status reason
+        # only the phase's (RolledBack).
+        "reason": history[-1].get("reason") or status.get("reason"),
         "target": status.get("targetImage"),
         "current": body["metadata"].get("generation") == status.get("observedGeneration"),
     }
@@ -135,8 +138,11 @@ class Recorder:
     decodes objects in that thread only; concurrent decoding in several threads crashed it);
     `observations` grows until the context exits."""
 
-    def __init__(self, namespaces: list[str]) -> None:
+    def __init__(self, namespaces: list[str], aliases: Mapping[str, str] | None = None) -> None:
         self.namespaces = namespaces
+        # repository@digest -> tag: the operator pins each release to the digest its migration
+        # ran; the analysis compares tags.
+        self.aliases = dict(aliases or {})
         self.observations: list[Observation] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -193,13 +199,11 @@ class Recorder:
                 ):
                     body = obj.to_dict()
                     version = body["metadata"].get("resourceVersion") or version
+                    fields = summarize(body)
+                    if "image" in fields:
+                        fields["image"] = self.aliases.get(fields["image"], fields["image"])
                     observation = Observation(
-                        time.time(),
-                        kind,
-                        event,
-                        namespace,
-                        body["metadata"]["name"],
-                        summarize(body),
+                        time.time(), kind, event, namespace, body["metadata"]["name"], fields
                     )
                     with self._lock:
                         self.observations.append(observation)

@@ -64,7 +64,7 @@ def _values(episodes: list[Episode]) -> list[float]:
 def _never(episodes: list[Episode], mechanism: str) -> str:
     if mechanism != "plain" or not episodes:
         return "never"
-    waited = max((e.ended or e.started) - e.started for e in episodes)
+    waited = max(_waited(e) for e in episodes)
     if any(e.steps.get("progress_deadline_exceeded") for e in episodes):
         at = [e.since_start("progress_deadline_exceeded") for e in episodes]
         found = [a for a in at if a is not None]
