@@ -32,6 +32,7 @@ def draw(results: dict[str, Any], folder: Path) -> None:
             f"median of {results.get('reps', '?')} episodes per class and mechanism, all "
             f"mechanisms at once; run of {str(results.get('date', '?'))[:10]}"
             + (" (--quick: NOT default timeouts)" if results.get("quick") else ""),
+            (results.get("limits") or {}).get("helm_timeout", 300),
         )
     medians = broken_medians(results)
     if medians:
