@@ -37,12 +37,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import analysis, report, report_classes, scale
+from bench.cluster import report, report_classes, scale
 from bench.cluster.classes import CLASSES, FailureClass, parse_classes
 from bench.cluster.episodes import QUICK_DEADLINE, Episode, Fleet, count_failures, upgrades
 from bench.cluster.failure_episodes import analysis_supported, run_classes
 from bench.cluster.false_rollbacks import FalseRollbacks
-from bench.cluster.figures import draw
+from bench.cluster.figures import draw, timeline_episode
 from bench.cluster.images import digest_aliases
 from bench.cluster.platform import FALSE, HELM, HELM_EQ, OURS, PLAIN, Platform, down, up
 from bench.cluster.recorder import Recorder
@@ -75,27 +75,6 @@ def _versions() -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "kernel": host.release(),
     }
-
-
-def _timeline_episode(
-    episode: Episode, recorder: Recorder, clients: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    obs = recorder.snapshot()
-    w, t0 = episode.workload, episode.started
-    end = (episode.ended or time.time()) + 20
-    before = analysis.pod_counts(obs, w, 0, t0)
-    data = episode.as_dict()
-    data.update(
-        pods_before=before[-1][1] if before else {},
-        pod_series=analysis.pod_counts(obs, w, t0, end),
-        plot_end=end,
-        buckets={
-            s: v
-            for s, v in (clients.get(w.name) or {}).get("buckets", {}).items()
-            if t0 - 5 <= int(s) <= end
-        },
-    )
-    return data
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -304,7 +283,7 @@ def _episodes(
             firsts = [
                 next(e for e in never_ready if e.mechanism == m) for m in ("ours", "helm", "plain")
             ]
-            results["timelines"] = [_timeline_episode(e, recorder, clients) for e in firsts]
+            results["timelines"] = [timeline_episode(e, recorder, clients) for e in firsts]
         save()
 
 

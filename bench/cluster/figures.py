@@ -4,11 +4,35 @@ medians kept in docs/bench/)."""
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import plots, plots_classes, report
+from bench.cluster import analysis, plots, plots_classes, report
 from bench.cluster.episodes import Episode
+from bench.cluster.recorder import Recorder
+
+
+def timeline_episode(
+    episode: Episode, recorder: Recorder, clients: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """What the timeline plot draws of one episode: its pod series and client buckets."""
+    obs = recorder.snapshot()
+    w, t0 = episode.workload, episode.started
+    end = (episode.ended or time.time()) + 20
+    before = analysis.pod_counts(obs, w, 0, t0)
+    data = episode.as_dict()
+    data.update(
+        pods_before=before[-1][1] if before else {},
+        pod_series=analysis.pod_counts(obs, w, t0, end),
+        plot_end=end,
+        buckets={
+            s: v
+            for s, v in (clients.get(w.name) or {}).get("buckets", {}).items()
+            if t0 - 5 <= int(s) <= end
+        },
+    )
+    return data
 
 
 def draw(results: dict[str, Any], folder: Path) -> None:

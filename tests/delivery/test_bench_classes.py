@@ -181,7 +181,7 @@ def test_class_plot_has_a_labelled_log_axis_and_a_legend_for_every_mechanism(
     pytest.importorskip("matplotlib")
     from bench.cluster import plots_classes
 
-    medians = {
+    medians: dict[str, dict[str, dict[str, Any]]] = {
         "crashloop": {
             "ours": {"median": 4.0, "max": 6.0, "never": 0, "waited": 10.0},
             "helm": {"median": 300.0, "max": 301.0, "never": 0, "waited": 310.0},
@@ -199,3 +199,18 @@ def test_class_plot_has_a_labelled_log_axis_and_a_legend_for_every_mechanism(
     assert "helm upgrade --atomic (default timeout, 300 s)" in labels
     plots_classes.classes(medians, {"crashloop": 10.0}, tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_a_blip_counts_only_a_pod_that_was_ready_and_only_before_the_release_was_proven() -> None:
+    from bench.cluster import analysis
+
+    obs = [
+        _pod(1.0, NEW),  # starting: unready, never ready yet
+        _pod(3.0, NEW, ready=True),
+        _pod(8.0, NEW),  # the blip
+        _pod(12.0, NEW, ready=True),
+        _pod(30.0, NEW, deleting=True),  # terminating is not a blip
+    ]
+    assert analysis.readiness_blips(obs, W, NEW, T0, before=None) == 1
+    assert analysis.readiness_blips(obs, W, NEW, T0, before=T0 + 5) == 0
+    assert analysis.readiness_blips(obs[:2] + obs[4:], W, NEW, T0, before=None) == 0
