@@ -51,7 +51,7 @@ class FalseRollbacks:
         return faults.slow_start if kind == "slow-start" else faults.blip
 
     def deploy(self) -> None:
-        """Apply the ItemServices on v2 (returns at once: they migrate with the fleet)."""
+        """Apply the ItemServices on v2 (returns at once; run() waits for them)."""
         db, kube = self.platform.database, Kubectl(FALSE)
         names = [(k, f"{k}-{i + 1}") for k in KINDS for i in range(self.runs)]
         db.sql("; ".join(f"CREATE DATABASE `{n.replace('-', '_')}`" for _, n in names))
