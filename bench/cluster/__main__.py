@@ -54,7 +54,17 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 PLOTS = ROOT / "docs" / "bench"
 # What docs/bench keeps of a run with failure classes (enough to redraw failure-classes.png).
-MEDIAN_KEYS = ("date", "reps", "quick", "versions", "limits", "class_medians", "class_goals")
+MEDIAN_KEYS = (
+    "date",
+    "reps",
+    "quick",
+    "versions",
+    "limits",
+    "class_medians",
+    "class_goals",
+    "false_rollbacks",
+    "phase_seconds",
+)
 
 
 def _versions() -> dict[str, str]:
@@ -217,7 +227,7 @@ def _episodes(
         tempfile.TemporaryDirectory(prefix="bench-charts-") as workdir,
         Recorder(namespaces, digest_aliases(_tags(platform))) as recorder,
     ):
-        fleet = Fleet(platform, Path(workdir), args.reps, args.quick)
+        fleet = Fleet(platform, Path(workdir), args.reps)
         checks = FalseRollbacks(platform, args.false_rollbacks)
         print("deploying the workloads", file=sys.stderr)
         with _phase(results, "deploy"):

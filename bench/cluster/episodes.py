@@ -76,7 +76,6 @@ class Fleet:
     platform: Platform
     workdir: Path
     reps: int
-    quick: bool
     workloads: dict[str, list[Workload]] = field(default_factory=dict)
     clients: dict[str, ClientLoop] = field(default_factory=dict)
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)

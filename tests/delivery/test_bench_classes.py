@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench.cluster import classes, report_classes
 from bench.cluster.analysis import Workload
@@ -214,3 +216,37 @@ def test_a_blip_counts_only_a_pod_that_was_ready_and_only_before_the_release_was
     assert analysis.readiness_blips(obs, W, NEW, T0, before=None) == 1
     assert analysis.readiness_blips(obs, W, NEW, T0, before=T0 + 5) == 0
     assert analysis.readiness_blips(obs[:2] + obs[4:], W, NEW, T0, before=None) == 0
+
+
+_pod_events = st.lists(
+    st.tuples(
+        st.sampled_from(["Pod", "Deployment"]),
+        st.sampled_from([OLD, NEW]),
+        st.booleans(),
+        st.sampled_from(["a", "b", "c"]),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+
+
+@given(_pod_events)
+def test_settled_now_means_it_settled_at_some_event(events: list[tuple[Any, ...]]) -> None:
+    """The state after the last event is what settled_on sees at that event: whenever the
+    workload is settled now, settled_on found a moment it was."""
+    from bench.cluster import analysis
+
+    obs = []
+    for at, (kind, image, ready, pod, deleted) in enumerate(events):
+        if kind == "Deployment":
+            obs.append(_deployment(float(at), image))
+        else:
+            o = _pod(float(at), image, ready=ready)
+            obs.append(
+                Observation(
+                    o.at, "Pod", "DELETED" if deleted else "MODIFIED", o.namespace, pod, o.fields
+                )
+            )
+    for image in (OLD, NEW):
+        if analysis.settled_now(obs, W, image):
+            assert analysis.settled_on(obs, W, image, 0.0) is not None
