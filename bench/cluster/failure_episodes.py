@@ -143,9 +143,13 @@ def run_class(
         if command.poll() is None:
             command.kill()
             command.wait(timeout=30)
-    obs = recorder.snapshot()
+    obs, class_end = recorder.snapshot(), time.time()
     for e in episodes:
         e.steps, e.reason = class_steps(obs, failure, e.mechanism, e.workload, old, bad, e.started)
+        if e.steps["rollback_started"] is None:
+            # Still serving the bad release (the 5xx one, say) until the class is over: its
+            # failed requests count as long as the others'.
+            e.ended = class_end
     return episodes
 
 
