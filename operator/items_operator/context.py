@@ -13,7 +13,7 @@ from typing import Any
 
 from items_operator.constants import ANNOTATION_DATABASE_TARGET
 from items_operator.failures import Failure
-from items_operator.model import ItemService
+from items_operator.model import AnalysisSpec, ItemService
 from items_operator.observe import (
     DeploymentObservation,
     JobObservation,
@@ -53,6 +53,8 @@ class Pass:
     migration_finished: JobObservation | None = None
     migration_job: str | None = None
     wake_at: datetime | None = None
+    analysing_until: datetime | None = None  # the canary analysis of the serving release runs
+    operator_upgrade: str | None = None  # see Plan.operator_upgrade
 
     @classmethod
     def start(cls, cr: ItemService, observed: Observed, now: datetime) -> Pass:
@@ -193,7 +195,18 @@ class Pass:
             floor=self.floor,
             migrated=self.schema_made_for(release_hash),
             held=self.held_since is not None,
+            analysis=self.analysis_for(release_hash),
         )
+
+    def analysis_for(self, release_hash: str | None) -> AnalysisSpec | None:
+        """The spec's canary analysis, while it has not ended for this (unproven) release."""
+        spec = self.cr.spec.rollout.analysis
+        if spec is None or release_hash is None or release_hash == self.last_good:
+            return None
+        entry: dict[str, Any] = next(
+            (e for e in reversed(self.history) if e.get("release") == release_hash), {}
+        )
+        return None if entry.get("analysis") else spec
 
     def schema_made_for(self, release_hash: str) -> bool:
         """The release's schema is in place: its migration Job succeeded, or a proven release
@@ -223,12 +236,14 @@ class Pass:
 
     def serve(self, release: Release, *, rolled_back: str | None = None) -> None:
         """The Deployment should run `release` (replaces any earlier decision of this pass)."""
+        analysis = self.analysis_for(release.hash)
         desired = build_deployment(
             self.cr.owner,
             self.cr.spec,
             template=release.template,
             paused=self.cr.spec.paused,
             rolled_back_release=rolled_back,
+            canary_seconds=analysis.duration_seconds if analysis else None,
         )
         self.desired.set(Apply(desired))
 

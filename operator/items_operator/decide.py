@@ -208,7 +208,17 @@ def _verdict(p: Pass) -> Situation | None:
             )
         case VerdictKind.WAITING:
             p.wake_by(verdict.deadline)
+            p.analysing_until = verdict.analysing_until
+            if verdict.analysis_outcome is not None:
+                _end_analysis(p, serving, verdict.analysis_outcome)
     return None
+
+
+def _end_analysis(p: Pass, serving: Release, outcome: str) -> None:
+    """The canary passed (or had too little to judge): recorded, and the rest rolls out."""
+    p.record(serving, analysis=outcome)
+    p.keep_serving()  # re-applied without the canary's hold
+    p.event("Normal", "AnalysisEnded", f"canary analysis of {serving.label} {outcome}")
 
 
 def _roll_back(p: Pass, verdict: Verdict) -> Situation | None:
@@ -295,6 +305,12 @@ def _target_serving(p: Pass) -> Situation | None:
 def _rolling_out(p: Pass) -> Situation:
     """One wording from the pass that starts the rollout on, so the next pass rewrites nothing."""
     dep, spec = p.deployment, p.cr.spec
+    if p.analysing_until is not None:
+        return Situation(
+            Reason.ANALYSING,
+            f"analysing {p.target.label}: its first new pod serves beside the old pods until "
+            f"{timestamp(p.analysing_until)}, its /metrics against theirs; then the rest rolls out",
+        )
     counts = (
         f"{dep.updated_replicas} updated, {dep.ready_replicas}/{spec.replicas} ready"
         if (dep is not None and dep.release == p.target.hash and dep.caught_up)
@@ -338,10 +354,39 @@ def _failure_message(p: Pass, fallback: str) -> str:
     return f"{entry.get('message') or fallback}. {NOT_RETRIED}"
 
 
+def _operator_upgrade(p: Pass) -> bool:
+    """The spec's release differs from the proven serving one only because this operator renders
+    the pod template differently: same image and database, not started yet, and the spec's
+    generation is the one that chose the serving release."""
+    serving, target = p.serving, p.target
+    if serving is None or serving.hash != p.last_good or serving.hash == target.hash:
+        return False
+    if serving.migration_key != target.migration_key:
+        return False
+    newest = p.history[-1] if p.history else {}
+    if newest.get("release") == target.hash:
+        return False  # already started: it finishes whatever the wave does
+    entry: dict[str, object] = next(
+        (e for e in reversed(p.history) if e.get("release") == serving.hash), {}
+    )
+    chosen_at = entry.get("generation", p.cr.status.get("observedGeneration"))
+    return bool(chosen_at == p.cr.generation)
+
+
 def _migrate_then_deploy(p: Pass) -> Situation:
     """The spec's release does not serve yet: migrate if it needs it, then roll it out."""
     target, serving, owner = p.target, p.serving, p.cr.owner
     assert target.revision is not None
+    if _operator_upgrade(p):
+        if not p.observed.upgrade_slot:
+            p.operator_upgrade = "queued"
+            return Situation(
+                Reason.UPGRADE_QUEUED,
+                f"this operator version renders the pod template differently (no spec change): "
+                f"{target.label} rolls out in a bounded wave; {p.observed.upgrade_wave}; "
+                f"{serving.label if serving else 'nothing'} keeps serving",
+            )
+        p.operator_upgrade = "started"
     stored = p.stored(target.hash) is not None
     job_name = migration_job_name(owner.name, target.migration_key)
     job = next((j for j in p.observed.jobs if j.name == job_name), None)
@@ -366,6 +411,8 @@ def _migrate_then_deploy(p: Pass) -> Situation:
             target,
             start_new=True,
             outcome=Outcome.ROLLING_OUT,
+            generation=p.cr.generation,
+            **({"trigger": "operator"} if p.operator_upgrade else {}),
             **({"migrationJob": job_name} if job else {}),
             **({"imageID": image_id} if image_id else {}),
         )
@@ -418,7 +465,13 @@ def _migrate_then_deploy(p: Pass) -> Situation:
                 )
             )
         )
-    p.record(target, start_new=True, migrationJob=job_name, outcome=Outcome.MIGRATING)
+    p.record(
+        target,
+        start_new=True,
+        migrationJob=job_name,
+        outcome=Outcome.MIGRATING,
+        generation=p.cr.generation,
+    )
     return Situation(
         Reason.MIGRATING, f"migrating the schema for {target.label} (Job {job_name}){keeps}"
     )
@@ -577,4 +630,5 @@ def _finish(p: Pass, situation: Situation) -> Plan:
         requeue_after=requeue,
         rolled_back=p.rolled_back,
         migration_finished=p.migration_finished,
+        operator_upgrade=p.operator_upgrade,
     )

@@ -38,6 +38,7 @@ class FailureKind(enum.Enum):
     SCHEMA_BEHIND = "SchemaBehind"
     UNREADY = "ReadinessTimeout"
     PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+    METRICS_REGRESSION = "MetricsRegression"
     # The environment's, never the release's: the rollout holds (verdict.py).
     IMAGE_PULL_TRANSIENT = "ImagePullTransient"
     CONFIG_NOT_FOUND = "ConfigNotFound"
@@ -52,6 +53,7 @@ class Timing(enum.StrEnum):
     SETTLED = "once the pod is 30 s old"
     WINDOW = "after the readiness window"
     DEADLINE = "when the Deployment's deadline passes"
+    ANALYSIS = "during the canary analysis (spec.rollout.analysis)"
     NEVER = "never: the rollout holds"
 
 
@@ -74,6 +76,7 @@ CLASSES: dict[FailureKind, FailureClass] = {
     K.SCHEMA_BEHIND: FailureClass(T.AT_ONCE, "the new pod's `/readyz` says `schema: behind` or `unmigrated` although the release's migration succeeded: the image expects a schema its migration does not make"),  # noqa: E501
     K.UNREADY: FailureClass(T.WINDOW, "a started pod not ready within its window"),
     K.PROGRESS_DEADLINE: FailureClass(T.DEADLINE, "`ProgressDeadlineExceeded` at the current generation"),  # noqa: E501
+    K.METRICS_REGRESSION: FailureClass(T.ANALYSIS, "the first new pod's 5xx ratio or p99 latency on `/items`, read from its `/metrics`, significantly worse than the old pods' over the same interval"),  # noqa: E501
     K.IMAGE_PULL_TRANSIENT: FailureClass(T.NEVER, "a pull error that heals: 429 or a rate limit, 5xx, i/o or TLS handshake timeout, connection refused or reset"),  # noqa: E501
     K.CONFIG_NOT_FOUND: FailureClass(T.NEVER, "`CreateContainerConfigError`: a Secret or ConfigMap the pods reference does not exist (create it)"),  # noqa: E501
 }

@@ -16,12 +16,13 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import kopf
 from lightkube import ApiError, AsyncClient
 
-from items_operator import kube, metrics
+from items_operator import kube, leadership, metrics
 from items_operator.constants import (
     FIELD_MANAGER,
     GROUP,
@@ -31,8 +32,9 @@ from items_operator.constants import (
     VERSION,
 )
 from items_operator.decide import decide
+from items_operator.fleet import UpgradeWave
 from items_operator.model import ItemService
-from items_operator.observe import JobState
+from items_operator.observe import JobState, Observed
 from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob, Plan
 from items_operator.rejections import Rejection, classify
 from items_operator.status import merge_patch
@@ -54,6 +56,10 @@ _UIDS: dict[tuple[str, str], str] = {}  # (namespace, ItemService name) -> uid
 COALESCE_SECONDS = 0.1
 MAX_ERROR_BACKOFF = 60.0
 REFUSED_RETRY_SECONDS = 10.0
+# A write refused because its object changed since the pass read it: decide again soon.
+CONFLICT_RETRY_SECONDS = 0.2
+# A standby's daemon is woken when it leads; this bounds how late it notices its own stop.
+STANDBY_CHECK_SECONDS = 5.0
 
 
 def apply_settings(settings: kopf.OperatorSettings) -> None:
@@ -95,11 +101,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     apply_settings(settings)
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
     memo.clock = kube.ServerClock()
+    memo.fence = leadership.start(memo.get("lease"))
+    memo.setdefault("wave", UpgradeWave())
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
     client: AsyncClient = memo.client
+    await leadership.stop(memo.fence)  # the daemons have stopped: a standby may go now
     await client.close()
 
 
@@ -153,21 +162,31 @@ async def reconcile_loop(
     if name is None or namespace is None or uid is None:
         raise kopf.PermanentError("ItemService without name, namespace or uid")
     client: AsyncClient = memo.client
+    fence: leadership.Fence = memo.fence
     wakeup = _WAKEUPS.setdefault(uid, asyncio.Event())
     _UIDS[(namespace, name)] = uid
     error_backoff = 1.0
     try:
         while not stopped:
+            if not await fence.wait_for_leadership(STANDBY_CHECK_SECONDS):
+                continue  # a standby reads and writes nothing
             wakeup.clear()
             started = time.monotonic()
             try:
-                delay = await reconcile_once(client, memo.clock, name, namespace, body, logger)
+                delay = await reconcile_once(
+                    client, memo.clock, name, namespace, body, logger, memo.wave, fence=fence
+                )
                 metrics.RECONCILES.labels("ok").inc()
                 error_backoff = 1.0
+            except leadership.NotLeaderError:
+                metrics.FENCED.inc()
+                logger.info("not the leader (any more): this pass wrote nothing further")
+                delay = 0.0
             except ApiError as error:
                 metrics.RECONCILES.labels("error").inc()
                 logger.warning(f"API error, retrying in {error_backoff:.0f}s: {error}")
-                await _report_rejection(client, name, namespace, body, error)
+                if fence.may_write():
+                    await _report_rejection(client, name, namespace, body, error)
                 delay, error_backoff = error_backoff, min(error_backoff * 2, MAX_ERROR_BACKOFF)
             except Exception:
                 # Keep the loop alive through network errors; the next pass starts from scratch.
@@ -180,6 +199,7 @@ async def reconcile_loop(
                 await asyncio.wait_for(wakeup.wait(), timeout=delay)
                 await asyncio.sleep(COALESCE_SECONDS)
     finally:
+        memo.wave.forget(uid)
         _WAKEUPS.pop(uid, None)
         if _UIDS.get((namespace, name)) == uid:
             del _UIDS[(namespace, name)]
@@ -208,21 +228,40 @@ async def reconcile_once(
     namespace: str,
     body: kopf.Body,
     logger: kopf.Logger,
+    wave: UpgradeWave,
+    *,
+    fence: leadership.Fence,
 ) -> float:
-    """One level-based pass; returns seconds until the next one."""
+    """One level-based pass; returns seconds until the next one.
+
+    Every write first asks the fence (NotLeaderError: this replica stops here). The Deployment's
+    change and the status carry the resourceVersions this pass read: a 409 means someone (a
+    newer leader, a person) changed them since, and the pass is decided again from fresh reads.
+    """
     raw = await kube.read_item_service(client, name, namespace)
     if raw is None or raw["metadata"].get("deletionTimestamp"):
         return 1.0  # Kopf is stopping this daemon; owned objects go by garbage collection
+    read_version: str | None = raw["metadata"].get("resourceVersion")
     cr = ItemService.from_body(raw)
     observed = await kube.observe(client, cr)
+    uid = cr.owner.uid
+    observed = replace(observed, upgrade_slot=wave.may_start(uid), upgrade_wave=wave.describe())
     plan = decide(cr, observed, await clock.now(client))
+    wave.observe(uid, name, plan.operator_upgrade, plan.status)
+    metrics.UPGRADE_WAVE_ROLLING.set(len(wave.rolling))
+    metrics.UPGRADE_WAVE_HALTED.set(1 if wave.halted_by else 0)
 
+    fence.check()
     refused: list[dict[str, str]] = []
     for action in plan.actions:  # each on its own: a refused Service never blocks a rollback
         verb, kind, target = _verb_and_target(action)
         try:
-            await kube.execute(client, namespace, action)
+            fence.check()
+            await kube.execute(client, namespace, _with_precondition(action, observed))
         except (ApiError, kube.ForeignObjectError) as error:
+            if isinstance(error, ApiError) and error.status.code == 409:
+                logger.info(f"{verb} {kind}/{target}: changed since read; deciding again")
+                return CONFLICT_RETRY_SECONDS
             rejection = classify(error, namespace=namespace)
             metrics.WRITES_REFUSED.labels(verb, kind, str(rejection.refusal)).inc()
             logger.warning(f"{verb} {kind}/{target} refused: {rejection.message}")
@@ -230,6 +269,24 @@ async def reconcile_once(
             continue
         metrics.WRITES.labels(verb, kind).inc()
         logger.info(f"{verb} {kind}/{target}")
+
+    status = dict(plan.status)
+    if refused:
+        status["refusedWrites"] = refused
+    patch = merge_patch(cr.status, status)
+    if patch:
+        fence.check()
+        try:
+            await kube.patch_status(client, name, namespace, patch, resource_version=read_version)
+        except ApiError as error:
+            if error.status.code != 409:
+                raise
+            logger.info("the ItemService changed since read; deciding again")
+            return CONFLICT_RETRY_SECONDS
+        metrics.WRITES.labels("patch-status", "ItemService").inc()
+    _record_outcomes(plan)  # once the decision is stored: a re-decided pass counts once
+    # Events after the status they announce: a pass re-decided on a 409 posts them once.
+    fence.check()
     for event in plan.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     previous_refusals = cr.status.get("refusedWrites") or []
@@ -237,17 +294,19 @@ async def reconcile_once(
         if entry not in previous_refusals:  # announced once, not every pass
             message = f"{entry['object']}: {entry['message']}"
             kopf.warn(body, reason=entry["reason"], message=message)
-    _record_outcomes(plan)
-
-    status = dict(plan.status)
-    if refused:
-        status["refusedWrites"] = refused
-    patch = merge_patch(cr.status, status)
-    if patch:
-        await kube.patch_status(client, name, namespace, patch)
-        metrics.WRITES.labels("patch-status", "ItemService").inc()
     # A refused write is retried soon, not at the idle pace; the refusal itself is in status.
     return min(plan.requeue_after, REFUSED_RETRY_SECONDS) if refused else plan.requeue_after
+
+
+def _with_precondition(action: Action, observed: Observed) -> Action:
+    """A change of the Deployment applies only to the Deployment this pass read, so a stale
+    leader cannot undo a rollback made since (409); its status churns during a rollout, which
+    costs a re-decided pass now and then. Other objects are created once by name or are not
+    worth the churn."""
+    version = observed.deployment.resource_version if observed.deployment else None
+    if isinstance(action, Apply) and action.kind == "Deployment" and version is not None:
+        return action.on_version(version)
+    return action
 
 
 def _refusal_entry(kind: str, name: str, rejection: Rejection) -> dict[str, str]:

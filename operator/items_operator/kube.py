@@ -20,6 +20,7 @@ from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import CascadeType, PatchType
 
 from items_operator import metrics
+from items_operator.analysis import RequestSample, parse_metrics, pods_to_measure
 from items_operator.constants import (
     ANNOTATION_DESIRED_HASH,
     ANNOTATION_FAILURE,
@@ -144,6 +145,7 @@ async def observe(client: AsyncClient, cr: ItemService) -> Observed:
     ]
     pods = [observe_pod(pod) for pod in await _list(client, Pod, ns, server)]
     pods = await _with_readiness(client, ns, pods)
+    pods = await _with_requests(client, cr, deployment.release if deployment else None, pods)
     # Migration pods matter while a Job runs, and once more when it finishes (the operator
     # copies their image ID and report onto the Job); skip the list otherwise.
     job_pods = []
@@ -194,6 +196,46 @@ async def _readiness(client: AsyncClient, namespace: str, pod: str) -> dict[str,
     except (httpx.HTTPError, ValueError, AttributeError):
         return {}  # no answer is no evidence either way
     return {str(k): str(v) for k, v in checks.items()} if isinstance(checks, dict) else {}
+
+
+# Per ItemService (namespace, name): each measured pod's (uid) first sample of the analysis, so
+# new and old pods are compared over the same interval. Lost on restart: the analysis then
+# compares from the first pass after it (fewer requests, never wrong ones).
+_BASELINES: dict[tuple[str, str], dict[str, RequestSample]] = {}
+
+
+async def _with_requests(
+    client: AsyncClient, cr: ItemService, release: str | None, pods: list[PodObservation]
+) -> list[PodObservation]:
+    """Attach the item API's requests since the analysis began (analysis.py) to the pods a
+    running canary analysis compares; nothing is read otherwise."""
+    key = (cr.owner.namespace, cr.owner.name)
+    chosen = pods_to_measure(cr.spec.rollout.analysis, cr.status, release, pods)
+    if not chosen:
+        _BASELINES.pop(key, None)
+        return pods
+    samples = await asyncio.gather(*(_metrics(client, key[0], p.name) for p in chosen))
+    previous, baselines, measured = _BASELINES.get(key, {}), {}, {}
+    for pod, sample in zip(chosen, samples, strict=True):
+        if sample is None:  # no answer this pass: keep the baseline, no figure
+            if pod.uid in previous:
+                baselines[pod.uid] = previous[pod.uid]
+            continue
+        baselines[pod.uid] = previous.get(pod.uid, sample)
+        measured[pod.name] = sample.since(baselines[pod.uid])
+    _BASELINES[key] = baselines
+    return [replace(p, requests=measured[p.name]) if p.name in measured else p for p in pods]
+
+
+async def _metrics(client: AsyncClient, namespace: str, pod: str) -> RequestSample | None:
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{HTTP_PORT}/proxy/metrics"
+    metrics.READS.labels("proxy", "Pod").inc()
+    try:
+        response = await _http(client).get(path, timeout=READINESS_TIMEOUT)
+        response.raise_for_status()
+        return parse_metrics(response.text)
+    except (httpx.HTTPError, ValueError):
+        return None
 
 
 class ServerClock:
@@ -287,12 +329,18 @@ def _same_owner(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 
 async def patch_status(
-    client: AsyncClient, name: str, namespace: str, patch: dict[str, Any]
+    client: AsyncClient,
+    name: str,
+    namespace: str,
+    patch: dict[str, Any],
+    resource_version: str | None = None,
 ) -> None:
+    """With resource_version: only onto the ItemService as it was read (409 otherwise)."""
+    precondition = {"metadata": {"resourceVersion": resource_version}} if resource_version else {}
     await client.patch(
         ItemServiceResource.Status,
         name,
-        {"status": patch},
+        {**precondition, "status": patch},
         namespace=namespace,
         patch_type=PatchType.MERGE,
     )

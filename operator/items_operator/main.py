@@ -1,4 +1,4 @@
-"""Operator entry point: logging, metrics endpoint, peering, then Kopf's own loop.
+"""Operator entry point: logging, metrics endpoint, leader election, then Kopf's own loop.
 
 Run as `python -m items_operator`; Kopf handles SIGTERM/SIGINT and stops the daemons cleanly.
 """
@@ -9,13 +9,20 @@ import argparse
 import os
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import kopf
 from prometheus_client import start_http_server
 
 import items_logging
+from items_operator.election import Timings
+from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
+from items_operator.leadership import LeaseConfig, holder_identity
 
 DEFAULT_PEERING = "items-operator"
+DEFAULT_LEASE = "items-operator"
+# In a pod without POD_NAMESPACE (an older manifest), the Lease goes where the pod runs.
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # The HTTP clients log every request at INFO; that is for debug runs only.
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "aiohttp.access")
 
@@ -46,8 +53,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--standalone",
         action="store_true",
-        help="No peering (one replica only, or local development).",
+        help="No Lease and no peering (one replica only, or local development).",
     )
+    parser.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag("ITEMS_OPERATOR_LEADER_ELECTION", default=True),
+        help="One writer through a coordination.k8s.io Lease in the operator's namespace "
+        "(POD_NAMESPACE), Kopf peering off. --no-leader-election: Kopf peering alone.",
+    )
+    parser.add_argument(
+        "--lease-name", default=os.environ.get("ITEMS_OPERATOR_LEASE_NAME", DEFAULT_LEASE)
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", ""),
+        help="Where the Lease lives; default $POD_NAMESPACE (the chart sets it).",
+    )
+    defaults = Timings()
+    for flag, env, default in (
+        ("--lease-duration", "ITEMS_OPERATOR_LEASE_DURATION", defaults.lease_duration),
+        ("--renew-deadline", "ITEMS_OPERATOR_RENEW_DEADLINE", defaults.renew_deadline),
+        ("--retry-period", "ITEMS_OPERATOR_RETRY_PERIOD", defaults.retry_period),
+    ):
+        parser.add_argument(flag, type=float, default=float(os.environ.get(env, default)))
     parser.add_argument(
         "--priority",
         type=int,
@@ -62,9 +91,51 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "~0.1 s instead of the next poll). Needs list/watch on them where the operator serves; "
         "auto: on with --namespace, off cluster-wide (per-namespace RoleBindings).",
     )
+    parser.add_argument(
+        "--upgrade-wave",
+        type=int,
+        default=int(os.environ.get("ITEMS_OPERATOR_UPGRADE_WAVE", str(DEFAULT_WAVE_SIZE))),
+        help="ItemServices rolling out at once a release only this operator version's rendering "
+        "asked for (no spec change); the first rollback halts the wave.",
+    )
     parser.add_argument("--log-level", default=os.environ.get("ITEMS_OPERATOR_LOG_LEVEL", "INFO"))
     parser.add_argument("--plain-logs", action="store_true", help="Human-readable, not JSON.")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.timings = Timings(args.lease_duration, args.renew_deadline, args.retry_period)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def _env_flag(name: str, *, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def uses_lease(args: argparse.Namespace) -> bool:
+    return bool(args.leader_election) and not args.standalone
+
+
+def lease_config(args: argparse.Namespace) -> LeaseConfig | None:
+    """The Lease to hold, or None; refuses to start without a namespace for it rather than
+    run unfenced next to another replica."""
+    if not uses_lease(args):
+        return None
+    namespace = args.lease_namespace
+    if not namespace and SERVICE_ACCOUNT_NAMESPACE.is_file():
+        namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    if not namespace:
+        raise SystemExit(
+            "items-operator: --leader-election needs --lease-namespace or $POD_NAMESPACE "
+            "(or --standalone for a single replica)"
+        )
+    return LeaseConfig(
+        name=args.lease_name,
+        namespace=namespace,
+        identity=holder_identity(os.environ.get("POD_NAME")),
+        timings=args.timings,
+    )
 
 
 def watches_owned_objects(args: argparse.Namespace) -> bool:
@@ -79,6 +150,7 @@ def configure_logging(level: str = "INFO", *, plain: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    lease = lease_config(args)
     configure_logging(args.log_level, plain=args.plain_logs)
     start_http_server(args.metrics_port)
 
@@ -87,19 +159,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     if watches_owned_objects(args):
         handlers.watch_owned_objects()
     settings = kopf.OperatorSettings()
+    memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
     handlers.apply_scanning(settings, args.namespace)
 
     # Kopf peering is priority-based, not a lease: replicas with equal priority all pause.
     # A random 31-bit priority makes a tie practically impossible; the highest one works.
+    # With the Lease, peering is off (leadership.py says why) and every replica runs Kopf.
+    without_peering = args.standalone or lease is not None
     priority = args.priority if args.priority is not None else random.randint(1, 2**31 - 1)
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
-        standalone=args.standalone,
-        peering_name=None if args.standalone else args.peering,
+        standalone=without_peering,
+        peering_name=None if without_peering else args.peering,
         priority=priority,
         settings=settings,
+        memo=memo,
     )
 
 

@@ -1,6 +1,6 @@
 """Prometheus metrics of the operator process (served on --metrics-port)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "items_operator_reconciles_total",
@@ -41,4 +41,26 @@ ROLLBACKS = Counter(
     "items_operator_rollbacks_total",
     "Automatic rollbacks to the last good image, by failure reason.",
     ["reason"],
+)
+LEADER = Gauge(
+    "items_operator_leader",
+    "1 while this replica may write (it holds the Lease within its renew deadline), else 0.",
+)
+LEASE_REQUESTS = Counter(
+    "items_operator_lease_requests_total",
+    "Leader election requests (read, create, acquire, renew) by result; apart from "
+    "reads_total and writes_total, which count the ItemServices' cost.",
+    ["request", "result"],
+)
+FENCED = Counter(
+    "items_operator_fenced_total",
+    "Reconcile passes stopped before a write because this replica could not prove it leads.",
+)
+UPGRADE_WAVE_ROLLING = Gauge(
+    "items_operator_upgrade_wave_rolling",
+    "ItemServices rolling out a release only this operator version's rendering asked for.",
+)
+UPGRADE_WAVE_HALTED = Gauge(
+    "items_operator_upgrade_wave_halted",
+    "1 when an operator-driven rollout was rolled back and the upgrade wave stopped.",
 )

@@ -43,12 +43,26 @@ class MigrationSpec(CamelModel):
     history_limit: int = 3
 
 
+class AnalysisSpec(CamelModel):
+    """The first new pod serves beside the old ones this long; its /metrics against theirs."""
+
+    duration_seconds: int = 60
+    # New 5xx ratio minus the old pods' ratio, over the same interval (0.05 = 5 points).
+    max_error_rate_increase: float = 0.05
+    # New p99 latency over the old pods' p99.
+    max_latency_ratio: float = 2.0
+    # Requests each group must have served before a comparison counts.
+    min_requests: int = 30
+
+
 class RolloutSpec(CamelModel):
     max_surge: IntOrPercent = 1
     max_unavailable: IntOrPercent = 0
     progress_deadline_seconds: int = 300
     # None: learned from the history of this ItemService's good releases (window.py).
     readiness_timeout_seconds: int | None = None
+    # None: no canary step; a release is judged on readiness and pod states alone.
+    analysis: AnalysisSpec | None = None
 
 
 class ProbeSpec(CamelModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from items_operator.analysis import RequestSample
 from items_operator.constants import (
     ANNOTATION_DESIRED_HASH,
     ANNOTATION_FAILURE,
@@ -148,6 +149,8 @@ class DeploymentObservation:
     paused: bool = False
     rolled_back_release: str | None = None
     template: dict[str, Any] = field(default_factory=dict, compare=False)
+    # As read: a change of the Deployment carries it as its precondition (handlers.py).
+    resource_version: str | None = field(default=None, compare=False)
 
     @property
     def caught_up(self) -> bool:
@@ -199,6 +202,7 @@ def observe_deployment(deployment: dict[str, Any]) -> DeploymentObservation:
         paused=bool(spec.get("paused")),
         rolled_back_release=annotations.get(ANNOTATION_ROLLED_BACK_RELEASE),
         template=template,
+        resource_version=meta.get("resourceVersion"),
     )
 
 
@@ -269,6 +273,9 @@ class PodObservation:
     readiness_checks: dict[str, str] = field(default_factory=dict, compare=False)
     # The service container's terminations and startup probe (containers.py).
     container: ServiceContainer = field(default_factory=ServiceContainer)
+    uid: str = ""
+    # Item API requests served since the canary analysis first read this pod (kube.py).
+    requests: RequestSample | None = field(default=None, compare=False)
 
     @property
     def counts(self) -> bool:
@@ -329,6 +336,7 @@ def observe_pod(pod: dict[str, Any]) -> PodObservation:
         phase = PodPhase.UNKNOWN
     return PodObservation(
         name=meta["name"],
+        uid=str(meta.get("uid") or ""),
         image=_pod_image(spec),
         created_at=parse_time(meta.get("creationTimestamp")),
         ready=ready_condition.get("status") == "True",
@@ -371,6 +379,10 @@ class Observed:
     owned_hashes: dict[str, str | None] = field(default_factory=dict)
     # "Kind/name" of objects we would manage that exist but another owner controls.
     conflicts: tuple[str, ...] = ()
+    # The operator-upgrade wave (fleet.py) lets this ItemService start such a rollout now; and
+    # what the wave is doing, for the message of one that waits.
+    upgrade_slot: bool = True
+    upgrade_wave: str = ""
 
 
 def controlled_by(obj: dict[str, Any], uid: str) -> bool:

@@ -8,7 +8,7 @@ one write that protects users) first, then everything else, each independently (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from items_operator.failures import Failure
@@ -31,6 +31,12 @@ class _ObjectAction:
 @dataclass(frozen=True)
 class Apply(_ObjectAction):
     """Server-side apply of a desired object (the plan only holds it when it differs)."""
+
+    def on_version(self, resource_version: str) -> Apply:
+        """The same apply, accepted only by the object at that resourceVersion (409 else):
+        server-side apply honours metadata.resourceVersion as a precondition."""
+        metadata = {**self.obj["metadata"], "resourceVersion": resource_version}
+        return replace(self, obj={**self.obj, "metadata": metadata})
 
 
 @dataclass(frozen=True)
@@ -120,3 +126,6 @@ class Plan:
     # For metrics: the failure that caused a rollback this pass, if any.
     rolled_back: Failure | None = None
     migration_finished: JobObservation | None = None
+    # "started" when this pass started (or continued) a rollout the spec did not ask for (an
+    # operator upgrade re-rendered the template); "queued" while it waits for a slot (fleet.py).
+    operator_upgrade: str | None = None

@@ -37,6 +37,8 @@ class Reason(enum.StrEnum):
     MIGRATING = "Migrating"
     WAITING_FOR_PREVIOUS_MIGRATION = "WaitingForPreviousMigration"
     ROLLING_OUT = "RollingOut"
+    UPGRADE_QUEUED = "UpgradeQueued"
+    ANALYSING = "Analysing"
     DEPENDENCY_UNAVAILABLE = "DependencyUnavailable"
     UNSCHEDULABLE = "Unschedulable"
     IMAGE_PULL_TRANSIENT = "ImagePullTransient"
@@ -89,6 +91,8 @@ TABLE: dict[Reason, Row] = {
     Reason.MIGRATING:                      Row(P.MIGRATING,      T,   F,   F,    MIGRATION_POLL, N),
     Reason.WAITING_FOR_PREVIOUS_MIGRATION: Row(P.MIGRATING,      T,   F,   F,    MIGRATION_POLL, N),
     Reason.ROLLING_OUT:                    Row(P.ROLLING_OUT,    T,   F,   F,    ROLLOUT_POLL,   N),
+    Reason.UPGRADE_QUEUED:                 Row(P.AVAILABLE,      T,   F,   F,    RETRY_POLL,     N),
+    Reason.ANALYSING:                      Row(P.ROLLING_OUT,    T,   F,   F,    MIGRATION_POLL, N),
     Reason.DEPENDENCY_UNAVAILABLE:         Row(P.ROLLING_OUT,    T,   T,   F,    ROLLOUT_POLL,   W),
     Reason.UNSCHEDULABLE:                  Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),
     Reason.IMAGE_PULL_TRANSIENT:           Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),

@@ -20,16 +20,22 @@ Rules (docs/operator.md, "The verdict"):
   is at fault, whatever its pods report.
 - A Deployment's own deadline counts only once its controller has seen the current template.
 - At zero replicas nothing can prove or fail the release: the verdict waits for scale-up.
+- With spec.rollout.analysis, the first new pod serves beside the old ones for the analysis'
+  duration after it turned ready; a significant regression of its metrics against theirs
+  (analysis.py) fails the release; at the end the analysis passes (or is inconclusive without
+  enough requests, or skipped without old pods to compare with) and the rest rolls out.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from items_operator.analysis import compare, total
 from items_operator.failures import Failure, FailureKind, classify_pod
+from items_operator.model import AnalysisSpec
 from items_operator.observe import DeploymentObservation, PodObservation
 
 
@@ -68,6 +74,10 @@ class Verdict:
     deadline: datetime | None = None
     # While PROVEN: the slowest new pod's seconds from container start to Ready (history).
     time_to_ready: int | None = None
+    # The canary analysis ended in this pass: "passed: ...", "inconclusive: ...", "skipped: ...".
+    analysis_outcome: str | None = None
+    # While the canary analysis runs: when it ends.
+    analysing_until: datetime | None = None
 
 
 def dependency_down(pod: PodObservation) -> str | None:
@@ -180,12 +190,14 @@ def judge(
     floor: datetime | None,
     migrated: bool = False,
     held: bool = False,
+    analysis: AnalysisSpec | None = None,
 ) -> Verdict:
     """The verdict on `release`, which `deployment` serves (its template carries the label).
 
     `migrated`: the release's migration succeeded (or it shares the schema of a proven
     release), so a new pod reporting the schema behind its image is the release's fault.
     `held`: a hold runs since an earlier pass (its clock is stopped).
+    `analysis`: the canary analysis to run, unless it already ended for this release.
     """
     if deployment.replicas == 0:
         return Verdict(VerdictKind.SCALED_TO_ZERO, detail="scaled to zero: no pod to judge")
@@ -233,4 +245,52 @@ def judge(
         return Verdict(VerdictKind.FAILED, failure=failure)
     ready = sum(1 for p in new if p.ready)
     detail = f"{ready}/{deployment.replicas} new pods ready"
+    if analysis is not None and (found := _analyse(analysis, new, old, now, floor)) is not None:
+        if found.kind is VerdictKind.FAILED:
+            return found
+        deadlines = [d for d in (deadline, found.deadline) if d is not None]
+        return replace(found, deadline=min(deadlines) if deadlines else None)
     return Verdict(VerdictKind.WAITING, detail=detail, deadline=deadline)
+
+
+def _analyse(
+    spec: AnalysisSpec,
+    new: list[PodObservation],
+    old: list[PodObservation],
+    now: datetime,
+    floor: datetime | None,
+) -> Verdict | None:
+    """The canary's verdict once a new pod is ready: a regression fails the release; the end
+    of the duration passes it; None while no new pod is ready."""
+    canaries = [p for p in new if p.ready and p.ready_changed_at is not None]
+    if not canaries:
+        return None
+    controls = [p for p in old if p.ready]
+    if not controls:
+        return Verdict(
+            VerdictKind.WAITING,
+            detail="no old pods to compare with",
+            analysis_outcome="skipped: no pods of another release served beside the new ones",
+        )
+    canary = min(canaries, key=lambda p: p.ready_changed_at or now)
+    measured_new = [p.requests for p in canaries if p.requests is not None]
+    measured_old = [p.requests for p in controls if p.requests is not None]
+    comparison = compare(total(measured_new), total(measured_old), spec)
+    if comparison.regression is not None:
+        failure = Failure(FailureKind.METRICS_REGRESSION, canary.name, comparison.regression)
+        return Verdict(VerdictKind.FAILED, failure=failure)
+    started = max(t for t in (canary.ready_changed_at, floor) if t is not None)
+    ends = started + timedelta(seconds=spec.duration_seconds)
+    if now < ends:
+        return Verdict(
+            VerdictKind.WAITING,
+            detail=f"analysing {canary.name}: {comparison.summary}",
+            deadline=ends,
+            analysing_until=ends,
+        )
+    outcome = "passed" if comparison.conclusive else "inconclusive (too few requests)"
+    return Verdict(
+        VerdictKind.WAITING,
+        detail=comparison.summary,
+        analysis_outcome=f"{outcome}: {comparison.summary}",
+    )

@@ -97,7 +97,7 @@ def test_extra_args_env_and_volumes_reach_the_operator(render: Render) -> None:
     spec = pod_spec(render(*EVERYTHING_ARGS))
     container = spec["containers"][0]
     assert container["args"][-1] == "--verbose"
-    assert container["env"] == [{"name": "TZ", "value": "UTC"}]
+    assert container["env"][-1] == {"name": "TZ", "value": "UTC"}  # after POD_NAMESPACE, POD_NAME
     assert container["envFrom"] == [{"configMapRef": {"name": "operator-settings"}}]
     assert {"name": "ca", "mountPath": "/etc/items/ca", "readOnly": True} in container[
         "volumeMounts"
@@ -105,7 +105,7 @@ def test_extra_args_env_and_volumes_reach_the_operator(render: Render) -> None:
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]  # noqa: S108
     assert {"name": "ca", "configMap": {"name": "extra-ca"}} in spec["volumes"]
     defaults = pod_spec(render())["containers"][0]
-    assert "env" not in defaults
+    assert [e["name"] for e in defaults["env"]] == ["POD_NAMESPACE", "POD_NAME"]
     assert "envFrom" not in defaults
 
 

@@ -36,13 +36,14 @@ def container(manifests: list[Manifest]) -> dict[str, Any]:
 def test_defaults_install_the_operator_and_nothing_optional(render: Render) -> None:
     assert kinds(render()) == sorted(
         [
-            "ClusterKopfPeering",
             "ClusterRole",
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
             "Pod",  # the helm test hook
             "PodDisruptionBudget",
+            "Role",  # the Lease
+            "RoleBinding",
             "RoleBinding",
             "Service",
             "ServiceAccount",
@@ -114,18 +115,54 @@ def test_defaults_pass_the_restricted_pod_security_profile(render: Render) -> No
 
 def test_default_serves_the_release_namespace_only(render: Render) -> None:
     manifests = render(namespace="items-system")
-    binding = only(manifests, "RoleBinding")
+    binding = only(manifests, "RoleBinding", "items-operator-workloads")
     assert binding["metadata"]["namespace"] == "items-system"
     assert binding["roleRef"]["name"] == "items-operator-workloads"
     args = container(manifests)["args"]
     assert args[args.index("--namespace") + 1] == "items-system"
+
+
+def _env(manifests: list[Manifest]) -> dict[str, Any]:
+    return {e["name"]: e.get("valueFrom", e.get("value")) for e in container(manifests)["env"]}
+
+
+def test_the_lease_is_on_by_default_in_the_release_namespace(render: Render) -> None:
+    manifests = render("--set", "extraEnv[0].name=X", "--set-string", "extraEnv[0].value=1")
+    args = container(manifests)["args"]
+    assert args[args.index("--lease-name") + 1] == "items-operator"
+    timings = {
+        flag: args[args.index(flag) + 1] for flag in ("--lease-duration", "--renew-deadline")
+    }
+    assert timings == {"--lease-duration": "15", "--renew-deadline": "10"}
+    assert "--peering" not in args
+    assert not find(manifests, "ClusterKopfPeering")
+    env = _env(manifests)
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["X"] == "1"  # extraEnv still reaches the container
+    role = only(manifests, "Role", "items-operator-leader-election")
+    assert role["metadata"]["namespace"] == "items-system"
+    binding = only(manifests, "RoleBinding", "items-operator-leader-election")
+    assert binding["roleRef"] == {
+        **binding["roleRef"],
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"][0]["name"] == only(manifests, "ServiceAccount")["metadata"]["name"]
+
+
+def test_without_the_lease_kopf_peering_keeps_one_replica_active(render: Render) -> None:
+    manifests = render("--set", "leaderElection.enabled=false")
+    args = container(manifests)["args"]
+    assert "--no-leader-election" in args
     assert args[args.index("--peering") + 1] == "items-operator"
     assert only(manifests, "ClusterKopfPeering")["metadata"]["name"] == "items-operator"
+    assert not find(manifests, "Role")
 
 
 def test_watch_namespaces_get_one_role_binding_each(render: Render) -> None:
     manifests = render("--set", "watchNamespaces={items,shop}")
-    bindings = find(manifests, "RoleBinding")
+    bindings = find(manifests, "RoleBinding", "items-operator-workloads")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["items", "shop"]
     assert not find(manifests, "ClusterRoleBinding", "items-operator-workloads")
     args = container(manifests)["args"]
@@ -135,7 +172,7 @@ def test_watch_namespaces_get_one_role_binding_each(render: Render) -> None:
 
 def test_all_namespaces_binds_the_workload_role_cluster_wide(render: Render) -> None:
     manifests = render("--set", "allNamespaces=true", "--set", "watchNamespaces={items}")
-    assert not find(manifests, "RoleBinding")
+    assert not find(manifests, "RoleBinding", "items-operator-workloads")
     assert only(manifests, "ClusterRoleBinding", "items-operator-workloads")
     assert "--namespace" not in container(manifests)["args"]
 

@@ -87,10 +87,20 @@ def test_chart_rbac_rules_equal_operator_rbac(
 
 def test_chart_grants_no_other_roles(render: Render) -> None:
     manifests = render()
-    kinds = {m["kind"] for m in manifests}
-    assert "Role" not in kinds
+    roles = {m["metadata"]["name"] for m in manifests if m["kind"] == "Role"}
+    assert roles == {"items-operator-leader-election"}
     roles = {m["metadata"]["name"] for m in manifests if m["kind"] == "ClusterRole"}
     assert roles == {"items-operator", "items-operator-workloads"}
+
+
+def test_chart_lease_role_equals_operator_rbac(render: Render) -> None:
+    raw = yaml.safe_load_all((ROOT / "operator" / "rbac" / "leader-election.yaml").read_text())
+    [raw_role] = [doc for doc in raw if doc and doc["kind"] == "Role"]
+    chart_role = only(render(), "Role", "items-operator-leader-election")
+    assert chart_role["rules"] == raw_role["rules"], (
+        "Role items-operator-leader-election in charts/items/templates differs from "
+        "operator/rbac/leader-election.yaml: copy the rules over (same order)"
+    )
 
 
 def test_chart_deployment_has_the_reference_shape(render: Render) -> None:

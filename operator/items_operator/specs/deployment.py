@@ -28,6 +28,11 @@ SHUTDOWN_DELAY_SECONDS = 5
 DRAIN_SECONDS = 30
 # The kubelet SIGKILLs at terminationGracePeriodSeconds: leave room past the server's own timeout.
 GRACE_MARGIN_SECONDS = 10
+# During a canary analysis the Deployment controller holds the rollout after the first new pod
+# (minReadySeconds) a little longer than the analysis runs, so the operator decides first.
+CANARY_HOLD_MARGIN_SECONDS = 15
+# The API requires progressDeadlineSeconds > minReadySeconds; leave the pod time to start too.
+CANARY_PROGRESS_MARGIN_SECONDS = 60
 
 
 def deployment_name(owner: Owner) -> str:
@@ -91,31 +96,40 @@ def build_deployment(
     template: dict[str, Any],
     paused: bool = False,
     rolled_back_release: str | None = None,
+    canary_seconds: int | None = None,
 ) -> dict[str, Any]:
     """Desired Deployment serving `template` (a release's, carrying its release label).
 
     `rolled_back_release` records, on the object itself, which release was just rolled back, so
     the decision survives a lost status patch (see decide.py).
+    `canary_seconds`: a canary analysis runs; one new pod surges beside all old ones, and the
+    controller goes no further until it has been ready this long (plus a margin) — by then
+    the operator has passed the release (this is applied again without it) or rolled it back.
     """
     if LABEL_RELEASE not in template["metadata"]["labels"]:
         raise ValueError("a Deployment serves a release: the template needs its release label")
     meta = object_meta(owner, name=deployment_name(owner), component=COMPONENT_SERVER)
     if rolled_back_release is not None:
         meta["annotations"] = {ANNOTATION_ROLLED_BACK_RELEASE: rolled_back_release}
+    surge, unavailable = spec.rollout.max_surge, spec.rollout.max_unavailable
+    deadline = spec.rollout.progress_deadline_seconds
+    if canary_seconds is not None:
+        surge, unavailable = 1, 0
+        hold = canary_seconds + CANARY_HOLD_MARGIN_SECONDS
+        deadline = max(deadline, hold + CANARY_PROGRESS_MARGIN_SECONDS)
     deployment_spec: dict[str, Any] = {
         "replicas": spec.replicas,
         "revisionHistoryLimit": 3,
-        "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
+        "progressDeadlineSeconds": deadline,
         "selector": {"matchLabels": selector_labels(owner, COMPONENT_SERVER)},
         "strategy": {
             "type": "RollingUpdate",
-            "rollingUpdate": {
-                "maxSurge": spec.rollout.max_surge,
-                "maxUnavailable": spec.rollout.max_unavailable,
-            },
+            "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable},
         },
         "template": template,
     }
+    if canary_seconds is not None:
+        deployment_spec["minReadySeconds"] = canary_seconds + CANARY_HOLD_MARGIN_SECONDS
     if paused:
         deployment_spec["paused"] = True
     return stamp_desired_hash(

@@ -111,11 +111,16 @@ def _apply(*manifests: dict[str, Any]) -> None:
 
 
 def _rbac_manifests() -> list[dict[str, Any]]:
-    """operator/rbac as shipped, minus its example RoleBinding (we bind our own namespaces)."""
+    """operator/rbac as shipped, minus its example workload RoleBinding (we bind our own
+    namespaces); the Lease's Role and RoleBinding in the operator namespace stay."""
     docs: list[dict[str, Any]] = []
     for path in sorted(RBAC.glob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return [d for d in docs if d["kind"] != "RoleBinding"]
+    return [
+        d
+        for d in docs
+        if not (d["kind"] == "RoleBinding" and d["roleRef"]["name"] == "items-operator-workloads")
+    ]
 
 
 def _workloads_binding(namespace: str) -> dict[str, Any]:

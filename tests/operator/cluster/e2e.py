@@ -57,6 +57,8 @@ class ImageSet:
     floor_v1: str
     floor_v2: str
     floor_v3: str
+    # v2 answering 500 to every 5th item request: only its metrics say so (canary analysis).
+    server_errors: str
 
     @classmethod
     def build_and_load(cls, *, base: str, folder: Path) -> ImageSet:
@@ -70,6 +72,7 @@ class ImageSet:
             floor_v1=f"{repo}:e2e-floor-v1",
             floor_v2=f"{repo}:e2e-floor-v2",
             floor_v3=f"{repo}:e2e-floor-v3",
+            server_errors=f"{repo}:e2e-server-errors",
         )
         build_test_images(
             base=base,
@@ -83,6 +86,7 @@ class ImageSet:
                 ("floor-v1", images.floor_v1, base),
                 ("floor-v2", images.floor_v2, base),
                 ("floor-v3", images.floor_v3, images.floor_v2),
+                ("server-errors", images.server_errors, images.v2),
             ],
         )
         return images

@@ -16,6 +16,7 @@ from items_operator.observe import JobState
 from items_operator.policy import Phase
 from items_operator.status import ConditionType, Outcome
 
+from .test_analysis import _analysed_world, _canary, sample
 from .world import V2, V3, World, available_world
 
 CRD_PATH = Path(__file__).resolve().parents[3] / "crds" / "itemservice.yaml"
@@ -145,6 +146,12 @@ def _statuses() -> list[dict[str, Any]]:
     seen.append(world.step().status)
     first = World()
     seen.append(first.step().status)
+    canary = _analysed_world(durationSeconds=30)  # a canary analysis runs, then ends
+    _canary(canary, sample(0, 0), sample(0, 0))
+    seen.append(canary.step().status)
+    canary.tick(31)
+    _canary(canary, sample(90, 0), sample(200, 1))
+    seen.append(canary.step().status)
     return [
         {**s, "refusedWrites": [{"object": "Service/shop", "reason": "Forbidden", "message": "x"}]}
         for s in seen

@@ -12,6 +12,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from items_operator.analysis import RequestSample
 from items_operator.constants import LABEL_RELEASE
 from items_operator.observe import JobState, SecretState
 from items_operator.plan import Apply, Create, Plan
@@ -42,6 +43,11 @@ perturbation = st.one_of(
     st.tuples(st.just("delete-deployment"), st.none()),
     st.tuples(st.just("secret"), st.sampled_from(tuple(SecretState))),
     st.tuples(st.just("refuse-service"), st.booleans()),
+    st.tuples(st.just("analysis"), st.booleans()),
+    st.tuples(
+        st.just("traffic"),
+        st.tuples(st.integers(0, 400), st.integers(0, 400), st.integers(0, 400)),
+    ),
 )
 
 
@@ -80,6 +86,16 @@ def perturb(world: World, what: str, arg: Any) -> None:
             world.secret = arg
         case "refuse-service":
             world.refuse = frozenset({"Service"}) if arg else frozenset()
+        case "analysis":
+            world.change(rollout={"analysis": {"durationSeconds": 30}} if arg else {})
+        case "traffic":  # what the canary analysis reads: new pods fail `errors` of `requests`
+            requests, errors, old_requests = arg
+            new = RequestSample(requests, min(errors, requests), ((0.01, requests),))
+            old = RequestSample(old_requests, 0, ((0.01, old_requests),))
+            world.pods = [
+                replace(p, requests=new if p.release == world.serving_release else old)
+                for p in world.pods
+            ]
 
 
 def _template_release(obj: dict[str, Any]) -> str:

@@ -39,11 +39,19 @@ NAMESPACED = {
 }
 
 
-def _roles() -> dict[str, set[tuple[str, str, str]]]:
+# The Lease (leadership.py): read, created once, renewed and taken over by update.
+LEADER_ELECTION = {
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "update"),
+}
+
+
+def _roles(kind: str = "ClusterRole") -> dict[str, set[tuple[str, str, str]]]:
     roles: dict[str, set[tuple[str, str, str]]] = {}
     for path in RBAC.glob("*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] == "ClusterRole":
+            if doc and doc["kind"] == kind:
                 rules: list[dict[str, Any]] = doc["rules"]
                 roles[doc["metadata"]["name"]] = {
                     (group, resource, verb)
@@ -61,6 +69,17 @@ def _roles() -> dict[str, set[tuple[str, str, str]]]:
 )
 def test_role_grants_what_the_operator_uses(role: str, needed: set[tuple[str, str, str]]) -> None:
     assert needed - _roles()[role] == set()
+
+
+def test_the_lease_is_granted_in_the_operator_namespace_only() -> None:
+    assert _roles("Role")["items-operator-leader-election"] == LEADER_ELECTION
+    leases = {r for grants in _roles().values() for _, r, _ in grants if r == "leases"}
+    assert leases == set()  # nothing cluster-wide
+    docs = [d for p in RBAC.glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d]
+    [role] = [d for d in docs if d["kind"] == "Role"]
+    named = [rule for rule in role["rules"] if "resourceNames" in rule]
+    assert named == [{**named[0], "resourceNames": ["items-operator"], "verbs": ["get", "update"]}]
+    assert role["metadata"]["namespace"] == "items-system"
 
 
 def test_cluster_wide_role_has_no_workload_or_secret_access() -> None:

@@ -7,11 +7,20 @@ import logging
 
 import kopf
 import pytest
+from items_operator.election import Timings
 from items_operator.handlers import apply_scanning, apply_settings
-from items_operator.main import configure_logging, parse_args, watches_owned_objects
+from items_operator.main import (
+    configure_logging,
+    lease_config,
+    parse_args,
+    uses_lease,
+    watches_owned_objects,
+)
 
 
-def test_cli_defaults_serve_all_namespaces_with_peering() -> None:
+def test_cli_defaults_serve_all_namespaces_with_the_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAMESPACE", "items-system")
+    monkeypatch.setenv("POD_NAME", "items-operator-7d9f-abcde")
     args = parse_args([])
     assert args.namespace == []
     assert args.liveness == "http://0.0.0.0:8080/healthz"
@@ -19,6 +28,12 @@ def test_cli_defaults_serve_all_namespaces_with_peering() -> None:
     assert args.peering == "items-operator"
     assert not args.standalone
     assert args.priority is None
+    lease = lease_config(args)
+    assert lease is not None
+    assert (lease.name, lease.namespace) == ("items-operator", "items-system")
+    assert lease.identity.startswith("items-operator-7d9f-abcde-")
+    assert lease_config(parse_args([])) != lease  # a random suffix per process
+    assert lease.timings == Timings(15, 10, 2)
     # Cluster-wide with per-namespace RoleBindings: watches of owned kinds would be refused.
     assert not watches_owned_objects(args)
 
@@ -27,6 +42,21 @@ def test_owned_objects_are_watched_where_the_rbac_allows_it() -> None:
     assert watches_owned_objects(parse_args(["--namespace", "a"]))
     assert watches_owned_objects(parse_args(["--watch-owned", "on"]))
     assert not watches_owned_objects(parse_args(["--namespace", "a", "--watch-owned", "off"]))
+
+
+def test_leader_election_is_a_flag_and_standalone_means_neither(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    assert not uses_lease(parse_args(["--standalone"]))
+    assert not uses_lease(parse_args(["--no-leader-election"]))  # Kopf peering alone
+    monkeypatch.setenv("ITEMS_OPERATOR_LEADER_ELECTION", "false")
+    assert not uses_lease(parse_args([]))
+    monkeypatch.setenv("ITEMS_OPERATOR_LEADER_ELECTION", "true")
+    monkeypatch.setenv("ITEMS_OPERATOR_RENEW_DEADLINE", "4")
+    args = parse_args(["--lease-namespace", "ops", "--lease-duration", "6", "--retry-period", "1"])
+    assert uses_lease(args)
+    assert args.timings == Timings(6, 4, 1)
 
 
 def test_cli_namespaces_and_standalone() -> None:

@@ -68,6 +68,7 @@ class World:
     allow_contract: tuple[str, ...] = ()
     migration_report: str = ""  # what finished migration pods report, unless a test says
     migration_image_id: str = ""
+    upgrade_slot: bool = True  # the operator-upgrade wave lets this one start (fleet.py)
 
     # -- the ItemService ------------------------------------------------------------------------
 
@@ -106,6 +107,8 @@ class World:
             job_pods=tuple(self.job_pods),
             owned_hashes=dict(self.owned),
             conflicts=self.conflicts,
+            upgrade_slot=self.upgrade_slot,
+            upgrade_wave="3 of 3 ItemServices roll an operator upgrade now",
         )
 
     def decide(self) -> Plan:

@@ -1,0 +1,206 @@
+"""The canary's evidence: the service's own request metrics, new pod against old pods. Pure.
+
+The service exports `items_http_requests_total{route,method,status}` and the latency histogram
+`items_http_request_duration_seconds` (service/core/metrics.py). kube.py reads /metrics of the
+new release's ready pods and of the serving release's ready pods through the API server, keeps
+each pod's first sample of the analysis, and hands the decision layer the increase since then
+(`RequestSample`), so both groups are compared over the same interval: an outage that fails
+every pod's requests raises both ratios and blames nobody.
+
+Rules (docs/operator.md, "Metrics analysis"):
+- Only the item API counts (routes under /items): probes and /metrics are not traffic.
+- Errors are 5xx answers; a 4xx is the client's.
+- A regression is an increase of the 5xx ratio by more than `maxErrorRateIncrease` that is
+  significant at 99% (one-sided, normal approximation of the difference of two proportions), or a
+  p99 latency above `maxLatencyRatio` times the old pods' and at least MIN_LATENCY_REGRESSION
+  slower; each group needs `minRequests` requests before it is compared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from items_operator.model import AnalysisSpec
+
+if TYPE_CHECKING:  # observe.py imports RequestSample from here
+    from items_operator.observe import PodObservation
+
+REQUESTS_METRIC = "items_http_requests"
+LATENCY_METRIC = "items_http_request_duration_seconds"
+API_PREFIX = "/items"
+# One-sided 99%: z of the increase beyond the tolerated one.
+SIGNIFICANCE_Z = 2.326
+# A p99 must also be this much slower: 1 ms against 3 ms is a ratio, not a regression.
+MIN_LATENCY_REGRESSION = 0.05
+
+
+@dataclass(frozen=True)
+class RequestSample:
+    """Counts of the item API's requests; cumulative as scraped, or an increase (delta)."""
+
+    requests: int = 0
+    errors: int = 0
+    # Cumulative histogram buckets: (upper bound in seconds, requests at or below it).
+    buckets: tuple[tuple[float, int], ...] = field(default=())
+
+    def __add__(self, other: RequestSample) -> RequestSample:
+        return RequestSample(
+            self.requests + other.requests,
+            self.errors + other.errors,
+            _merge(self.buckets, other.buckets, sign=1),
+        )
+
+    def since(self, earlier: RequestSample) -> RequestSample:
+        """The increase since `earlier`; a counter that went down (a restart) counts from 0."""
+        if self.requests < earlier.requests or self.errors < earlier.errors:
+            return self
+        return RequestSample(
+            self.requests - earlier.requests,
+            self.errors - earlier.errors,
+            _merge(self.buckets, earlier.buckets, sign=-1),
+        )
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def quantile(self, q: float) -> float | None:
+        """Upper bound of the bucket holding the q-quantile (None without requests)."""
+        total = self.buckets[-1][1] if self.buckets else 0
+        if total <= 0:
+            return None
+        rank = q * total
+        return next((bound for bound, count in self.buckets if count >= rank), math.inf)
+
+
+def _merge(
+    a: tuple[tuple[float, int], ...], b: tuple[tuple[float, int], ...], *, sign: int
+) -> tuple[tuple[float, int], ...]:
+    counts: dict[float, int] = dict(a)
+    for bound, count in b:
+        counts[bound] = counts.get(bound, 0) + sign * count
+    return tuple(sorted((bound, max(count, 0)) for bound, count in counts.items()))
+
+
+def parse_metrics(text: str) -> RequestSample:
+    """The item API's totals from a /metrics body (Prometheus text format)."""
+    requests = errors = 0
+    buckets: dict[float, int] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in (REQUESTS_METRIC, LATENCY_METRIC):
+            continue
+        for sample in family.samples:
+            if not sample.labels.get("route", "").startswith(API_PREFIX):
+                continue
+            value = int(sample.value)
+            if sample.name == f"{REQUESTS_METRIC}_total":
+                requests += value
+                if sample.labels.get("status", "").startswith("5"):
+                    errors += value
+            elif sample.name == f"{LATENCY_METRIC}_bucket":
+                bound = float(sample.labels["le"])
+                buckets[bound] = buckets.get(bound, 0) + value
+    return RequestSample(requests, errors, tuple(sorted(buckets.items())))
+
+
+def total(samples: Iterable[RequestSample]) -> RequestSample:
+    result = RequestSample()
+    for sample in samples:
+        result = result + sample
+    return result
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What the evidence says: a regression (with the numbers), enough to judge, or too little."""
+
+    regression: str | None
+    conclusive: bool
+    summary: str
+
+
+def compare(new: RequestSample, old: RequestSample, spec: AnalysisSpec) -> Comparison:
+    summary = (
+        f"new pod: {new.errors}/{new.requests} 5xx ({new.error_ratio:.1%}), p99 "
+        f"{_seconds(new.quantile(0.99))}; old pods: {old.errors}/{old.requests} 5xx "
+        f"({old.error_ratio:.1%}), p99 {_seconds(old.quantile(0.99))}"
+    )
+    if new.requests < spec.min_requests:
+        return Comparison(None, conclusive=False, summary=summary)
+    increase = new.error_ratio - old.error_ratio
+    if increase > spec.max_error_rate_increase and (
+        _z_beyond(new, old, spec.max_error_rate_increase) >= SIGNIFICANCE_Z
+    ):
+        return Comparison(
+            f"5xx ratio up {increase * 100:.1f} points (tolerated "
+            f"{spec.max_error_rate_increase * 100:g}): {summary}",
+            conclusive=True,
+            summary=summary,
+        )
+    if old.requests >= spec.min_requests:
+        new_p99, old_p99 = new.quantile(0.99), old.quantile(0.99)
+        if (
+            new_p99 is not None
+            and old_p99 is not None
+            and new_p99 > spec.max_latency_ratio * old_p99
+            and new_p99 - old_p99 >= MIN_LATENCY_REGRESSION
+        ):
+            return Comparison(
+                f"p99 latency {_seconds(new_p99)} against {_seconds(old_p99)} (tolerated "
+                f"{spec.max_latency_ratio:g}x): {summary}",
+                conclusive=True,
+                summary=summary,
+            )
+    return Comparison(None, conclusive=True, summary=summary)
+
+
+def _z_beyond(new: RequestSample, old: RequestSample, tolerated: float) -> float:
+    """z of (new ratio - old ratio - tolerated), unpooled standard error; each ratio is kept
+    off 0 and 1 by half a request so that a clean control group does not make it infinite."""
+
+    def variance(sample: RequestSample) -> float:
+        if sample.requests == 0:
+            return 0.0
+        n = sample.requests
+        ratio = min(max(sample.error_ratio, 0.5 / n), 1 - 0.5 / n)
+        return ratio * (1 - ratio) / n
+
+    error = math.sqrt(variance(new) + variance(old))
+    return (new.error_ratio - old.error_ratio - tolerated) / error if error else 0.0
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if math.isinf(value):
+        return ">10s"
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:g}s"
+
+
+# Pods read per group and pass (the canary is one pod; the control group a sample of the old).
+MAX_PODS_PER_GROUP = 3
+
+
+def pods_to_measure(
+    spec: AnalysisSpec | None,
+    status: dict[str, Any],
+    release: str | None,
+    pods: Iterable[PodObservation],
+) -> list[PodObservation]:
+    """Whose /metrics this pass reads: ready pods of the release the Deployment serves and of
+    the others, while its analysis runs (spec set, release not proven, no outcome recorded)."""
+    if spec is None or release is None or release == status.get("lastGoodRelease"):
+        return []
+    history = status.get("history") or []
+    entry: dict[str, Any] = next((e for e in reversed(history) if e.get("release") == release), {})
+    if entry.get("analysis"):
+        return []
+    ready = [p for p in pods if p.counts and p.ready]
+    new = [p for p in ready if p.release == release][:MAX_PODS_PER_GROUP]
+    old = [p for p in ready if p.release != release][:MAX_PODS_PER_GROUP]
+    return [*new, *old] if new and old else []

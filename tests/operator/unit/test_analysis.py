@@ -1,0 +1,290 @@
+"""The canary analysis (issue #14): the service's own /metrics parsed, new pod against old pods,
+and the decision layer's canary step (one new pod held beside the old ones, then the rest)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from items_operator.analysis import RequestSample, compare, parse_metrics, pods_to_measure
+from items_operator.model import AnalysisSpec
+from items_operator.observe import PodObservation, PodPhase
+from items_operator.specs.deployment import CANARY_HOLD_MARGIN_SECONDS
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from .world import V1, V2, World, available_world
+
+SPEC = AnalysisSpec()
+BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, float("inf"))
+
+
+def _exposition(requests: dict[tuple[str, str], int], latency: dict[str, list[float]]) -> str:
+    """A /metrics body with the service's metric names and labels (service/core/metrics.py)."""
+    registry = CollectorRegistry()
+    counter = Counter("items_http_requests", "", ["route", "method", "status"], registry=registry)
+    histogram = Histogram(
+        "items_http_request_duration_seconds",
+        "",
+        ["route", "method"],
+        buckets=BUCKETS[:-1],
+        registry=registry,
+    )
+    for (route, status), count in requests.items():
+        counter.labels(route, "GET", status).inc(count)
+    for route, values in latency.items():
+        for value in values:
+            histogram.labels(route, "GET").observe(value)
+    return generate_latest(registry).decode()
+
+
+def sample(requests: int, errors: int, slow: int = 0, *, slow_s: float = 0.3) -> RequestSample:
+    """`requests` answered in ~5 ms except `slow` of them."""
+    fast = requests - slow
+    buckets = [(b, fast + (slow if b >= slow_s else 0)) for b in BUCKETS]
+    return RequestSample(requests, errors, tuple(buckets))
+
+
+def test_only_the_item_api_counts_and_only_5xx_are_errors() -> None:
+    body = _exposition(
+        {
+            ("/items", "200"): 90,
+            ("/items/{item_id}", "500"): 7,
+            ("/items/{item_id}", "503"): 3,
+            ("/items", "404"): 5,
+            ("/readyz", "503"): 40,
+            ("/metrics", "200"): 12,
+        },
+        {"/items": [0.004] * 95 + [0.3] * 10, "/readyz": [2.0] * 40},
+    )
+    parsed = parse_metrics(body)
+    assert (parsed.requests, parsed.errors) == (105, 10)
+    assert parsed.quantile(0.5) == 0.01
+    assert parsed.quantile(0.99) == 0.5  # the /readyz timeouts are not the API's latency
+
+
+def test_the_service_s_own_exposition_parses() -> None:
+    """The real metrics module of the service, as a pod serves it."""
+    from service.core import metrics
+
+    before = parse_metrics(metrics.render()[0].decode())
+    metrics.observe_request("/items", "GET", 200, 0.003)
+    metrics.observe_request("/items/{item_id}", "GET", 500, 0.2)
+    metrics.observe_request("/healthz", "GET", 200, 0.001)
+    after = parse_metrics(metrics.render()[0].decode()).since(before)
+    assert (after.requests, after.errors) == (2, 1)
+
+
+def test_an_increase_counts_from_the_baseline_and_a_restart_from_zero() -> None:
+    first, later = sample(100, 2), sample(160, 14)
+    assert later.since(first).requests == 60
+    assert later.since(first).errors == 12
+    restarted = sample(10, 1)
+    assert restarted.since(first) == restarted
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "regressed"),
+    [
+        (sample(50, 10), sample(150, 0), True),  # +20 points at 50 requests: the benchmark's case
+        (sample(50, 3), sample(150, 0), False),  # +6 points on 50 requests: not significant
+        (sample(1000, 100), sample(3000, 60), True),  # +8 points on many requests
+        (sample(200, 60), sample(400, 120), False),  # an outage fails both alike
+        (sample(20, 20), sample(100, 0), False),  # below minRequests: no verdict yet
+        (sample(100, 0, slow=5), sample(300, 0), True),  # p99 5 ms -> 500 ms
+        (sample(100, 0, slow=5, slow_s=0.05), sample(300, 0), False),  # too small to matter
+        (sample(100, 0, slow=5), sample(300, 0, slow=15), False),  # old pods as slow
+    ],
+)
+def test_compare(new: RequestSample, old: RequestSample, regressed: bool) -> None:
+    result = compare(new, old, SPEC)
+    assert (result.regression is not None) is regressed, result.summary
+
+
+def test_the_message_gives_the_numbers() -> None:
+    result = compare(sample(50, 10), sample(150, 0), SPEC)
+    assert result.regression is not None
+    assert "10/50 5xx (20.0%)" in result.regression
+    assert "0/150" in result.regression
+
+
+counts = st.integers(min_value=0, max_value=5_000)
+
+
+@given(n=counts, e=counts, slow=counts)
+def test_a_pod_like_the_old_ones_is_never_a_regression(n: int, e: int, slow: int) -> None:
+    e, slow = min(e, n), min(slow, n)
+    twin = sample(n, e, slow)
+    assert compare(twin, twin, SPEC).regression is None
+
+
+@given(n=st.integers(1, 5_000), e=counts, m=st.integers(1, 5_000), f=counts)
+def test_a_regression_needs_more_errors_than_tolerated(n: int, e: int, m: int, f: int) -> None:
+    new, old = sample(n, min(e, n)), sample(m, min(f, m))
+    result = compare(new, old, SPEC)
+    if new.error_ratio - old.error_ratio <= SPEC.max_error_rate_increase:
+        assert result.regression is None or "latency" in result.regression
+
+
+@given(n=st.integers(30, 2_000), e=st.integers(0, 2_000), extra=st.integers(0, 200))
+def test_more_errors_never_turn_a_regression_into_a_pass(n: int, e: int, extra: int) -> None:
+    e = min(e, n - min(extra, n))
+    old = sample(400, 4)
+    worse = sample(n, min(e + extra, n))
+    if compare(sample(n, e), old, SPEC).regression is not None:
+        assert compare(worse, old, SPEC).regression is not None
+
+
+# -- the canary step, through the simulated cluster ------------------------------------------
+
+
+def _analysed_world(**analysis: Any) -> World:
+    world = available_world(replicas=2, rollout={"analysis": analysis})
+    world.change(image=V2)
+    world.settle(passes=1)
+    return world
+
+
+def _canary(world: World, new: RequestSample | None, old: RequestSample | None) -> None:
+    """The controller surged one new pod beside the old ones; it turned ready now."""
+    release = world.serving_release
+    assert world.deployment is not None
+    old_pods = [replace(p, requests=old) for p in world.pods if p.release != release]
+    ready_at = next((p.ready_changed_at for p in world.pods if p.uid == "canary-uid"), world.now)
+    canary = PodObservation(
+        name=f"shop-{release}-0",
+        image=V2,
+        created_at=world.now - timedelta(seconds=6),
+        ready=True,
+        deleting=False,
+        release=release,
+        phase=PodPhase.RUNNING,
+        started_at=world.now - timedelta(seconds=5),
+        ready_changed_at=ready_at,
+        uid="canary-uid",
+        requests=new,
+    )
+    world.pods = [*old_pods, canary]
+    world.deployment["status"] = {
+        "observedGeneration": world.deployment["metadata"]["generation"],
+        "replicas": len(world.pods),
+        "updatedReplicas": 1,
+        "readyReplicas": len(world.pods),
+        "availableReplicas": len(old_pods),
+    }
+
+
+def _strategy(world: World) -> tuple[Any, Any, Any]:
+    assert world.deployment is not None
+    spec = world.deployment["spec"]
+    rolling = spec["strategy"]["rollingUpdate"]
+    return rolling["maxSurge"], rolling["maxUnavailable"], spec.get("minReadySeconds")
+
+
+def test_the_canary_is_one_pod_held_beside_the_old_ones() -> None:
+    world = _analysed_world(durationSeconds=60)
+    hold = 60 + CANARY_HOLD_MARGIN_SECONDS
+    assert _strategy(world) == (1, 0, hold)
+    assert world.deployment is not None
+    assert world.deployment["spec"]["progressDeadlineSeconds"] > hold
+    _canary(world, RequestSample(), RequestSample())
+    world.step()
+    assert world.status["reason"] == "Analysing", world.status["message"]
+    assert _strategy(world) == (1, 0, hold)
+
+
+def test_a_5xx_regression_rolls_back_with_the_numbers() -> None:
+    world = _analysed_world()
+    _canary(world, sample(0, 0), sample(0, 0))
+    world.step()
+    world.tick(20)
+    _canary(world, sample(60, 12), sample(180, 1))
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    entry = world.status["history"][-1]
+    assert entry["reason"] == "MetricsRegression"
+    assert "12/60 5xx" in entry["message"]
+    assert world.deployment is not None
+    assert world.deployment["spec"]["template"]["spec"]["containers"][0]["image"] == V1
+    assert _strategy(world) == (1, 0, None)  # the old release rolls back without a hold
+
+
+def test_the_analysis_passes_at_its_end_and_the_rest_rolls_out() -> None:
+    world = _analysed_world(durationSeconds=30)
+    _canary(world, sample(0, 0), sample(0, 0))
+    world.step()
+    world.tick(31)
+    _canary(world, sample(90, 0), sample(200, 1))
+    plan = world.step()
+    entry = world.status["history"][-1]
+    assert entry["analysis"].startswith("passed"), entry
+    assert _strategy(world) == (1, 0, None)  # the spec's strategy, no hold
+    assert any(e.reason == "AnalysisEnded" for e in plan.events)
+    world.settle()
+    assert world.status["phase"] == "Available"
+    assert world.status["currentImage"] == V2
+
+
+def test_too_little_traffic_is_inconclusive_not_a_block() -> None:
+    world = _analysed_world(durationSeconds=30)
+    _canary(world, sample(3, 0), sample(9, 0))
+    world.step()
+    world.tick(31)
+    _canary(world, sample(3, 0), sample(9, 0))
+    world.step()
+    assert world.status["history"][-1]["analysis"].startswith("inconclusive")
+    world.settle()
+    assert world.status["phase"] == "Available"
+
+
+def test_an_outage_during_the_analysis_blames_nobody() -> None:
+    world = _analysed_world()
+    _canary(world, sample(0, 0), sample(0, 0))
+    world.step()
+    world.tick(20)
+    _canary(world, sample(60, 30), sample(180, 95))
+    world.step()
+    assert world.status["reason"] == "Analysing"
+
+
+def test_without_old_pods_the_analysis_is_skipped() -> None:
+    """A first release (or a scale-up from zero) has nothing to be compared with."""
+    world = World()
+    world.change(rollout={"analysis": {}})
+    world.step()
+    world.finish_jobs()
+    world.step()
+    assert _strategy(world)[2] is not None
+    world.controllers()
+    assert world.deployment is not None
+    world.deployment["status"]["availableReplicas"] = 0  # held by minReadySeconds
+    world.step()
+    assert world.status["history"][-1]["analysis"].startswith("skipped")
+    assert _strategy(world)[2] is None
+    world.settle()
+    assert world.status["phase"] == "Available"
+
+
+def test_nothing_is_measured_once_the_analysis_ended_or_without_one() -> None:
+    world = _analysed_world()
+    _canary(world, None, None)
+    release = world.serving_release
+    assert len(pods_to_measure(SPEC, world.status, release, world.pods)) == 3
+    assert pods_to_measure(None, world.status, release, world.pods) == []
+    ended = {**world.status, "history": [{"release": release, "analysis": "passed: ..."}]}
+    assert pods_to_measure(SPEC, ended, release, world.pods) == []
+    proven = {**world.status, "lastGoodRelease": release}
+    assert pods_to_measure(SPEC, proven, release, world.pods) == []
+
+
+def test_without_analysis_the_strategy_and_hashes_do_not_change() -> None:
+    world = available_world(replicas=2)
+    world.change(image=V2)
+    world.settle(passes=1)
+    assert _strategy(world) == (1, 0, None)
+    assert world.status["reason"] != "Analysing"
+    assert world.status["history"][-1].get("analysis") is None
+    assert V1 != V2
