@@ -120,3 +120,119 @@ def settled_on(obs: list[Observation], w: Workload, image: str, after: float) ->
         ):
             return o.at
     return None
+
+
+def first_pod_where(
+    obs: list[Observation],
+    w: Workload,
+    image: str,
+    after: float,
+    *,
+    state: str = "created",
+    any_component: bool = False,
+) -> float | None:
+    """First event of a pod of `image` in `state`: created (any event), started (its container
+    has run), ready. Server pods only, unless `any_component` (a migration pod counts too)."""
+    pod = _of(w, "Pod")
+
+    def matches(o: Observation) -> bool:
+        f = o.fields
+        if not pod(o) or f["image"] != image:
+            return False
+        if not any_component and f["component"] != "server":
+            return False
+        if state == "started":
+            return bool(f.get("started"))
+        if state == "ready":
+            return bool(f["ready"])
+        return True
+
+    return first(obs, matches, after)
+
+
+GAVE_UP_PHASES = ("RolledBack", "Failed")
+
+
+def item_service_gave_up(
+    obs: list[Observation], w: Workload, image: str, after: float
+) -> Observation | None:
+    """The ItemService's status first saying the release of `image` was rolled back or failed
+    (a release whose migration failed is never rolled out: nothing to roll back)."""
+    mine = _of(w, "ItemService")
+    return next(
+        (
+            o
+            for o in obs
+            if o.at >= after
+            and mine(o)
+            and o.fields["target"] == image
+            and o.fields["phase"] in GAVE_UP_PHASES
+        ),
+        None,
+    )
+
+
+def item_service_available(
+    obs: list[Observation], w: Workload, image: str, after: float
+) -> float | None:
+    mine = _of(w, "ItemService")
+    return first(
+        obs,
+        lambda o: (
+            mine(o)
+            and o.fields["target"] == image
+            and o.fields["phase"] == "Available"
+            and o.fields["current"]
+        ),
+        after,
+    )
+
+
+def helm_rollback(obs: list[Observation], w: Workload, after: float) -> float | None:
+    """Helm's rollback record (status pending-rollback): written before the rollback acts."""
+    record = _of(w, "HelmRelease")
+    return first(obs, lambda o: record(o) and o.fields["status"] == "pending-rollback", after)
+
+
+def readiness_blips(
+    obs: list[Observation], w: Workload, image: str, after: float, before: float | None
+) -> int:
+    """Server pods of `image` that were ready, lost readiness (alive, not terminating), and
+    did so before `before` (the release proven; None: whenever)."""
+    pod = _of(w, "Pod")
+    was_ready: set[str] = set()
+    blipped: set[str] = set()
+    for o in obs:
+        if o.at < after or not pod(o) or o.fields["image"] != image:
+            continue
+        if before is not None and o.at > before:
+            break
+        if o.fields["ready"]:
+            was_ready.add(o.name)
+        elif o.name in was_ready and not o.fields["deleting"] and o.event != "DELETED":
+            blipped.add(o.name)
+    return len(blipped)
+
+
+def settled_now(obs: list[Observation], w: Workload, image: str) -> bool:
+    """As settled_on, for the last state recorded: every replica on `image`, ready, and no
+    server pod of another image left."""
+    dep_of, pod_of = _of(w, "Deployment"), _of(w, "Pod")
+    deployment: dict[str, Any] | None = None
+    others: set[str] = set()
+    for o in obs:
+        if dep_of(o):
+            deployment = o.fields
+        elif pod_of(o) and o.fields["component"] == "server":
+            if o.event == "DELETED" or o.fields["image"] == image:
+                others.discard(o.name)
+            else:
+                others.add(o.name)
+    d = deployment
+    return bool(
+        d is not None
+        and not others
+        and d["image"] == image
+        and d["current"]
+        and d["updated"] == d["ready"] == d["available"] == d["total"] == d["replicas"]
+    )

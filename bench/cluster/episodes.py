@@ -1,10 +1,6 @@
-"""The episodes: the same v1 -> v2 upgrade and the same broken image, delivered by the operator,
-by Helm, and by a plain Deployment, with an in-cluster client counting failed requests.
-
-Upgrades run one at a time, ours and Helm's alternating, so they do not share the CPU. The
-broken-image episodes all start together: the baselines wait out Helm's and Kubernetes' default
-timeouts (5 and 10 minutes), which would otherwise make the run an hour long; the operator's
-reaction is measured against its own readiness window, which CPU contention does not move.
+"""The fleet (reps workloads per mechanism, each with its own database and in-cluster client
+counting failed requests) and the v1 -> v2 upgrade episodes, one at a time, ours and Helm's
+alternating, so they do not share the CPU. The failure classes are in failure_episodes.py.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ from typing import Any
 from bench.cluster import analysis
 from bench.cluster.analysis import Workload
 from bench.cluster.client import client, failures_between
-from bench.cluster.platform import HELM, OURS, PLAIN, Platform
+from bench.cluster.platform import HELM, HELM_EQ, OURS, PLAIN, Platform
 from bench.cluster.recorder import Observation, Recorder
 from bench.cluster.workloads import item_service, plain_objects, service_spec, write_hook_chart
 from tests.cluster.kube_support import Kubectl, wait_until
@@ -28,9 +24,6 @@ from tests.operator.cluster.e2e import secret
 
 REPLICAS = 2
 SETTLE_TIMEOUT = 300.0
-# Helm's --timeout default is 5m and a Deployment's progressDeadlineSeconds 600 s; the broken
-# episodes end when every baseline has given up (or rolled back), with this much to spare.
-BROKEN_PHASE_TIMEOUT = 900.0
 CLIENT_DEADLINE = 3600.0
 # --quick (a check of the pipeline, not a result): every baseline gives up after this long.
 QUICK_DEADLINE = 60
@@ -38,8 +31,8 @@ QUICK_DEADLINE = 60
 
 @dataclass
 class Episode:
-    mechanism: str  # ours, helm, plain
-    kind: str  # upgrade, broken
+    mechanism: str  # ours, helm, helm-eq, plain
+    kind: str  # upgrade, broken, or a failure class (classes.py)
     workload: Workload
     old: str
     new: str
@@ -50,6 +43,11 @@ class Episode:
     steps: dict[str, float | None] = field(default_factory=dict)
     failed_requests: int = 0
     requests: int = 0
+    # Failure classes: the operator's reason; ours' readiness window or Helm's --timeout, and
+    # the previous good release's time-to-ready (ours), as this episode had them.
+    reason: str | None = None
+    limit: float | None = None
+    previous_time_to_ready: float | None = None
 
     def since_start(self, step: str) -> float | None:
         at = self.steps.get(step)
@@ -78,7 +76,6 @@ class Fleet:
     platform: Platform
     workdir: Path
     reps: int
-    quick: bool
     workloads: dict[str, list[Workload]] = field(default_factory=dict)
     clients: dict[str, ClientLoop] = field(default_factory=dict)
     specs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -87,14 +84,17 @@ class Fleet:
         return [f"{mechanism}-{i + 1}" for i in range(self.reps)]
 
     def deploy(self) -> None:
-        """v1 for ours and Helm (each through its own migration path); v2 for the plain
-        Deployment, whose Job the benchmark runs by hand once."""
+        """v1 for ours and Helm (each through its own migration path, upgraded to v2 in the
+        upgrade episodes); v2 for Helm at ours' timeout (upgraded only in the failure classes)
+        and for the plain Deployment, whose Job the benchmark runs by hand once."""
+        # Ours first, on its own: the readiness window is learned from the time-to-ready of
+        # its good releases, and v1 would otherwise start while the whole fleet migrates.
+        self._deploy((("ours", OURS),))
+        self._deploy((("helm", HELM), ("helm-eq", HELM_EQ), ("plain", PLAIN)))
+
+    def _deploy(self, mechanisms: tuple[tuple[str, str], ...]) -> None:
         images, db = self.platform.images, self.platform.database
-        every = [
-            (m, ns, n)
-            for m, ns in (("ours", OURS), ("helm", HELM), ("plain", PLAIN))
-            for n in self.names(m)
-        ]
+        every = [(m, ns, n) for m, ns in mechanisms for n in self.names(m)]
         db.sql("; ".join(f"CREATE DATABASE `{n.replace('-', '_')}`" for _, _, n in every))
         installs: list[subprocess.Popen[str]] = []
         for mechanism, namespace, name in every:
@@ -102,12 +102,12 @@ class Fleet:
             url = f"mysql+pymysql://root:{db.password}@{db.host}:3306/{name.replace('-', '_')}"
             kube.apply(secret(f"{name}-db", url))
             self.workloads.setdefault(mechanism, []).append(Workload(namespace, name))
-            first = images.v2 if mechanism == "plain" else images.v1
-            spec = service_spec(first, f"{name}-db", replicas=REPLICAS, quick=self.quick)
+            first = images.v1 if mechanism in ("ours", "helm") else images.v2
+            spec = service_spec(first, f"{name}-db", replicas=REPLICAS)
             self.specs[name] = spec
             if mechanism == "ours":
                 kube.apply(item_service(name, spec))
-            elif mechanism == "helm":
+            elif mechanism in ("helm", "helm-eq"):
                 chart = write_hook_chart(self.workdir, name, namespace, spec)
                 installs.append(
                     subprocess.Popen(
@@ -174,13 +174,18 @@ class Fleet:
         return results
 
 
-def _set_image_ours(w: Workload, image: str) -> None:
+def set_image_ours(w: Workload, image: str, **spec: Any) -> None:
     Kubectl(w.namespace).run(
-        "patch", "itemservice", w.name, "--type=merge", "-p", json.dumps({"spec": {"image": image}})
+        "patch",
+        "itemservice",
+        w.name,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"image": image, **spec}}),
     )
 
 
-def _helm_upgrade(fleet: Fleet, w: Workload, image: str, *extra: str) -> subprocess.Popen[str]:
+def helm_upgrade(fleet: Fleet, w: Workload, image: str, *extra: str) -> subprocess.Popen[str]:
     chart = fleet.workdir / f"chart-{w.name}"
     return subprocess.Popen(
         [
@@ -213,12 +218,12 @@ def upgrades(fleet: Fleet, recorder: Recorder) -> list[Episode]:
     episodes: list[Episode] = []
     for ours, theirs in zip(fleet.workloads["ours"], fleet.workloads["helm"], strict=True):
         episode = Episode("ours", "upgrade", ours, v1, v2, time.time())
-        _set_image_ours(ours, v2)
+        set_image_ours(ours, v2)
         episode.ended = _wait_settled(recorder, ours, v2, episode.started)
         episodes.append(episode)
 
         episode = Episode("helm", "upgrade", theirs, v1, v2, time.time())
-        command = _helm_upgrade(fleet, theirs, v2, "--wait")
+        command = helm_upgrade(fleet, theirs, v2, "--wait")
         output, _ = command.communicate(timeout=SETTLE_TIMEOUT + 60)
         episode.command_seconds = round(time.time() - episode.started, 2)
         episode.command_exit = command.returncode
@@ -240,81 +245,6 @@ def _upgrade_steps(episode: Episode, obs: list[Observation]) -> None:
         "deployment_updated": analysis.deployment_on(obs, w, new, t0),
         "first_new_pod": analysis.first_pod(obs, w, new, t0),
         "settled": episode.ended,
-    }
-
-
-def broken(fleet: Fleet, recorder: Recorder) -> list[Episode]:
-    """Every workload gets the never-ready image at (almost) the same moment: ours through the
-    ItemService, Helm's through `helm upgrade --atomic` at its default timeout, the plain
-    Deployment re-applied with its default progress deadline."""
-    v2, bad = fleet.platform.images.v2, fleet.platform.images.never_ready
-    episodes: list[Episode] = []
-    commands: dict[str, subprocess.Popen[str]] = {}
-    for mechanism in ("ours", "helm", "plain"):
-        for w in fleet.workloads[mechanism]:
-            episode = Episode(mechanism, "broken", w, v2, bad, time.time())
-            if mechanism == "ours":
-                _set_image_ours(w, bad)
-            elif mechanism == "helm":
-                quick = ("--timeout", f"{QUICK_DEADLINE}s") if fleet.quick else ()
-                commands[w.name] = _helm_upgrade(fleet, w, bad, "--atomic", *quick)
-            else:
-                objects = plain_objects(w.name, w.namespace, fleet.specs[w.name], bad)
-                if fleet.quick:
-                    objects["Deployment"]["spec"]["progressDeadlineSeconds"] = QUICK_DEADLINE
-                Kubectl(w.namespace).apply(objects["Deployment"])
-            episodes.append(episode)
-
-    def finished(episode: Episode, obs: list[Observation]) -> bool:
-        w, t0 = episode.workload, episode.started
-        if episode.mechanism == "helm":
-            command = commands[w.name]
-            if command.poll() is None:
-                return False
-            if episode.command_seconds is None:
-                episode.command_seconds = round(time.time() - t0, 2)
-                episode.command_exit = command.returncode
-        if episode.mechanism == "plain":
-            return analysis.progress_deadline_exceeded(obs, w, t0) is not None
-        updated = analysis.deployment_on(obs, w, episode.new, t0)
-        back = updated and analysis.deployment_on(obs, w, v2, updated)
-        return bool(back and analysis.settled_on(obs, w, v2, back))
-
-    deadline = time.monotonic() + BROKEN_PHASE_TIMEOUT
-    pending = list(episodes)
-    while pending and time.monotonic() < deadline:
-        observations = recorder.snapshot()  # one copy per poll, shared by every episode
-        pending = [e for e in pending if not finished(e, observations)]
-        for e in episodes:
-            if e not in pending and e.ended is None:
-                e.ended = time.time()
-        time.sleep(0.5)
-    for command in commands.values():
-        if command.poll() is None:
-            command.kill()
-    observations = recorder.snapshot()
-    for episode in episodes:
-        _broken_steps(episode, observations)
-    if pending:
-        names = ", ".join(e.workload.name for e in pending)
-        raise TimeoutError(
-            f"broken-image episodes not over after {BROKEN_PHASE_TIMEOUT} s: {names}"
-        )
-    return episodes
-
-
-def _broken_steps(episode: Episode, obs: list[Observation]) -> None:
-    w, t0 = episode.workload, episode.started
-    updated = analysis.deployment_on(obs, w, episode.new, t0)
-    rollback = analysis.deployment_on(obs, w, episode.old, updated) if updated else None
-    episode.steps = {
-        "job_created": analysis.job_created(obs, w, episode.new, t0),
-        "job_succeeded": analysis.job_succeeded(obs, w, episode.new, t0),
-        "deployment_updated": updated,
-        "first_new_pod": analysis.first_pod(obs, w, episode.new, t0),
-        "rollback_started": rollback,
-        "back_on_old": analysis.settled_on(obs, w, episode.old, rollback) if rollback else None,
-        "progress_deadline_exceeded": analysis.progress_deadline_exceeded(obs, w, t0),
     }
 
 

@@ -9,6 +9,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from bench.cluster.images import FaultImages
 from tests.cluster.kube_support import (
     DB_IMAGE,
     KUBECTL,
@@ -26,7 +27,11 @@ DB_NAMESPACE = "bench-db"
 OPERATOR_NAMESPACE = "bench-system"
 OPERATOR_RELEASE = "bench"
 OURS, HELM, PLAIN, SCALE = "bench-ours", "bench-helm", "bench-plain", "bench-scale"
-WORKLOAD_NAMESPACES = (OURS, HELM, PLAIN, SCALE)
+HELM_EQ = "bench-helm-eq"  # Helm at --timeout equal to ours' readiness window
+FALSE = "bench-false"  # the ItemServices that must not be rolled back
+WORKLOAD_NAMESPACES = (OURS, HELM, HELM_EQ, PLAIN, FALSE, SCALE)
+OPERATED = (OURS, FALSE, SCALE)  # the namespaces the operator serves
+NAMESPACE_OF = {"ours": OURS, "helm": HELM, "helm-eq": HELM_EQ, "plain": PLAIN}
 ALL_NAMESPACES = (DB_NAMESPACE, OPERATOR_NAMESPACE, *WORKLOAD_NAMESPACES)
 
 
@@ -34,6 +39,7 @@ ALL_NAMESPACES = (DB_NAMESPACE, OPERATOR_NAMESPACE, *WORKLOAD_NAMESPACES)
 class Platform:
     database: Database
     images: Images
+    faults: FaultImages
 
     @staticmethod
     def operator_selector() -> str:
@@ -56,6 +62,7 @@ def up() -> Platform:
         db.apply(manifest)
     load_images(V1, OPERATOR_IMAGE, DB_IMAGE)
     images = Images.build_and_load(V1)
+    faults = FaultImages.build_and_load(images)
     repository, tag = split_image(OPERATOR_IMAGE)
     helm(
         "install",
@@ -70,7 +77,7 @@ def up() -> Platform:
         "--set",
         "replicaCount=1",
         "--set",
-        f"watchNamespaces={{{OURS},{SCALE}}}",
+        f"watchNamespaces={{{','.join(OPERATED)}}}",
         "--wait",
         "--timeout",
         "180s",
@@ -86,7 +93,7 @@ def up() -> Platform:
     db.run("rollout", "status", "deployment/items-db", "--timeout=180s", timeout=200)
     database = Database(DB_NAMESPACE, password)
     database.wait_ready(timeout=60)
-    return Platform(database, images)
+    return Platform(database, images, faults)
 
 
 def down() -> None:
@@ -102,12 +109,12 @@ def down() -> None:
     present = [ns for ns in ALL_NAMESPACES if f"namespace/{ns}" in existing]
     if not present:
         return
-    for namespace in (OURS, SCALE):
+    for namespace in OPERATED:
         if namespace in present:
             Kubectl(namespace).run(
                 "delete", "itemservices", "--all", "--wait=false", timeout=120, check=False
             )
-    for namespace in (OURS, SCALE):
+    for namespace in OPERATED:
         if namespace in present:
             kube = Kubectl(namespace)
             gone = kube.run(
@@ -131,7 +138,7 @@ def down() -> None:
                         '{"metadata":{"finalizers":null}}',
                         check=False,
                     )
-    for namespace in (HELM, OPERATOR_NAMESPACE):
+    for namespace in (HELM, HELM_EQ, OPERATOR_NAMESPACE):
         if namespace not in present:
             continue
         releases = helm("list", "--namespace", namespace, "-q", check=False).stdout.split()

@@ -1,4 +1,5 @@
-"""Watch streams that timestamp what happens to Pods, Jobs, Deployments and ItemServices.
+"""Watch streams that timestamp what happens to Pods, Jobs, Deployments, ItemServices and
+Helm release records.
 
 Kubernetes object timestamps have one-second resolution, too coarse for reaction times of a
 second or two, so the benchmark records the local time at which each watch event arrives.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ from items_operator.kube import ItemServiceResource
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Pod, Secret
 
 # A watch is re-opened at least this often, so leaving the context takes about this long.
 WATCH_WINDOW_SECONDS = 5
@@ -59,6 +60,13 @@ def summarize_pod(body: dict[str, Any]) -> dict[str, Any]:
         "phase": status.get("phase"),
         "ready": bool(statuses) and all(s.get("ready") for s in statuses),
         "deleting": "deletionTimestamp" in body["metadata"],
+        # The first container has run (running now, or exited at least once).
+        "started": any(
+            "running" in (s.get("state") or {})
+            or "terminated" in (s.get("state") or {})
+            or (s.get("restartCount") or 0) > 0
+            for s in statuses[:1]
+        ),
     }
 
 
@@ -91,18 +99,37 @@ def summarize_deployment(body: dict[str, Any]) -> dict[str, Any]:
 
 def summarize_item_service(body: dict[str, Any]) -> dict[str, Any]:
     status = body.get("status") or {}
+    history = status.get("history") or [{}]
     return {
         "phase": status.get("phase"),
+        # The newest history entry names the failure (CrashLoopBackOff...); the status reason
+        # only the phase's (RolledBack).
+        "reason": history[-1].get("reason") or status.get("reason"),
         "target": status.get("targetImage"),
         "current": body["metadata"].get("generation") == status.get("observedGeneration"),
     }
 
 
-_WATCHED: tuple[tuple[str, Any, Callable[[dict[str, Any]], dict[str, Any]]], ...] = (
-    ("Pod", Pod, summarize_pod),
-    ("Job", Job, summarize_job),
-    ("Deployment", Deployment, summarize_deployment),
-    ("ItemService", ItemServiceResource, summarize_item_service),
+def summarize_helm_release(body: dict[str, Any]) -> dict[str, Any]:
+    """A Helm release record (a Secret labelled owner=helm): one per revision; a rollback
+    writes a new one with status pending-rollback before it touches anything."""
+    labels = body["metadata"].get("labels") or {}
+    return {
+        "instance": labels.get("name"),
+        "status": labels.get("status"),
+        "version": labels.get("version"),
+    }
+
+
+# (kind, resource, summary, label selector)
+_WATCHED: tuple[
+    tuple[str, Any, Callable[[dict[str, Any]], dict[str, Any]], dict[str, str] | None], ...
+] = (
+    ("Pod", Pod, summarize_pod, None),
+    ("Job", Job, summarize_job, None),
+    ("Deployment", Deployment, summarize_deployment, None),
+    ("ItemService", ItemServiceResource, summarize_item_service, None),
+    ("HelmRelease", Secret, summarize_helm_release, {"owner": "helm"}),
 )
 
 
@@ -111,8 +138,11 @@ class Recorder:
     decodes objects in that thread only; concurrent decoding in several threads crashed it);
     `observations` grows until the context exits."""
 
-    def __init__(self, namespaces: list[str]) -> None:
+    def __init__(self, namespaces: list[str], aliases: Mapping[str, str] | None = None) -> None:
         self.namespaces = namespaces
+        # repository@digest -> tag: the operator pins each release to the digest its migration
+        # ran; the analysis compares tags.
+        self.aliases = dict(aliases or {})
         self.observations: list[Observation] = []
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -138,9 +168,9 @@ class Recorder:
         try:
             await asyncio.gather(
                 *(
-                    self._watch(client, namespace, kind, resource, summarize)
+                    self._watch(client, namespace, kind, resource, summarize, labels)
                     for namespace in self.namespaces
-                    for kind, resource, summarize in _WATCHED
+                    for kind, resource, summarize, labels in _WATCHED
                 )
             )
         finally:
@@ -153,6 +183,7 @@ class Recorder:
         kind: str,
         resource: Any,
         summarize: Callable[[dict[str, Any]], dict[str, Any]],
+        labels: Mapping[str, str] | None,
     ) -> None:
         version: str | None = None
         while not self._stop.is_set():
@@ -164,16 +195,15 @@ class Recorder:
                     namespace=namespace,
                     server_timeout=WATCH_WINDOW_SECONDS,
                     resource_version=version,
+                    labels=dict(labels) if labels else None,
                 ):
                     body = obj.to_dict()
                     version = body["metadata"].get("resourceVersion") or version
+                    fields = summarize(body)
+                    if "image" in fields:
+                        fields["image"] = self.aliases.get(fields["image"], fields["image"])
                     observation = Observation(
-                        time.time(),
-                        kind,
-                        event,
-                        namespace,
-                        body["metadata"]["name"],
-                        summarize(body),
+                        time.time(), kind, event, namespace, body["metadata"]["name"], fields
                     )
                     with self._lock:
                         self.observations.append(observation)

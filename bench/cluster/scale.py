@@ -125,8 +125,7 @@ def _apply(platform: Platform, names: list[str]) -> None:
     url = f"mysql+pymysql://root:{db.password}@{db.host}:3306/"
     secrets = [secret(f"{n}-db", url + n.replace("-", "_")) for n in names]
     services = [
-        item_service(n, service_spec(platform.images.v1, f"{n}-db", replicas=0, quick=False))
-        for n in names
+        item_service(n, service_spec(platform.images.v1, f"{n}-db", replicas=0)) for n in names
     ]
     for items in (secrets, services):
         kube.run(

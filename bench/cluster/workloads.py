@@ -30,10 +30,9 @@ API_VERSION = "items.platform.dev/v1alpha1"
 IMAGE_PLACEHOLDER = "{{ .Values.image }}"
 
 
-def service_spec(image: str, secret_name: str, *, replicas: int, quick: bool) -> dict[str, Any]:
+def service_spec(image: str, secret_name: str, *, replicas: int) -> dict[str, Any]:
     """spec of every benchmarked workload: the CRD's defaults (probes, rollout strategy, the
-    120 s readiness window) except a small footprint; `quick` shortens the readiness window for
-    a pipeline check and is reported as such."""
+    readiness window learned from the service's history) except a small footprint."""
     spec: dict[str, Any] = {
         "image": image,
         "replicas": replicas,
@@ -41,8 +40,6 @@ def service_spec(image: str, secret_name: str, *, replicas: int, quick: bool) ->
         "env": [{"name": "ITEMS_WORKERS", "value": "1"}],
         "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}},
     }
-    if quick:
-        spec["rollout"] = {"readinessTimeoutSeconds": 20}
     return spec
 
 

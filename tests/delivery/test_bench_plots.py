@@ -109,7 +109,7 @@ def test_windows_shade_each_wait_and_place_the_phases_on_one_linear_axis(tmp_pat
 
 
 def test_windows_medians_come_from_the_runs_episodes() -> None:
-    from bench.cluster.__main__ import broken_medians
+    from bench.cluster.figures import broken_medians
 
     def broken(mechanism: str, name: str, **steps: float) -> dict[str, Any]:
         return {
