@@ -16,19 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import re
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import kopf
 from lightkube import ApiError, AsyncClient
 
-from items_operator import audit, cache, kube, leadership, metrics, wakeups
+from items_operator import audit, cache, kube, kube_proxy, leadership, metrics, wakeups
 from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.fleet import UpgradeWave
+from items_operator.kopf_settings import apply_settings
 from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
 from items_operator.observe import Observed
@@ -51,47 +50,13 @@ STANDBY_CHECK_SECONDS = 5.0
 CACHE_MODE: CacheMode | None = None
 
 
-def apply_settings(settings: kopf.OperatorSettings) -> None:
-    """Kopf settings; separate from the startup handler so tests can check them offline."""
-    # Kopf's bookkeeping goes to annotations under our prefix; status stays ours alone.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
-    settings.persistence.finalizer = f"{GROUP}/operator"
-    # A watch without a server timeout can hang silently behind a load balancer.
-    settings.watching.server_timeout = 270
-    settings.watching.client_timeout = 300
-    settings.watching.connect_timeout = 10
-    settings.networking.request_timeout = 30
-    settings.networking.connect_timeout = 10
-    # One ClusterKopfPeering even when serving a namespace list: one active replica in total.
-    settings.peering.clusterwide = True
-    # Only the events we post explicitly; log lines stay in the logs.
-    settings.posting.loggers = False
-
-
-_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-
-
-def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -> None:
-    """Serving named namespaces needs no namespace listing: say so to Kopf.
-
-    Kopf lists and watches Namespaces whenever it serves a namespace list, to resolve globs;
-    our ClusterRole does not grant that, and the 403 is retried for about a minute before Kopf
-    falls back, so an operator started with `--namespace items` would sit idle that long.
-    With plain names only, scanning is switched off (the CRD is then read once at start, not
-    watched); globs keep it on and need `list`/`watch` on namespaces granted separately.
-    """
-    if namespaces and all(_NAMESPACE_NAME.fullmatch(n) for n in namespaces):
-        settings.scanning.disabled = True
-
-
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     apply_settings(settings)
     if CACHE_MODE is not None:
         cache.apply_selectors(settings)  # before Kopf opens the watches
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
-    memo.clock = kube.ServerClock()
+    memo.clock = kube_proxy.ServerClock()
     memo.fence = leadership.start(memo.get("lease"))
     memo.setdefault("wave", UpgradeWave())
 
@@ -192,7 +157,7 @@ async def reconcile_loop(
                 await asyncio.sleep(wakeups.COALESCE_SECONDS)
     finally:
         memo.wave.forget(uid)
-        kube.forget(namespace, name)
+        kube_proxy.forget(namespace, name)
         wakeups.leave(uid, namespace, name)
 
 
@@ -220,7 +185,7 @@ async def _report_rejection(
 
 async def reconcile_once(
     client: AsyncClient,
-    clock: kube.ServerClock,
+    clock: kube_proxy.ServerClock,
     name: str,
     namespace: str,
     body: kopf.Body,

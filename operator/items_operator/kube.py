@@ -1,16 +1,11 @@
-"""The only module that talks to the API server: read observations, execute a Plan's actions."""
+"""The module that reads observations and executes a Plan's actions (reads.py holds the two
+sources of objects, kube_proxy.py the pods' own endpoints and the server's clock)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any
 
-import httpx2 as httpx
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import ControllerRevision
@@ -18,15 +13,13 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import CascadeType, PatchType
 
-from items_operator import metrics
-from items_operator.analysis import RequestSample, parse_metrics, pods_to_measure
+from items_operator import kube_proxy
 from items_operator.constants import (
     ANNOTATION_FAILURE,
     COMPONENT_MIGRATION,
     COMPONENT_SERVER,
     FIELD_MANAGER,
     GROUP,
-    HTTP_PORT,
     KIND,
     LABEL_INSTANCE,
     LABEL_MANAGED_BY,
@@ -34,7 +27,7 @@ from items_operator.constants import (
     VERSION,
 )
 from items_operator.model import ItemService
-from items_operator.observe import Observed, PodObservation, controlled_by
+from items_operator.observe import Observed, controlled_by
 from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
 from items_operator.reads import ApiReads, CachedReads, IndexView, Reads, get, is_not_found
 from items_operator.records import NAMED_KINDS, SUPPORTING_KINDS, NamedRecord, secret_facts
@@ -49,9 +42,6 @@ _DELETABLE: dict[str, Any] = {
     "ControllerRevision": ControllerRevision,
 }
 _CREATABLE: dict[str, Any] = {"Job": Job, "ControllerRevision": ControllerRevision}
-# /readyz bodies read through the API server per pass, at most: only unready running pods.
-READINESS_READS = 3
-READINESS_TIMEOUT = 3.0
 
 
 async def read_item_service(
@@ -108,8 +98,8 @@ async def observe(
             jobs.append(job.job)
             versions[("Job", job.name)] = job.version
     pods = [record.pod for record in await reads.pods(owner, COMPONENT_SERVER)]
-    pods = await _with_readiness(client, ns, pods)
-    pods = await _with_requests(
+    pods = await kube_proxy.with_readiness(client, ns, pods)
+    pods = await kube_proxy.with_requests(
         client, cr, deployment.release if deployment else None, pods, now or datetime.now(UTC)
     )
     # Migration pods matter while a Job runs, and once more when it finishes (the operator
@@ -130,121 +120,6 @@ async def observe(
         conflicts=tuple(conflicts),
         versions=versions,
     )
-
-
-def _http(client: AsyncClient) -> httpx.AsyncClient:
-    """lightkube's own httpx client (base URL and credentials set), for the two requests it has
-    no API for: pods/proxy and the server's Date. Internal attributes of lightkube 1.0.x
-    (pinned in pyproject.toml): GenericAsyncClient._client is an httpx2.AsyncClient."""
-    return client._client._client
-
-
-async def _with_readiness(
-    client: AsyncClient, namespace: str, pods: list[PodObservation]
-) -> list[PodObservation]:
-    """Attach /readyz's checks to unready running pods: the service names the failing
-    dependency there, which tells an outage from a broken release (verdict.py)."""
-    unready = [p for p in pods if p.counts and p.started and not p.ready][:READINESS_READS]
-    if not unready:
-        return pods
-    bodies = await asyncio.gather(*(_readiness(client, namespace, p.name) for p in unready))
-    checks = {p.name: b for p, b in zip(unready, bodies, strict=True) if b}
-    return [replace(p, readiness_checks=checks[p.name]) if p.name in checks else p for p in pods]
-
-
-async def _readiness(client: AsyncClient, namespace: str, pod: str) -> dict[str, str]:
-    path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{HTTP_PORT}/proxy/readyz"
-    metrics.READS.labels("proxy", "Pod").inc()
-    try:
-        response = await _http(client).get(path, timeout=READINESS_TIMEOUT)
-        checks = json.loads(response.text).get("checks") or {}
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return {}  # no answer is no evidence either way
-    return {str(k): str(v) for k, v in checks.items()} if isinstance(checks, dict) else {}
-
-
-# Per ItemService (namespace, name): each measured container's (pod uid, restarts) first sample
-# of the analysis and when it was taken, so new and old pods are compared over the same
-# interval. Lost on restart: the analysis then starts again from the first pass after it
-# (verdict.py counts its duration from the newest baseline), never from a shortened window.
-_BASELINES: dict[tuple[str, str], dict[str, tuple[RequestSample, datetime]]] = {}
-
-
-async def _with_requests(
-    client: AsyncClient,
-    cr: ItemService,
-    release: str | None,
-    pods: list[PodObservation],
-    now: datetime,
-) -> list[PodObservation]:
-    """Attach the item API's requests since the analysis began (analysis.py) to the pods a
-    running canary analysis compares; nothing is read otherwise."""
-    key = (cr.owner.namespace, cr.owner.name)
-    chosen = pods_to_measure(cr.spec.rollout.analysis, cr.status, release, pods)
-    if not chosen:
-        _BASELINES.pop(key, None)
-        return pods
-    samples = await asyncio.gather(*(_metrics(client, key[0], p.name) for p in chosen))
-    previous = _BASELINES.get(key, {})
-    baselines: dict[str, tuple[RequestSample, datetime]] = {}
-    measured: dict[str, PodObservation] = {}
-    for pod, sample in zip(chosen, samples, strict=True):
-        container = f"{pod.uid}/{pod.restart_count}"  # a restarted container counts from zero
-        if sample is None:  # no answer this pass: keep the baseline, no figure
-            if container in previous:
-                baselines[container] = previous[container]
-            continue
-        base, since = baselines[container] = previous.get(container, (sample, now))
-        measured[pod.name] = replace(pod, requests=sample.since(base), requests_since=since)
-    _BASELINES[key] = baselines
-    return [measured.get(p.name, p) for p in pods]
-
-
-def forget(namespace: str, name: str) -> None:
-    """The ItemService is gone from this operator: drop what was kept for it."""
-    _BASELINES.pop((namespace, name), None)
-
-
-async def _metrics(client: AsyncClient, namespace: str, pod: str) -> RequestSample | None:
-    path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{HTTP_PORT}/proxy/metrics"
-    metrics.READS.labels("proxy", "Pod").inc()
-    try:
-        response = await _http(client).get(path, timeout=READINESS_TIMEOUT)
-        response.raise_for_status()
-        return parse_metrics(response.text)
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
-class ServerClock:
-    """The API server's clock, from the Date header of a cheap request, refreshed each minute.
-
-    Readiness windows compare object timestamps (written by the API server and the kubelet)
-    with "now": the operator's own clock may be skewed, so now = local time + measured offset.
-    Date has a resolution of one second, enough for windows of tens of seconds.
-    """
-
-    REFRESH_SECONDS = 60.0
-
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
-        self.measured_at: float | None = None
-
-    async def now(self, client: AsyncClient) -> datetime:
-        if self.measured_at is None or time.monotonic() - self.measured_at > self.REFRESH_SECONDS:
-            await self._measure(client)
-        return datetime.now(UTC) + self.offset
-
-    async def _measure(self, client: AsyncClient) -> None:
-        before = datetime.now(UTC)
-        try:
-            response = await _http(client).get("/version", timeout=READINESS_TIMEOUT)
-            server = parsedate_to_datetime(response.headers["date"])
-        except (httpx.HTTPError, KeyError, TypeError, ValueError):
-            return  # keep the last offset; try again next pass
-        after = datetime.now(UTC)
-        self.offset = server - (before + (after - before) / 2)
-        self.measured_at = time.monotonic()
 
 
 async def execute(client: AsyncClient, namespace: str, action: Action) -> str | None:

@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 import items_logging
 from items_operator.election import Timings
 from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
+from items_operator.kopf_settings import apply_scanning
 from items_operator.leadership import LeaseConfig, holder_identity
 from items_operator.pacing import (
     DEFAULT_CONCURRENCY,
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         wakeups.watch_owned_objects()
     settings = kopf.OperatorSettings()
     memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
-    handlers.apply_scanning(settings, args.namespace)
+    apply_scanning(settings, args.namespace)
     if args.cache_reads == "on":
         handlers.read_from_caches(
             resync=args.resync_seconds,

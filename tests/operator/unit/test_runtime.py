@@ -8,7 +8,7 @@ import logging
 import kopf
 import pytest
 from items_operator.election import Timings
-from items_operator.handlers import apply_scanning, apply_settings
+from items_operator.kopf_settings import apply_scanning, apply_settings
 from items_operator.main import (
     configure_logging,
     lease_config,
