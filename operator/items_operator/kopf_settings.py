@@ -14,13 +14,13 @@ from items_operator.constants import GROUP
 # Kopf's own inactivity_timeout: the watch timeouts the operator always ran with.
 DEFAULT_WATCH_TIMEOUT = 70.0
 MIN_WATCH_TIMEOUT = 10.0
-# The API server sends a quiet watch a bookmark every minute, and one 2 s before the request's
-# timeoutSeconds ends it: a healthy stream is never silent longer than the shorter of the two.
+# The API server sends a quiet watch a bookmark about once a minute (Kopf's reasoning for its
+# 70 s default): a timer that long never fires on a healthy stream.
 BOOKMARK_PERIOD = 60.0
 BOOKMARK_JITTER = 10.0
 SERVER_TIMEOUT = 270
-# The server ends a watch request (with its pre-timeout bookmark) this long before the
-# inactivity timer of a shorter --watch-timeout would fire on a healthy, quiet stream.
+# Under a shorter --watch-timeout the server ends each watch request this long before its
+# inactivity timer (one per request) could fire on a healthy, quiet stream.
 SERVER_TIMEOUT_LEAD = 5.0
 # The whole request's backstop, after the server's own end of it.
 CLIENT_TIMEOUT_LEAD = 30.0
@@ -43,11 +43,11 @@ class WatchTimeouts:
 
 
 def watch_timeouts(seconds: float = DEFAULT_WATCH_TIMEOUT) -> WatchTimeouts:
-    """The settings for a watch timeout; refuses one a healthy quiet stream would trip."""
+    """The settings for a watch timeout (seconds); refuses one under MIN_WATCH_TIMEOUT."""
     if not math.isfinite(seconds) or seconds < MIN_WATCH_TIMEOUT:
         raise ValueError(f"--watch-timeout must be at least {MIN_WATCH_TIMEOUT:g} s: {seconds}")
     # Minute bookmarks keep a quiet stream alive under a long timeout; a shorter one needs the
-    # server to end each request first (it sends a bookmark 2 s before).
+    # server to end each request first.
     long_enough = seconds >= BOOKMARK_PERIOD + BOOKMARK_JITTER
     server = SERVER_TIMEOUT if long_enough else math.floor(seconds - SERVER_TIMEOUT_LEAD)
     return WatchTimeouts(inactivity=seconds, server=server, client=server + CLIENT_TIMEOUT_LEAD)
