@@ -27,7 +27,7 @@ from items_operator import audit, cache, kube, kube_proxy, leadership, metrics, 
 from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.fleet import UpgradeWave
-from items_operator.kopf_settings import apply_settings
+from items_operator.kopf_settings import WatchTimeouts, apply_settings, watch_timeouts
 from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
 from items_operator.observe import Observed
@@ -48,11 +48,12 @@ CONFLICT_RETRY_SECONDS = 0.2
 # A standby's daemon is woken when it leads; this bounds how late it notices its own stop.
 STANDBY_CHECK_SECONDS = 5.0
 CACHE_MODE: CacheMode | None = None
+WATCH: WatchTimeouts = watch_timeouts()
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    apply_settings(settings)
+    apply_settings(settings, WATCH)
     if CACHE_MODE is not None:
         cache.apply_selectors(settings)  # before Kopf opens the watches
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
@@ -66,6 +67,13 @@ async def close_client(memo: kopf.Memo, **_: Any) -> None:
     client: AsyncClient = memo.client
     await leadership.stop(memo.fence)  # the daemons have stopped: a standby may go now
     await client.close()
+
+
+def set_watch_timeout(seconds: float) -> None:
+    """--watch-timeout: how long a watch may deliver no event before it is resumed; with
+    --cache-reads on, what bounds a silent watch's stale view (kopf_settings.WatchTimeouts)."""
+    global WATCH
+    WATCH = watch_timeouts(seconds)
 
 
 def read_from_caches(*, resync: float, concurrency: int, startup_rate: float) -> None:

@@ -2,23 +2,69 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import kopf
 
 from items_operator.constants import GROUP
 
+# Kopf's own inactivity_timeout: the watch timeouts the operator always ran with.
+DEFAULT_WATCH_TIMEOUT = 70.0
+MIN_WATCH_TIMEOUT = 10.0
+# The API server sends a quiet watch a bookmark about once a minute (Kopf's reasoning for its
+# 70 s default): a timer that long never fires on a healthy stream.
+BOOKMARK_PERIOD = 60.0
+BOOKMARK_JITTER = 10.0
+SERVER_TIMEOUT = 270
+# Under a shorter --watch-timeout the server ends each watch request this long before its
+# inactivity timer (one per request) could fire on a healthy, quiet stream.
+SERVER_TIMEOUT_LEAD = 5.0
+# The whole request's backstop, after the server's own end of it.
+CLIENT_TIMEOUT_LEAD = 30.0
 
-def apply_settings(settings: kopf.OperatorSettings) -> None:
+
+@dataclass(frozen=True)
+class WatchTimeouts:
+    """Kopf's watch settings from one figure, --watch-timeout.
+
+    `inactivity` is Kopf's `watching.inactivity_timeout`: an asyncio timeout around each watch
+    request, pushed back on every event (bookmarks included). It is what ends a silent stream
+    (TCP open, no bytes): Kopf then resumes the watch from the last resourceVersion it saw, so
+    nothing is lost. `server` (timeoutSeconds) ends healthy requests; `client` (aiohttp's
+    total) bounds a whole request, events or not.
+    """
+
+    inactivity: float
+    server: int  # Kopf sends it as str(): the API server parses an integer only
+    client: float
+
+
+def watch_timeouts(seconds: float = DEFAULT_WATCH_TIMEOUT) -> WatchTimeouts:
+    """The settings for a watch timeout (seconds); refuses one under MIN_WATCH_TIMEOUT."""
+    if not math.isfinite(seconds) or seconds < MIN_WATCH_TIMEOUT:
+        raise ValueError(f"--watch-timeout must be at least {MIN_WATCH_TIMEOUT:g} s: {seconds}")
+    # Minute bookmarks keep a quiet stream alive under a long timeout; a shorter one needs the
+    # server to end each request first.
+    long_enough = seconds >= BOOKMARK_PERIOD + BOOKMARK_JITTER
+    server = SERVER_TIMEOUT if long_enough else math.floor(seconds - SERVER_TIMEOUT_LEAD)
+    return WatchTimeouts(inactivity=seconds, server=server, client=server + CLIENT_TIMEOUT_LEAD)
+
+
+def apply_settings(settings: kopf.OperatorSettings, watch: WatchTimeouts | None = None) -> None:
     """Kopf settings; separate from the startup handler so tests can check them offline."""
+    watch = watch or watch_timeouts()
     # Kopf's bookkeeping goes to annotations under our prefix; status stays ours alone.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.persistence.finalizer = f"{GROUP}/operator"
-    # A watch without a server timeout can hang silently behind a load balancer.
-    settings.watching.server_timeout = 270
-    settings.watching.client_timeout = 300
+    # A silent watch (a proxy or load balancer that stopped forwarding) is a stale view:
+    # it ends `inactivity` seconds after its last event and resumes (WatchTimeouts).
+    settings.watching.inactivity_timeout = watch.inactivity
+    settings.watching.server_timeout = watch.server
+    settings.watching.client_timeout = watch.client
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10

@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 import items_logging
 from items_operator.election import Timings
 from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
-from items_operator.kopf_settings import apply_scanning
+from items_operator.kopf_settings import DEFAULT_WATCH_TIMEOUT, apply_scanning, watch_timeouts
 from items_operator.leadership import LeaseConfig, holder_identity
 from items_operator.pacing import (
     DEFAULT_CONCURRENCY,
@@ -106,6 +106,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "resync. Needs the owned-object watches and list/watch on Secrets (docs/operator.md).",
     )
     parser.add_argument(
+        "--watch-timeout",
+        type=float,
+        default=float(os.environ.get("ITEMS_OPERATOR_WATCH_TIMEOUT", DEFAULT_WATCH_TIMEOUT)),
+        help="Seconds a watch may deliver no event (bookmarks included) before it is closed and "
+        "resumed: bounds how long a silent watch (a proxy that stopped forwarding) leaves the "
+        "view stale. At least 10; below 70 each watch request also ends sooner server-side.",
+    )
+    parser.add_argument(
         "--resync-seconds",
         type=float,
         default=float(os.environ.get("ITEMS_OPERATOR_RESYNC_SECONDS", DEFAULT_RESYNC_SECONDS)),
@@ -135,6 +143,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.cache_reads == "on" and not watches_owned_objects(args):
         parser.error("--cache-reads on needs the owned-object watches (--watch-owned on)")
+    try:
+        watch_timeouts(args.watch_timeout)
+    except ValueError as error:
+        parser.error(str(error))
     try:
         args.timings = Timings(args.lease_duration, args.renew_deadline, args.retry_period)
     except ValueError as error:
@@ -195,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = kopf.OperatorSettings()
     memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
     apply_scanning(settings, args.namespace)
+    handlers.set_watch_timeout(args.watch_timeout)
     if args.cache_reads == "on":
         handlers.read_from_caches(
             resync=args.resync_seconds,

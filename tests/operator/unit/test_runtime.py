@@ -8,7 +8,7 @@ import logging
 import kopf
 import pytest
 from items_operator.election import Timings
-from items_operator.kopf_settings import apply_scanning, apply_settings
+from items_operator.kopf_settings import apply_scanning, apply_settings, watch_timeouts
 from items_operator.main import (
     configure_logging,
     lease_config,
@@ -76,6 +76,35 @@ def test_kopf_settings_keep_status_clean_and_watches_alive() -> None:
     assert settings.watching.client_timeout is not None
     assert settings.watching.client_timeout > settings.watching.server_timeout
     assert settings.peering.clusterwide
+    # Unchanged defaults: Kopf's 70 s inactivity timeout, the server ends requests at 270 s.
+    assert settings.watching.inactivity_timeout == 70
+    assert (settings.watching.server_timeout, settings.watching.client_timeout) == (270, 300)
+
+
+@pytest.mark.parametrize("seconds", [10.0, 20.0, 30.5, 69.0, 70.0, 300.0])
+def test_a_healthy_quiet_watch_never_trips_the_watch_timeout(seconds: float) -> None:
+    """Kopf's timer restarts with each request: a healthy watch is silent no longer than until
+    its next bookmark (about a minute) or the server's end of the request (timeoutSeconds)."""
+    watch = watch_timeouts(seconds)
+    assert isinstance(watch.server, int)  # timeoutSeconds is an integer on the wire
+    assert watch.inactivity >= 60 + 10 or watch.server < watch.inactivity
+    assert watch.server < watch.client
+    settings = kopf.OperatorSettings()
+    apply_settings(settings, watch)
+    assert settings.watching.inactivity_timeout == seconds
+
+
+@pytest.mark.parametrize("value", ["9", "0", "-5", "nan", "inf"])
+def test_the_watch_timeout_is_validated(value: str) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--watch-timeout", value])
+
+
+def test_the_watch_timeout_flag_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_args([]).watch_timeout == 70
+    assert parse_args(["--watch-timeout", "20"]).watch_timeout == 20
+    monkeypatch.setenv("ITEMS_OPERATOR_WATCH_TIMEOUT", "25")
+    assert parse_args([]).watch_timeout == 25
 
 
 @pytest.mark.parametrize(
