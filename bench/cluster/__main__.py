@@ -119,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
         " (not a result: the defaults are what the comparison is about)",
     )
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument(
+        "--operator-arg",
+        action="append",
+        default=[],
+        help="passed to the operator (chart extraArgs), e.g. --operator-arg=--cache-reads=on",
+    )
     parser.add_argument("--skip-episodes", action="store_true")
     parser.add_argument("--keep", action="store_true", help="leave the namespaces for a look")
     parser.add_argument("--plots", type=Path, default=PLOTS)
@@ -172,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(header, file=sys.stderr)
     with _phase(results, "platform up"):
-        platform = up()
+        platform = up(tuple(args.operator_arg))
     results["limits"] = {
         "helm_timeout": QUICK_DEADLINE if args.quick else 300,
         "progress_deadline": 600,

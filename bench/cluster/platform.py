@@ -4,6 +4,7 @@ operator (installed with its Helm chart), and the teardown. Built on the test he
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import time
@@ -48,7 +49,7 @@ class Platform:
         )
 
 
-def up() -> Platform:
+def up(operator_args: tuple[str, ...] = ()) -> Platform:
     """Namespaces at the restricted level, MariaDB, test images, the operator serving OURS and
     SCALE. Leftovers of an interrupted run are removed first."""
     down()
@@ -78,6 +79,7 @@ def up() -> Platform:
         "replicaCount=1",
         "--set",
         f"watchNamespaces={{{','.join(OPERATED)}}}",
+        *([f"--set-json=extraArgs={json.dumps(list(operator_args))}"] if operator_args else []),
         "--wait",
         "--timeout",
         "180s",
