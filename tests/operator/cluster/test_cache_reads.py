@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,17 +25,12 @@ from tests.cluster.kube_support import (
     wait_until,
 )
 from tests.operator.cluster.e2e import Database, item_service, secret
+from tests.operator.cluster.in_process import counter_total, wait_settled
 
 pytestmark = pytest.mark.cluster
 
 NS = "items-cache-test"
 IMAGE = os.environ.get("ITEMS_E2E_SERVICE_IMAGE", "items-service:dev")
-
-
-def _total(counter: Any) -> float:
-    return float(
-        sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
-    )
 
 
 @pytest.fixture(scope="module")
@@ -89,20 +83,7 @@ def _by_label(counter: Any, *labels: str) -> dict[str, float]:
 
 
 def _more(metrics: Any, passes: float) -> bool:
-    return _total(metrics.RECONCILES) > passes
-
-
-def _settled(metrics: Any) -> None:
-    """No pass for a while: the status write's own event has woken its last pass."""
-    last = [_total(metrics.RECONCILES), time.monotonic()]
-
-    def quiet() -> bool:
-        now = _total(metrics.RECONCILES)
-        if now != last[0]:
-            last[:] = [now, time.monotonic()]
-        return time.monotonic() - last[1] > 3
-
-    wait_until("the passes to settle", quiet, 60)
+    return counter_total(metrics.RECONCILES) > passes
 
 
 def test_a_steady_item_service_costs_no_request_and_watches_wake_it(
@@ -118,20 +99,20 @@ def test_a_steady_item_service_costs_no_request_and_watches_wake_it(
         240,
         lambda: str(_status(kube)) + kube.run("get", "jobs,pods,events", check=False).stdout,
     )
-    _settled(metrics)
+    wait_settled(metrics)
     # Lag-safe: on its way to steady, every object was written once, though the caches (and
     # the live body) learn of each write only from its watch event.
     written = _by_label(metrics.WRITES, "action", "kind")
     assert all(n == 1 for what, n in written.items() if what != "patch-status ItemService"), written
 
     # Passes woken by events of the ItemService (an annotation each): no request, no write.
-    reads, writes = _total(metrics.READS), _total(metrics.WRITES)
+    reads, writes = counter_total(metrics.READS), counter_total(metrics.WRITES)
     for n in range(3):
-        passes = _total(metrics.RECONCILES)
+        passes = counter_total(metrics.RECONCILES)
         kube.run("annotate", "--overwrite", "itemservice", "shop", f"test.invalid/poke={n}")
         wait_until("a pass woken by the event", functools.partial(_more, metrics, passes), 20)
-    assert _total(metrics.READS) == reads
-    assert _total(metrics.WRITES) == writes
+    assert counter_total(metrics.READS) == reads
+    assert counter_total(metrics.WRITES) == writes
     cached = {s.labels["kind"]: s.value for m in metrics.CACHE_OBJECTS.collect() for s in m.samples}
     assert cached["Deployment"] >= 1
     assert cached["ControllerRevision"] >= 1

@@ -31,6 +31,7 @@ from tests.cluster.kube_support import (
     wait_until,
 )
 from tests.operator.cluster.e2e import item_service, secret
+from tests.operator.cluster.in_process import counter_total, wait_settled
 from tests.operator.cluster.silent_proxy import SilentProxy, through_proxy, upstream_of
 
 pytestmark = pytest.mark.cluster
@@ -67,12 +68,6 @@ class Inactive(logging.Handler):
         message = record.getMessage()
         if "is inactive" in message:
             self.seen.append((time.monotonic(), message))
-
-
-def _total(counter: Any) -> float:
-    return float(
-        sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total"))
-    )
 
 
 @pytest.fixture(scope="module")
@@ -147,19 +142,6 @@ def _service_exists(kube: Kubectl) -> bool:
     return kube.run("get", "service", "shop", check=False).returncode == 0
 
 
-def _settled(metrics: Any) -> None:
-    """No pass for a while: the status write's own event has woken its last pass."""
-    last = [_total(metrics.RECONCILES), time.monotonic()]
-
-    def quiet() -> bool:
-        now = _total(metrics.RECONCILES)
-        if now != last[0]:
-            last[:] = [now, time.monotonic()]
-        return time.monotonic() - last[1] > 3
-
-    wait_until("the passes to settle", quiet, 60)
-
-
 def test_a_silent_watch_is_resumed_within_the_watch_timeout(
     kube: Kubectl, proxy: SilentProxy, inactive: Inactive, operator: None
 ) -> None:
@@ -173,14 +155,16 @@ def test_a_silent_watch_is_resumed_within_the_watch_timeout(
         120,
         lambda: str(_status(kube)) + kube.run("get", "jobs,pods,events", check=False).stdout,
     )
-    _settled(metrics)
+    wait_settled(metrics)
 
     # The Service watch's last event is no older than this: its timer fires no sooner than
     # WATCH_TIMEOUT after it, and a reconnect is the only way the operator learns more.
     touched = time.monotonic()
-    passes = _total(metrics.RECONCILES)
+    passes = counter_total(metrics.RECONCILES)
     kube.run("annotate", "--overwrite", "service", "shop", f"test.invalid/touched={touched}")
-    wait_until("a pass woken by the Service event", lambda: _total(metrics.RECONCILES) > passes, 10)
+    wait_until(
+        "a pass woken by the Service event", lambda: counter_total(metrics.RECONCILES) > passes, 10
+    )
 
     frozen = proxy.silence()
     silenced = time.monotonic()
