@@ -81,6 +81,14 @@ def _install_crds() -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def crds() -> None:
+    """The CRDs on the API server, for tests that run the operator in this process (a fresh
+    cluster has none until a fixture installs them)."""
+    _require_cluster()
+    _install_crds()
+
+
 @pytest.fixture(scope="module")
 def kube() -> Iterator[Kubectl]:
     """The ItemService CRD installed (server-side apply, idempotent) and a fresh namespace that

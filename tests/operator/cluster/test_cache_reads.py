@@ -34,7 +34,7 @@ IMAGE = os.environ.get("ITEMS_E2E_SERVICE_IMAGE", "items-service:dev")
 
 
 @pytest.fixture(scope="module")
-def kube() -> Iterator[Kubectl]:
+def kube(crds: None) -> Iterator[Kubectl]:
     if not os.environ.get("KUBECONFIG"):
         pytest.skip("KUBECONFIG unset: start a cluster with hack/local-cluster up")
     kube = Kubectl(NS)

@@ -78,7 +78,7 @@ def real_kubeconfig() -> str:
 
 
 @pytest.fixture(scope="module")
-def kube(real_kubeconfig: str) -> Iterator[Kubectl]:
+def kube(crds: None, real_kubeconfig: str) -> Iterator[Kubectl]:
     kube = DirectKubectl(NS, real_kubeconfig)
     kube.run("apply", "-f", "-", stdin=json.dumps(restricted_namespace(NS)))
     yield kube
