@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from items_operator.model import AnalysisSpec
+from items_operator.status import latest_entry
 
 if TYPE_CHECKING:  # observe.py imports RequestSample from here
     from items_operator.observe import PodObservation
@@ -216,6 +217,18 @@ def _seconds(value: float | None) -> str:
 MAX_PODS_PER_GROUP = 3
 
 
+def analysis_running(
+    spec: AnalysisSpec | None,
+    release: str | None,
+    last_good: str | None,
+    history: list[dict[str, Any]],
+) -> bool:
+    """An analysis is configured, the release is not proven, and none ended for it yet."""
+    if spec is None or release is None or release == last_good:
+        return False
+    return not latest_entry(history, release).get("analysis")
+
+
 def pods_to_measure(
     spec: AnalysisSpec | None,
     status: dict[str, Any],
@@ -224,11 +237,8 @@ def pods_to_measure(
 ) -> list[PodObservation]:
     """Whose /metrics this pass reads: ready pods of the release the Deployment serves and of
     the others, while its analysis runs (spec set, release not proven, no outcome recorded)."""
-    if spec is None or release is None or release == status.get("lastGoodRelease"):
-        return []
     history = status.get("history") or []
-    entry: dict[str, Any] = next((e for e in reversed(history) if e.get("release") == release), {})
-    if entry.get("analysis"):
+    if not analysis_running(spec, release, status.get("lastGoodRelease"), history):
         return []
     ready = [p for p in pods if p.counts and p.ready]
     new = [p for p in ready if p.release == release][:MAX_PODS_PER_GROUP]

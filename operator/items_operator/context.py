@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from items_operator.analysis import analysis_running
 from items_operator.constants import ANNOTATION_DATABASE_TARGET
 from items_operator.failures import Failure
 from items_operator.model import AnalysisSpec, ItemService
@@ -210,12 +211,9 @@ class Pass:
         """The spec's canary analysis, while it has not ended for the spec's (unproven) release;
         never for a rollback or a requested revision."""
         spec = self.cr.spec.rollout.analysis
-        if spec is None or release_hash != self.target.hash or release_hash == self.last_good:
+        if release_hash != self.target.hash:
             return None
-        entry: dict[str, Any] = next(
-            (e for e in reversed(self.history) if e.get("release") == release_hash), {}
-        )
-        return None if entry.get("analysis") else spec
+        return spec if analysis_running(spec, release_hash, self.last_good, self.history) else None
 
     def schema_made_for(self, release_hash: str) -> bool:
         """The release's schema is in place: its migration Job succeeded, or a proven release

@@ -49,7 +49,7 @@ from items_operator.release import Release
 from items_operator.specs.common import migration_job_name
 from items_operator.specs.job import build_migration_job
 from items_operator.specs.revision import build_controller_revision
-from items_operator.status import Outcome, conditions_for, timestamp
+from items_operator.status import Outcome, conditions_for, latest_entry, timestamp
 from items_operator.verdict import HOLD_KINDS, Verdict, VerdictKind
 
 NOT_RETRIED = "It is not retried until the spec names a different release"
@@ -349,9 +349,7 @@ def _blocked_in_place(p: Pass) -> Situation:
 
 def _failure_message(p: Pass, fallback: str) -> str:
     """Why the spec's release is blocked, from its history entry, and what lifts the block."""
-    entry: dict[str, object] = next(
-        (e for e in reversed(p.history) if e.get("release") == p.target.hash), {}
-    )
+    entry = latest_entry(p.history, p.target.hash)
     return f"{entry.get('message') or fallback}. {NOT_RETRIED}"
 
 
@@ -368,11 +366,9 @@ def _operator_upgrade(p: Pass) -> bool:
     newest = p.history[-1] if p.history else {}
     if newest.get("release") == target.hash:
         return False  # already started: it finishes whatever the wave does
-    entry: dict[str, object] = next(
-        (e for e in reversed(p.history) if e.get("release") == serving.hash), {}
-    )
+    entry = latest_entry(p.history, serving.hash)
     if "inputs" in entry:
-        return entry["inputs"] == p.inputs
+        return bool(entry["inputs"] == p.inputs)
     chosen_at = entry.get("generation", p.cr.status.get("observedGeneration"))
     return bool(chosen_at == p.cr.generation)
 

@@ -137,6 +137,11 @@ def record_revision(
     return entries[-limit:]
 
 
+def latest_entry(history: list[dict[str, Any]], release: str | None) -> dict[str, Any]:
+    """The newest history entry of `release` ({} if none)."""
+    return next((e for e in reversed(history) if e.get("release") == release), {})
+
+
 def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """RFC 7386 merge patch turning `old` into `new` (removed keys become null)."""
     patch: dict[str, Any] = {}
