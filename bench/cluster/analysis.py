@@ -6,7 +6,8 @@ None when the step never happened; episodes turn them into durations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import collections
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,9 +95,10 @@ def pod_counts(
     return series
 
 
-def settled_on(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
-    """First time, after `after`, that every replica runs `image`, ready and available, and no
-    server pod of any other image is left (deleted, not just terminating)."""
+def _settle_states(obs: list[Observation], w: Workload, image: str) -> Iterator[tuple[float, bool]]:
+    """After each Deployment or server-pod event of `w`: its time, and whether every replica then
+    runs `image`, ready and available, with no server pod of another image left (deleted, not
+    just terminating)."""
     dep_of, pod_of = _of(w, "Deployment"), _of(w, "Pod")
     deployment: dict[str, Any] | None = None
     others: set[str] = set()
@@ -110,16 +112,23 @@ def settled_on(obs: list[Observation], w: Workload, image: str, after: float) ->
                 others.add(o.name)
         else:
             continue
-        if o.at < after or deployment is None or others:
-            continue
         d = deployment
-        if (
-            d["image"] == image
-            and d["current"]
-            and d["updated"] == d["ready"] == d["available"] == d["total"] == d["replicas"]
-        ):
-            return o.at
-    return None
+        yield (
+            o.at,
+            bool(
+                d is not None
+                and not others
+                and d["image"] == image
+                and d["current"]
+                and d["updated"] == d["ready"] == d["available"] == d["total"] == d["replicas"]
+            ),
+        )
+
+
+def settled_on(obs: list[Observation], w: Workload, image: str, after: float) -> float | None:
+    """First time, after `after`, that `w` is settled on `image` (_settle_states)."""
+    states = _settle_states(obs, w, image)
+    return next((at for at, settled in states if settled and at >= after), None)
 
 
 def first_pod_where(
@@ -215,24 +224,6 @@ def readiness_blips(
 
 
 def settled_now(obs: list[Observation], w: Workload, image: str) -> bool:
-    """As settled_on, for the last state recorded: every replica on `image`, ready, and no
-    server pod of another image left."""
-    dep_of, pod_of = _of(w, "Deployment"), _of(w, "Pod")
-    deployment: dict[str, Any] | None = None
-    others: set[str] = set()
-    for o in obs:
-        if dep_of(o):
-            deployment = o.fields
-        elif pod_of(o) and o.fields["component"] == "server":
-            if o.event == "DELETED" or o.fields["image"] == image:
-                others.discard(o.name)
-            else:
-                others.add(o.name)
-    d = deployment
-    return bool(
-        d is not None
-        and not others
-        and d["image"] == image
-        and d["current"]
-        and d["updated"] == d["ready"] == d["available"] == d["total"] == d["replicas"]
-    )
+    """As settled_on, for the last state recorded."""
+    last = collections.deque(_settle_states(obs, w, image), maxlen=1)
+    return bool(last) and last[0][1]
