@@ -301,10 +301,10 @@ def _with_precondition(action: Action, observed: Observed) -> Action:
     leader cannot undo a rollback made since (409); its status churns during a rollout, which
     costs a re-decided pass now and then. Other objects are created once by name or are not
     worth the churn."""
-    version = observed.deployment.resource_version if observed.deployment else None
-    if isinstance(action, Apply) and action.kind == "Deployment" and version is not None:
-        return action.on_version(version)
-    return action
+    if not (isinstance(action, Apply) and action.kind == "Deployment"):
+        return action
+    version = observed.versions.get(("Deployment", action.name))
+    return action.on_version(version) if version is not None else action
 
 
 def _refusal_entry(kind: str, name: str, rejection: Rejection) -> dict[str, str]:

@@ -149,8 +149,6 @@ class DeploymentObservation:
     paused: bool = False
     rolled_back_release: str | None = None
     template: dict[str, Any] = field(default_factory=dict, compare=False)
-    # As read: a change of the Deployment carries it as its precondition (handlers.py).
-    resource_version: str | None = field(default=None, compare=False)
 
     @property
     def caught_up(self) -> bool:
@@ -202,7 +200,6 @@ def observe_deployment(deployment: dict[str, Any]) -> DeploymentObservation:
         paused=bool(spec.get("paused")),
         rolled_back_release=annotations.get(ANNOTATION_ROLLED_BACK_RELEASE),
         template=template,
-        resource_version=meta.get("resourceVersion"),
     )
 
 

@@ -76,7 +76,11 @@ class Api:
                 "spec": {"template": {"spec": {"containers": [{"name": "items", "image": V1}]}}},
             }
         )
-        observed = Observed(secret=SecretState.PRESENT, deployment=deployment)
+        observed = Observed(
+            secret=SecretState.PRESENT,
+            deployment=deployment,
+            versions={("Deployment", "shop"): "7"},  # as kube.observe records what it read
+        )
 
         async def read(*_: Any) -> dict[str, Any]:
             return ITEM_SERVICE
