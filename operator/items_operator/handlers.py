@@ -3,8 +3,9 @@
 Why a daemon and not change handlers: the decision depends on Jobs, Pods and the Deployment as
 much as on the spec, and a broken rollout must be noticed within seconds. The daemon re-runs the
 pure decide() on an adaptive interval (Plan.requeue_after: 2 s while rolling out, 60 s idle;
-with --cache-reads on, a jittered resync of minutes when idle, pacing.py) and is woken at once
-by watch events (wakeups.py). Reads come from the API or, with --cache-reads on, from
+with --cache-reads on, a jittered resync of minutes when idle and, in motion, the deadline the
+decision names when every input is watched: pacing.py) and is woken at once by watch events
+(wakeups.py). Reads come from the API or, with --cache-reads on, from
 watch-fed indexes (cache.py); either way a write is never repeated on a view that has not
 caught up with it (lag.py).
 All reads and writes for owned objects happen in the CR's namespace, so the workload permissions
@@ -138,9 +139,8 @@ async def reconcile_loop(
                         fence=fence,
                         cache=objects,
                         memory=memory,
+                        pace=mode,
                     )
-                if mode is not None:
-                    delay = next_sleep(delay, mode.resync, mode.rng)
                 metrics.RECONCILES.labels("ok").inc()
                 error_backoff = 1.0
             except leadership.NotLeaderError:
@@ -203,6 +203,7 @@ async def reconcile_once(
     fence: leadership.Fence,
     cache: IndexView | None = None,
     memory: WriteMemory | None = None,
+    pace: CacheMode | None = None,
 ) -> float:
     """One level-based pass; returns seconds until the next one. With `cache`, the ItemService
     is Kopf's live body and the rest comes from the indexes (no request in steady state).
@@ -293,7 +294,9 @@ async def reconcile_once(
                 message = f"{entry['object']}: {entry['message']}"
                 kopf.warn(body, reason=entry["reason"], message=message)
     # A refused write is retried soon, not at the idle pace; the refusal itself is in status.
-    return min(plan.requeue_after, REFUSED_RETRY_SECONDS) if refused else plan.requeue_after
+    if refused:
+        return min(plan.requeue_after, REFUSED_RETRY_SECONDS)
+    return plan.requeue_after if pace is None else next_sleep(plan, pace.resync, pace.rng)
 
 
 def _with_precondition(action: Action, observed: Observed) -> Action:
