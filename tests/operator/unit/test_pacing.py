@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from items_operator import wakeups
-from items_operator.main import parse_args
+from items_operator.main import parse_args, reads_from_caches
 from items_operator.pacing import (
     MOTION_RESYNC_SECONDS,
     PassLimiter,
@@ -120,10 +120,13 @@ def test_first_passes_are_spread_at_the_startup_rate() -> None:
     assert sorted(delays) == delays
 
 
-def test_cache_reads_are_off_by_default_and_need_the_owned_watches() -> None:
-    assert parse_args([]).cache_reads == "off"
+def test_cache_reads_are_on_wherever_the_owned_objects_are_watched() -> None:
+    assert reads_from_caches(parse_args(["--namespace", "a"]))
+    assert reads_from_caches(parse_args(["--watch-owned", "on"]))  # the chart, cluster-wide
+    assert not reads_from_caches(parse_args([]))  # cluster-wide, per-namespace RoleBindings
+    assert not reads_from_caches(parse_args(["--namespace", "a", "--cache-reads", "off"]))
     args = parse_args(["--namespace", "a", "--cache-reads", "on", "--resync-seconds", "120"])
-    assert (args.cache_reads, args.resync_seconds) == ("on", 120.0)
+    assert (reads_from_caches(args), args.resync_seconds) == (True, 120.0)
     with pytest.raises(SystemExit):
         parse_args(["--cache-reads", "on"])  # cluster-wide: the watches are off
 
