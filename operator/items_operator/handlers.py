@@ -24,19 +24,17 @@ from typing import Any
 import kopf
 from lightkube import ApiError, AsyncClient
 
-from items_operator import audit, cache, kube, kube_proxy, leadership, metrics, wakeups
+from items_operator import audit, cache, kube, kube_proxy, leadership, metrics, wakeups, writing
 from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.fleet import UpgradeWave
 from items_operator.kopf_settings import WatchTimeouts, apply_settings, watch_timeouts
 from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
-from items_operator.observe import Observed
 from items_operator.pacing import CacheMode, PassLimiter, StartupPacer, next_sleep
-from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
 from items_operator.policy import AVAILABLE_PHASES, IDLE_POLL
 from items_operator.reads import IndexView
-from items_operator.rejections import Rejection, classify
+from items_operator.rejections import classify
 from items_operator.status import merge_patch
 
 MAX_ERROR_BACKOFF = 60.0
@@ -151,7 +149,7 @@ async def reconcile_loop(
                 metrics.RECONCILES.labels("error").inc()
                 logger.warning(f"API error, retrying in {error_backoff:.0f}s: {error}")
                 if fence.may_write():
-                    await _report_rejection(client, name, namespace, body, error)
+                    await writing.report_rejection(client, name, namespace, body, error)
                 delay, error_backoff = error_backoff, min(error_backoff * 2, MAX_ERROR_BACKOFF)
             except Exception:
                 # Keep the loop alive through network errors; the next pass starts from scratch.
@@ -173,22 +171,6 @@ def _pass_slot(
     mode: CacheMode | None, *, urgent: bool
 ) -> contextlib.AbstractAsyncContextManager[None]:
     return mode.limiter.slot(urgent=urgent) if mode is not None else contextlib.nullcontext()
-
-
-async def _report_rejection(
-    client: AsyncClient, name: str, namespace: str, body: kopf.Body, error: ApiError
-) -> None:
-    """Make a refused read or status write visible on the ItemService (RBAC missing, ...)."""
-    rejection = classify(error, namespace=namespace)
-    if rejection.transient or error.status.code == 404:
-        return  # retried quietly
-    message = f"the API server refused a request ({rejection.refusal}): {rejection.message}"
-    status = body.get("status") or {}
-    if status.get("message") == message:
-        return
-    kopf.warn(body, reason=str(rejection.refusal), message=message)
-    with contextlib.suppress(ApiError):
-        await kube.patch_status(client, name, namespace, {"message": message})
 
 
 async def reconcile_once(
@@ -244,12 +226,14 @@ async def reconcile_once(
     fence.check()
     refused: list[dict[str, str]] = []
     for action in plan.actions:  # each on its own: a refused Service never blocks a rollback
-        verb, kind, target = _verb_and_target(action)
+        verb, kind, target = writing.verb_and_target(action)
         if memory.repeats((action.kind, action.name), action, versions):
             continue  # written already; the view has not caught up
         try:
             fence.check()
-            after = await kube.execute(client, namespace, _with_precondition(action, observed))
+            after = await kube.execute(
+                client, namespace, writing.with_precondition(action, observed)
+            )
         except (ApiError, kube.ForeignObjectError) as error:
             if isinstance(error, ApiError) and error.status.code == 409:
                 logger.info(f"{verb} {kind}/{target}: changed since read; deciding again")
@@ -257,7 +241,7 @@ async def reconcile_once(
             rejection = classify(error, namespace=namespace)
             metrics.WRITES_REFUSED.labels(verb, kind, str(rejection.refusal)).inc()
             logger.warning(f"{verb} {kind}/{target} refused: {rejection.message}")
-            refused.append(_refusal_entry(kind, target, rejection))
+            refused.append(writing.refusal_entry(kind, target, rejection))
             continue
         metrics.WRITES.labels(verb, kind).inc()
         logger.info(f"{verb} {kind}/{target}")
@@ -297,36 +281,3 @@ async def reconcile_once(
     if refused:
         return min(plan.requeue_after, REFUSED_RETRY_SECONDS)
     return plan.requeue_after if pace is None else next_sleep(plan, pace.resync, pace.rng)
-
-
-def _with_precondition(action: Action, observed: Observed) -> Action:
-    """A change of the Deployment applies only to the Deployment this pass read, so a stale
-    leader cannot undo a rollback made since (409); its status churns during a rollout, which
-    costs a re-decided pass now and then. Other objects are created once by name or are not
-    worth the churn."""
-    if not (isinstance(action, Apply) and action.kind == "Deployment"):
-        return action
-    version = observed.versions.get(("Deployment", action.name))
-    return action.on_version(version) if version is not None else action
-
-
-def _refusal_entry(kind: str, name: str, rejection: Rejection) -> dict[str, str]:
-    return {
-        "object": f"{kind}/{name}",
-        "reason": str(rejection.refusal),
-        "message": rejection.message[:500],
-    }
-
-
-def _verb_and_target(action: Action) -> tuple[str, str, str]:
-    match action:
-        case Apply():
-            return "apply", action.kind, action.name
-        case Create():
-            return "create", action.kind, action.name
-        case FailJob():
-            return "fail", "Job", action.name
-        case AdoptJob():
-            return "adopt", "Job", action.name
-        case Delete():
-            return "delete", action.kind, action.name
