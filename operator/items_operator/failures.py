@@ -178,11 +178,12 @@ def waiting_deadline(
     created = pod.created_at
     if created is None:
         return None
-    times = []
+    times, message = [], pod.waiting_message
     for reason in pod.waiting_reasons:
-        if reason in PULL_REASONS:
+        # Only what is still unknown turns into a failure by time; the rest is decided already.
+        if reason in PULL_REASONS and pull_healing(reason, message, pod.image) is Healing.UNKNOWN:
             times.append(max(t for t in (created, floor) if t is not None) + window)
-        elif reason in CONFIG_REASONS:
+        elif reason in CONFIG_REASONS and config_healing(message) is Healing.UNKNOWN:
             times.append(created + CONFIG_ERROR_GRACE)
     return min(times) if times else None
 
