@@ -20,6 +20,7 @@ from lightkube import AsyncClient
 from items_operator import metrics
 from items_operator.audit import PHANTOMS
 from items_operator.constants import APP_NAME, LABEL_NAME
+from items_operator.kopf_settings import on_the_loop
 from items_operator.records import (
     PodRecord,
     instance_key,
@@ -96,9 +97,9 @@ def register_indexes() -> None:
     labels = {LABEL_NAME: APP_NAME}  # the server-side selector, checked again client-side
     for kind, group, version, plural, by in OWNED_RESOURCES:
         kopf.index(group, version, plural, id=index_id(kind), labels=labels)(
-            index_function(kind, by)
+            on_the_loop(index_function(kind, by))
         )
-    kopf.index("", "v1", "secrets", id=index_id("Secret"))(index_secret)
+    kopf.index("", "v1", "secrets", id=index_id("Secret"))(on_the_loop(index_secret))
 
 
 class ObjectCache:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import kopf
 
@@ -88,3 +90,16 @@ def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -
     """
     if namespaces and all(_NAMESPACE_NAME.fullmatch(n) for n in namespaces):
         settings.scanning.disabled = True
+
+
+def on_the_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """`fn` as a coroutine function, for Kopf: Kopf runs a plain function in its thread pool,
+    and these (index functions, wake-ups) touch asyncio Events and shared dicts that belong to
+    the event loop; an Event set from another thread wakes its waiter only when the loop next
+    wakes for something else. Each is short and awaits nothing, so it runs inline."""
+
+    @functools.wraps(fn)
+    async def inline(**kwargs: Any) -> Any:
+        return fn(**kwargs)
+
+    return inline

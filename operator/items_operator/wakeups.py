@@ -22,6 +22,7 @@ from items_operator.constants import (
     PLURAL,
     VERSION,
 )
+from items_operator.kopf_settings import on_the_loop
 
 # Kopf logs every event handler's success at INFO; for these per-event wake-ups that is noise.
 _QUIET = ("wake_reconciler", "wake_owner", "wake_secret_users")
@@ -67,9 +68,11 @@ def _wake(uid: str | None) -> None:
         wakeup.set()
 
 
-@kopf.on.event(group=GROUP, version=VERSION, plural=PLURAL)
 def wake_reconciler(uid: str | None, **_: Any) -> None:
     _wake(uid)
+
+
+kopf.on.event(group=GROUP, version=VERSION, plural=PLURAL)(on_the_loop(wake_reconciler))
 
 
 def wake_owner(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
@@ -91,12 +94,12 @@ def watch_owned_objects() -> None:
     so there it is off and the polls alone pace the rollouts (see main.py, --watch-owned).
     """
     for group, version, plural in OWNED_KINDS:
-        kopf.on.event(group, version, plural, labels=_OWNED)(wake_owner)
+        kopf.on.event(group, version, plural, labels=_OWNED)(on_the_loop(wake_owner))
 
 
 def watch_cached_objects() -> None:
     """The wake-ups of --cache-reads on, on top of watch_owned_objects (same watches as the
     indexes: Kopf opens one per kind)."""
     for group, version, plural in CACHED_KINDS:
-        kopf.on.event(group, version, plural, labels=_OWNED)(wake_owner)
-    kopf.on.event("", "v1", "secrets")(wake_secret_users)
+        kopf.on.event(group, version, plural, labels=_OWNED)(on_the_loop(wake_owner))
+    kopf.on.event("", "v1", "secrets")(on_the_loop(wake_secret_users))

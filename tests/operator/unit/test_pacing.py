@@ -4,8 +4,10 @@ with ItemServices in motion first, first passes spread after a start."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 
+import kopf
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -146,3 +148,23 @@ def test_an_event_of_the_secret_an_item_service_reads_wakes_it() -> None:
 
     assert asyncio.run(scenario()) == (True, False)
     assert "uid-shop" not in wakeups.SECRETS  # forgotten with its loop
+
+
+def test_no_handler_runs_in_kopfs_thread_pool() -> None:
+    """Kopf runs plain functions in threads; the wake-ups set asyncio Events (not thread-safe:
+    set from a thread, the waiter wakes only when the loop next wakes for something else) and
+    the index functions share dicts with the passes. Every handler is a coroutine function."""
+    from items_operator import cache, handlers
+
+    wakeups.watch_owned_objects()
+    wakeups.watch_cached_objects()
+    cache.register_indexes()
+    registry = kopf.get_default_registry()
+    registered = [
+        *registry._watching.get_all_handlers(),
+        *registry._indexing.get_all_handlers(),
+        *registry._spawning.get_all_handlers(),
+        *registry._activities.get_all_handlers(),
+    ]
+    assert handlers.reconcile_loop in [h.fn for h in registered]
+    assert {h.id for h in registered if not inspect.iscoroutinefunction(h.fn)} == set()
