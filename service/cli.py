@@ -146,7 +146,12 @@ def _migrate(settings: Settings) -> tuple[int, dict[str, Any]]:
 
     from service import rollback_floor
     from service.core.logging import configure_logging
-    from service.migrate import MigrationBlockedError, MigrationError, migrate_within_floor
+    from service.migrate import (
+        DatabaseUnreachableError,
+        MigrationBlockedError,
+        MigrationError,
+        migrate_within_floor,
+    )
 
     configure_logging(settings.log_level)
     _stop_on_sigterm()
@@ -156,6 +161,9 @@ def _migrate(settings: Settings) -> tuple[int, dict[str, Any]]:
     except rollback_floor.FloorConfigError as exc:
         logger.error("migration failed: {}", exc)
         return rollback_floor.EXIT_FAILED, rollback_floor.failed_report(str(exc))
+    except DatabaseUnreachableError as exc:
+        logger.error("migration could not reach the database: {}", exc)
+        return rollback_floor.EXIT_UNREACHABLE, rollback_floor.unreachable_report(str(exc))
     except MigrationBlockedError as exc:
         logger.error("migration blocked: {}", exc)
         return rollback_floor.EXIT_BLOCKED, rollback_floor.blocked_report(exc.blocks)

@@ -10,6 +10,7 @@ pending contract revisions: then nothing runs and `MigrationBlockedError` says w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from alembic import command
 from alembic.runtime.migration import MigrationContext
 from loguru import logger
-from sqlalchemy import Connection, create_engine, pool, text
+from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.exc import OperationalError
 
 from service import migration_lint, rollback_floor, schema, text_keys
@@ -29,10 +30,20 @@ LOCK_NAME = "items-platform.migrate"
 ER_LOCK_WAIT_TIMEOUT = 1205
 NOT_ONLINE_ERRORS = frozenset({1845, 1846})
 RERUN = "nothing is half-done: re-running `items-service migrate` continues where this one stopped"
+# The database, not the migration: the client cannot connect (2002, 2003), the host name does not
+# resolve yet (2005), the server went away or the connection broke (2006, 2013, 2055), it has no
+# connection left (1040) or is shutting down (1053).
+UNREACHABLE_ERRORS = frozenset({1040, 1053, 2002, 2003, 2005, 2006, 2013, 2055})
+MAX_CONNECT_BACKOFF = 10.0
 
 
 class MigrationError(RuntimeError):
     pass
+
+
+class DatabaseUnreachableError(MigrationError):
+    """The database could not be reached within the connect timeout, or went away mid-run:
+    nothing about the migration is wrong, and running it again continues (RERUN)."""
 
 
 class MigrationBlockedError(MigrationError):
@@ -58,8 +69,29 @@ def _revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def _code(error: OperationalError) -> object:
+    return error.orig.args[0] if error.orig is not None and error.orig.args else None
+
+
+def _connect(engine: Engine, timeout: float) -> Connection:
+    """A connection, retried with backoff while the database is unreachable (a server still
+    starting, a DNS name not yet resolvable, a node under load), at most `timeout` seconds."""
+    deadline, delay = time.monotonic() + timeout, 0.5
+    while True:
+        try:
+            return engine.connect()
+        except OperationalError as error:
+            if _code(error) not in UNREACHABLE_ERRORS or time.monotonic() + delay > deadline:
+                raise
+            logger.warning(
+                "database unreachable, retrying", error=str(error.orig), retry_in_seconds=delay
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_CONNECT_BACKOFF)
+
+
 def _explain(error: OperationalError, settings: Settings) -> MigrationError | None:
-    code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    code = _code(error)
     if code == ER_LOCK_WAIT_TIMEOUT:
         return MigrationError(
             "a DDL statement waited ITEMS_MIGRATION_LOCK_WAIT_TIMEOUT_SECONDS="
@@ -91,7 +123,7 @@ def migrate(
     known = schema.known_revisions()
     is_mysql = url.get_backend_name() in {"mysql", "mariadb"}
     try:
-        with engine.connect() as conn:
+        with _connect(engine, settings.migration_connect_timeout_seconds) as conn:
             if is_mysql:
                 logger.info("waiting for the migration lock", lock=LOCK_NAME)
                 acquired = conn.scalar(
@@ -157,6 +189,12 @@ def migrate(
             finally:
                 if is_mysql:
                     conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+    except OperationalError as error:
+        if _code(error) in UNREACHABLE_ERRORS:
+            raise DatabaseUnreachableError(
+                f"the database is unreachable ({error.orig}); {RERUN}"
+            ) from error
+        raise
     finally:
         engine.dispose()
 

@@ -38,8 +38,10 @@ CURRENT = "current"
 AHEAD = "ahead"
 BLOCKED = "blocked"
 FAILED = "failed"
+UNREACHABLE = "unreachable"
 EXIT_FAILED = 1
 EXIT_BLOCKED = 3
+EXIT_UNREACHABLE = 75  # EX_TEMPFAIL: the database could not be reached; run again later
 
 
 class FloorConfigError(ValueError):
@@ -283,6 +285,10 @@ def done_report(
 
 def failed_report(error: str) -> dict[str, Any]:
     return {"outcome": FAILED, "error": error}
+
+
+def unreachable_report(error: str) -> dict[str, Any]:
+    return {"outcome": UNREACHABLE, "error": error}
 
 
 def encode(report: Mapping[str, Any], limit: int = REPORT_LIMIT) -> str:

@@ -34,6 +34,7 @@ from items_operator.migration import (
     migrated_template,
     protected,
     rollback_floor,
+    unreachable_note,
 )
 from items_operator.model import ItemService
 from items_operator.observe import (
@@ -474,8 +475,9 @@ def _migrate_then_deploy(p: Pass) -> Situation:
         generation=p.cr.generation,
         inputs=p.inputs,
     )
+    note = unreachable_note(p, job_name)
     return Situation(
-        Reason.MIGRATING, f"migrating the schema for {target.label} (Job {job_name}){keeps}"
+        Reason.MIGRATING, f"migrating the schema for {target.label} (Job {job_name}){note}{keeps}"
     )
 
 

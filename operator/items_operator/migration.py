@@ -3,11 +3,12 @@ the bits it ran, and the rollback floor those reports imply (see schema_floor fo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from items_operator.constants import ANNOTATION_IMAGE_ID, ANNOTATION_MIGRATION_REPORT
 from items_operator.context import Pass
-from items_operator.observe import JobObservation, RevisionObservation
+from items_operator.observe import JobObservation, PodPhase, RevisionObservation
 from items_operator.plan import AdoptJob
 from items_operator.release import Release
 from items_operator.schema_floor import (
@@ -63,6 +64,35 @@ def job_outcome(p: Pass, job: JobObservation) -> tuple[str, MigrationReport | No
     if not pods:
         return "", None
     return pods[-1].image_id, parse_report(pods[-1].termination_message)
+
+
+# The migrator's outcome when it could not reach the database (service.rollback_floor).
+UNREACHABLE = "unreachable"
+
+
+def unreachable_note(p: Pass, job_name: str) -> str:
+    """What the person on call needs while a Job re-runs a migrator that could not reach the
+    database (exit 75, ignored by its podFailurePolicy): the environment, said in the message."""
+    runs = sorted(
+        (
+            pod
+            for pod in p.observed.job_pods
+            if pod.job_name == job_name and pod.phase is PodPhase.FAILED
+        ),
+        key=lambda pod: pod.created_at.timestamp() if pod.created_at else 0.0,
+    )
+    report = parse_report(runs[-1].termination_message) if runs else None
+    if report is None or report.outcome != UNREACHABLE:
+        return ""
+    try:
+        error = str(json.loads(report.raw).get("error") or "")
+    except (ValueError, AttributeError):
+        error = ""
+    detail = f": {error[:300]}" if error else ""
+    return (
+        f"; run {len(runs)} could not reach the database{detail} (the Job runs it again; "
+        "the release is not blamed)"
+    )
 
 
 def adopt_finished_jobs(p: Pass) -> None:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     # How long a migration's DDL waits for a metadata lock before it fails (MySQL family).
     migration_lock_wait_timeout_seconds: int = Field(default=30, ge=1, le=3600)
+    # How long `migrate` keeps retrying a database it cannot reach before it exits 75 (the
+    # migration Job then runs it again: an unreachable database is not the release's fault).
+    migration_connect_timeout_seconds: float = Field(default=60.0, ge=0, le=3600)
 
     # HTTP behaviour.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)

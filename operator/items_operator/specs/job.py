@@ -41,14 +41,17 @@ MIGRATION_POD_ANNOTATIONS: Final[dict[str, str]] = {
 # Exit codes of the migration container, as `items-service migrate` and the kubelet give them.
 EXIT_STOPPED = 143  # SIGTERM: asked to stop (a deletion, a drain without the eviction API)
 EXIT_KILLED = 137  # SIGKILL: out of memory, or still running at the end of its grace period
+EXIT_UNREACHABLE = 75  # the database could not be reached (service.rollback_floor)
 
 
 def pod_failure_policy() -> dict[str, Any]:
     """Rules are evaluated in order: a disruption is ignored before the exit code is looked at.
 
     Ignored (a replacement starts once the pod is gone, the backoff is not spent): disruptions
-    (eviction, preemption, node drain) and a stop on request. Counted: a kill (an OOM that
-    recurs must end). Any other non-zero exit is the migration's own verdict: the Job fails.
+    (eviction, preemption, node drain), a stop on request, and a database the migrator could not
+    reach within its connect timeout (the environment, never the release; the re-run continues
+    where it stopped). Counted: a kill (an OOM that recurs must end). Any other non-zero exit is
+    the migration's own verdict: the Job fails.
     """
     return {
         "rules": [
@@ -58,7 +61,7 @@ def pod_failure_policy() -> dict[str, Any]:
                 "onExitCodes": {
                     "containerName": CONTAINER_NAME,
                     "operator": "In",
-                    "values": [EXIT_STOPPED],
+                    "values": sorted([EXIT_UNREACHABLE, EXIT_STOPPED]),
                 },
             },
             {
@@ -74,7 +77,8 @@ def pod_failure_policy() -> dict[str, Any]:
                 "onExitCodes": {
                     "containerName": CONTAINER_NAME,
                     "operator": "NotIn",
-                    "values": sorted([0, EXIT_STOPPED, EXIT_KILLED]),  # the API wants them sorted
+                    # The API wants them sorted.
+                    "values": sorted([0, EXIT_UNREACHABLE, EXIT_STOPPED, EXIT_KILLED]),
                 },
             },
         ]

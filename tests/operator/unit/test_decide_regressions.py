@@ -9,9 +9,9 @@ from dataclasses import replace
 from typing import Any
 
 from items_operator.constants import LABEL_RELEASE
-from items_operator.observe import JobState, PodPhase, SecretState
+from items_operator.observe import JobState, PodObservation, PodPhase, SecretState
 
-from .world import V1, V2, V3, World, available_world
+from .world import V1, V2, V3, World, available_world, spec
 
 
 def _image(world: World) -> str:
@@ -301,3 +301,33 @@ def test_a_readiness_blip_of_a_proven_release_is_not_a_rollout() -> None:
         events += [e.reason for e in w.step().events]
     assert "RollingOut" not in phases
     assert events == []
+
+
+def test_a_migrator_that_could_not_reach_the_database_is_waited_for_not_blamed() -> None:
+    """Exit 75 is ignored by the Job's podFailurePolicy (it runs the migrator again); the
+    message says why the migration takes long, and the release is neither failed nor rolled."""
+    world = World(spec=spec(V1, replicas=1))
+    world.settle()
+    world.change(image=V2)
+    world.step()
+    [job] = [j for j in world.jobs.values() if j.state is JobState.ACTIVE]
+    report = '{"error":"the database is unreachable (2003, timed out)","outcome":"unreachable"}'
+    world.job_pods.append(
+        PodObservation(
+            name=f"{job.name}-a",
+            image=job.image,
+            created_at=world.now,
+            ready=False,
+            deleting=False,
+            job_name=job.name,
+            phase=PodPhase.FAILED,
+            termination_message=report,
+        )
+    )
+    plan = world.step()
+    assert plan.status["reason"] == "Migrating"
+    assert (
+        "run 1 could not reach the database: the database is unreachable"
+        in (plan.status["message"])
+    )
+    assert not [a for a in plan.actions if type(a).__name__ in ("FailJob", "Apply")]

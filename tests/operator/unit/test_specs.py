@@ -230,6 +230,7 @@ def _policy_action(
         (2, (), "FailJob"),  # invalid configuration
         (3, (), "FailJob"),  # refused by the rollback floor: the same inputs give the same answer
         (143, (), "Ignore"),  # asked to stop (kubectl delete, drain without eviction): re-run
+        (75, (), "Ignore"),  # the database was unreachable: the environment, run it again
         (137, (), "Count"),  # OOM-killed or killed past its grace: counted, so it cannot loop
         (137, ("DisruptionTarget",), "Ignore"),  # evicted / drained mid-run: no backoff spent
         (143, ("DisruptionTarget",), "Ignore"),
@@ -345,3 +346,12 @@ def test_release_hash_covers_the_pod_template_but_not_scaling() -> None:
     assert release(spec(V1, probes={"readiness": {"periodSeconds": 9}})) != base
     assert release(spec(V1), digest="d2") != base  # another database target
     assert release(spec(V2)) != base
+
+
+def test_the_job_knows_the_migrators_exit_codes() -> None:
+    """The operator's image does not carry the service: the codes are kept in both, equal."""
+    from items_operator.specs import job
+
+    from service import rollback_floor
+
+    assert job.EXIT_UNREACHABLE == rollback_floor.EXIT_UNREACHABLE
