@@ -11,6 +11,9 @@ from tests.cluster.kube_support import Kubectl
 from tests.e2e.platform import ClientLoop, client_pod
 
 REQUEST_INTERVAL = 0.1
+# What the scheduler reserves per client (it uses ~2m at 10 req/s): 20 workloads' clients, pods
+# and surge pods must fit a 2-core node's requests, or a class measures capacity (Pending).
+CLIENT_CPU_REQUEST = "5m"
 
 
 def client(kube: Kubectl, workload: str, image: str, deadline: float) -> ClientLoop:
@@ -18,6 +21,7 @@ def client(kube: Kubectl, workload: str, image: str, deadline: float) -> ClientL
     url = f"http://{workload}.{kube.namespace}.svc.cluster.local:80"
     pod = client_pod(name, image, url, deadline, interval=REQUEST_INTERVAL)
     pod["metadata"]["labels"] = {"app": "bench-client"}
+    pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = CLIENT_CPU_REQUEST
     return ClientLoop(kube, name, pod)
 
 

@@ -3,14 +3,18 @@ medians kept in docs/bench/)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import analysis, plots, plots_classes, report
+from bench.cluster import analysis, plots, plots_classes, plots_scale, report
 from bench.cluster.episodes import Episode
 from bench.cluster.recorder import Recorder
+
+# The operator's cost before the watch-fed caches (issue 13), drawn beside each new run.
+SCALE_BEFORE = "operator-scale-before.json"
 
 
 def timeline_episode(
@@ -48,6 +52,16 @@ def draw(results: dict[str, Any], folder: Path) -> None:
         plots.reactions(_reaction_rows(upgraded, failed), folder / "reaction-times.png")
     if results.get("scale"):
         plots.operator_cost(results["scale"]["levels"], folder / "operator-cost.png")
+        before = folder / SCALE_BEFORE
+        plots_scale.scale(
+            {
+                "before": json.loads(before.read_text())["levels"] if before.exists() else [],
+                "after": results["scale"]["levels"],
+            },
+            folder / "operator-scale.png",
+            f"each level on a fresh operator process, then a steady window; run of "
+            f"{str(results.get('date', '?'))[:10]} beside {SCALE_BEFORE}",
+        )
     if results.get("class_medians"):
         plots_classes.classes(
             results["class_medians"],

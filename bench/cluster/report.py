@@ -163,6 +163,7 @@ def _phase_list(phases: dict[str, int]) -> str:
 
 
 def scale_table(scale: dict[str, Any]) -> str:
+    levels = scale["levels"]
     body = [
         [
             str(level["item_services"]),
@@ -171,10 +172,12 @@ def scale_table(scale: dict[str, Any]) -> str:
             f"{level['cpu_percent']:.2f}",
             f"{level['window_seconds']:.0f}",
             f"{level['reconciles']:.0f}",
+            str(level.get("reads_per_item_service", "-")),
+            str(level.get("writes_per_item_service", "-")),
             str(level["reads_per_reconcile"]),
-            f"{level['writes']:.0f}",
+            f"{level.get('lease_requests', 0):.0f}",
         ]
-        for level in scale["levels"]
+        for level in levels
     ]
     table = _table(
         [
@@ -184,19 +187,42 @@ def scale_table(scale: dict[str, Any]) -> str:
             "idle CPU % of a core",
             "window s",
             "reconciles",
+            "API reads per ItemService",
+            "API writes per ItemService",
             "API reads per reconcile",
-            "API writes",
+            "Lease requests (apart)",
         ],
         body,
     )
+    marginal = ""
+    if len(levels) >= 2 and levels[-1]["item_services"] > levels[0]["item_services"]:
+        low, high = levels[0], levels[-1]
+        per = (
+            (high["rss_mib"] - low["rss_mib"])
+            * 1024
+            / (high["item_services"] - low["item_services"])
+        )
+        marginal = (
+            f"\n\nMarginal memory: {per:.1f} KiB of RSS per ItemService "
+            f"({low['item_services']} → {high['item_services']})."
+        )
     settle = scale["settle"]
+    node = ""
+    if settle.get("node_cpu_seconds"):
+        share = 100 * settle["operator_cpu_seconds"] / settle["node_cpu_seconds"]
+        available = settle["seconds_to_steady"] * (settle.get("node_cores") or 1)
+        node = (
+            f" The node was busy {settle['node_cpu_seconds']} CPU seconds of the "
+            f"{available:.0f} its {settle.get('node_cores')} cores had in that time; the "
+            f"operator's share of the busy time was {share:.1f}%."
+        )
     return (
-        f"{table}\n\n{settle['item_services']} ItemServices applied at once (kubectl apply "
-        f"took {settle['apply_seconds']} s): all in their first steady phase after "
+        f"{table}{marginal}\n\n{settle['item_services']} ItemServices applied at once (kubectl "
+        f"apply took {settle['apply_seconds']} s): all in their first steady phase after "
         f"{settle['seconds_to_steady']} s ({_phase_list(settle.get('phases') or {})}); "
         f"the operator used {settle['operator_cpu_seconds']} "
         f"CPU seconds and made {settle['writes']:.0f} writes and {settle['reads']:.0f} "
-        f"reads meanwhile."
+        f"reads meanwhile.{node}"
         + "".join(
             f"\n- {name}: {why}"
             for name, why in sorted((settle.get("not_available") or {}).items())

@@ -622,14 +622,17 @@ def _finish(p: Pass, situation: Situation) -> Plan:
     }
     if verdict:
         status["verdict"] = verdict
-    requeue = row.requeue
+    requeue, wake_after = row.requeue, None
     if p.wake_at is not None:
-        requeue = max(min(requeue, (p.wake_at - p.now).total_seconds() + 0.5), 0.5)
+        wake_after = max((p.wake_at - p.now).total_seconds() + 0.5, 0.5)
+        requeue = min(requeue, wake_after)
     return Plan(
         actions=p.desired.ordered(),
         events=tuple(p.events),
         status=status,
         requeue_after=requeue,
+        wake_after=wake_after,
+        watched=row.watched and not any(pod.readiness_polled for pod in p.observed.pods),
         rolled_back=p.rolled_back,
         migration_finished=p.migration_finished,
         operator_upgrade=p.operator_upgrade,

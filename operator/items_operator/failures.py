@@ -169,6 +169,25 @@ def _from_waiting(
     return None
 
 
+def waiting_deadline(
+    pod: PodObservation, *, window: timedelta, floor: datetime | None
+) -> datetime | None:
+    """When a pod waiting as it does now becomes a failure by time alone (_from_waiting: a
+    pull stuck past the window, an unknown config error past its grace), if it can: the pass
+    must be awake then, since a kubelet that keeps retrying reports no change."""
+    created = pod.created_at
+    if created is None:
+        return None
+    times, message = [], pod.waiting_message
+    for reason in pod.waiting_reasons:
+        # Only what is still unknown turns into a failure by time; the rest is decided already.
+        if reason in PULL_REASONS and pull_healing(reason, message, pod.image) is Healing.UNKNOWN:
+            times.append(max(t for t in (created, floor) if t is not None) + window)
+        elif reason in CONFIG_REASONS and config_healing(message) is Healing.UNKNOWN:
+            times.append(created + CONFIG_ERROR_GRACE)
+    return min(times) if times else None
+
+
 def classify_pod(
     pod: PodObservation,
     *,

@@ -3,8 +3,9 @@
 Why a daemon and not change handlers: the decision depends on Jobs, Pods and the Deployment as
 much as on the spec, and a broken rollout must be noticed within seconds. The daemon re-runs the
 pure decide() on an adaptive interval (Plan.requeue_after: 2 s while rolling out, 60 s idle;
-with --cache-reads on, a jittered resync of minutes when idle, pacing.py) and is woken at once
-by watch events (wakeups.py). Reads come from the API or, with --cache-reads on, from
+with --cache-reads on, a jittered resync of minutes when idle and, in motion, the deadline the
+decision names when every input is watched: pacing.py) and is woken at once by watch events
+(wakeups.py). Reads come from the API or, with --cache-reads on, from
 watch-fed indexes (cache.py); either way a write is never repeated on a view that has not
 caught up with it (lag.py).
 All reads and writes for owned objects happen in the CR's namespace, so the workload permissions
@@ -23,19 +24,17 @@ from typing import Any
 import kopf
 from lightkube import ApiError, AsyncClient
 
-from items_operator import audit, cache, kube, kube_proxy, leadership, metrics, wakeups
+from items_operator import audit, cache, kube, kube_proxy, leadership, metrics, wakeups, writing
 from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.fleet import UpgradeWave
 from items_operator.kopf_settings import WatchTimeouts, apply_settings, watch_timeouts
 from items_operator.lag import WriteMemory
 from items_operator.model import ItemService
-from items_operator.observe import Observed
 from items_operator.pacing import CacheMode, PassLimiter, StartupPacer, next_sleep
-from items_operator.plan import Action, AdoptJob, Apply, Create, Delete, FailJob
 from items_operator.policy import AVAILABLE_PHASES, IDLE_POLL
 from items_operator.reads import IndexView
-from items_operator.rejections import Rejection, classify
+from items_operator.rejections import classify
 from items_operator.status import merge_patch
 
 MAX_ERROR_BACKOFF = 60.0
@@ -138,9 +137,8 @@ async def reconcile_loop(
                         fence=fence,
                         cache=objects,
                         memory=memory,
+                        pace=mode,
                     )
-                if mode is not None:
-                    delay = next_sleep(delay, mode.resync, mode.rng)
                 metrics.RECONCILES.labels("ok").inc()
                 error_backoff = 1.0
             except leadership.NotLeaderError:
@@ -151,7 +149,7 @@ async def reconcile_loop(
                 metrics.RECONCILES.labels("error").inc()
                 logger.warning(f"API error, retrying in {error_backoff:.0f}s: {error}")
                 if fence.may_write():
-                    await _report_rejection(client, name, namespace, body, error)
+                    await writing.report_rejection(client, name, namespace, body, error)
                 delay, error_backoff = error_backoff, min(error_backoff * 2, MAX_ERROR_BACKOFF)
             except Exception:
                 # Keep the loop alive through network errors; the next pass starts from scratch.
@@ -175,22 +173,6 @@ def _pass_slot(
     return mode.limiter.slot(urgent=urgent) if mode is not None else contextlib.nullcontext()
 
 
-async def _report_rejection(
-    client: AsyncClient, name: str, namespace: str, body: kopf.Body, error: ApiError
-) -> None:
-    """Make a refused read or status write visible on the ItemService (RBAC missing, ...)."""
-    rejection = classify(error, namespace=namespace)
-    if rejection.transient or error.status.code == 404:
-        return  # retried quietly
-    message = f"the API server refused a request ({rejection.refusal}): {rejection.message}"
-    status = body.get("status") or {}
-    if status.get("message") == message:
-        return
-    kopf.warn(body, reason=str(rejection.refusal), message=message)
-    with contextlib.suppress(ApiError):
-        await kube.patch_status(client, name, namespace, {"message": message})
-
-
 async def reconcile_once(
     client: AsyncClient,
     clock: kube_proxy.ServerClock,
@@ -203,6 +185,7 @@ async def reconcile_once(
     fence: leadership.Fence,
     cache: IndexView | None = None,
     memory: WriteMemory | None = None,
+    pace: CacheMode | None = None,
 ) -> float:
     """One level-based pass; returns seconds until the next one. With `cache`, the ItemService
     is Kopf's live body and the rest comes from the indexes (no request in steady state).
@@ -243,12 +226,14 @@ async def reconcile_once(
     fence.check()
     refused: list[dict[str, str]] = []
     for action in plan.actions:  # each on its own: a refused Service never blocks a rollback
-        verb, kind, target = _verb_and_target(action)
+        verb, kind, target = writing.verb_and_target(action)
         if memory.repeats((action.kind, action.name), action, versions):
             continue  # written already; the view has not caught up
         try:
             fence.check()
-            after = await kube.execute(client, namespace, _with_precondition(action, observed))
+            after = await kube.execute(
+                client, namespace, writing.with_precondition(action, observed)
+            )
         except (ApiError, kube.ForeignObjectError) as error:
             if isinstance(error, ApiError) and error.status.code == 409:
                 logger.info(f"{verb} {kind}/{target}: changed since read; deciding again")
@@ -256,7 +241,7 @@ async def reconcile_once(
             rejection = classify(error, namespace=namespace)
             metrics.WRITES_REFUSED.labels(verb, kind, str(rejection.refusal)).inc()
             logger.warning(f"{verb} {kind}/{target} refused: {rejection.message}")
-            refused.append(_refusal_entry(kind, target, rejection))
+            refused.append(writing.refusal_entry(kind, target, rejection))
             continue
         metrics.WRITES.labels(verb, kind).inc()
         logger.info(f"{verb} {kind}/{target}")
@@ -293,37 +278,6 @@ async def reconcile_once(
                 message = f"{entry['object']}: {entry['message']}"
                 kopf.warn(body, reason=entry["reason"], message=message)
     # A refused write is retried soon, not at the idle pace; the refusal itself is in status.
-    return min(plan.requeue_after, REFUSED_RETRY_SECONDS) if refused else plan.requeue_after
-
-
-def _with_precondition(action: Action, observed: Observed) -> Action:
-    """A change of the Deployment applies only to the Deployment this pass read, so a stale
-    leader cannot undo a rollback made since (409); its status churns during a rollout, which
-    costs a re-decided pass now and then. Other objects are created once by name or are not
-    worth the churn."""
-    if not (isinstance(action, Apply) and action.kind == "Deployment"):
-        return action
-    version = observed.versions.get(("Deployment", action.name))
-    return action.on_version(version) if version is not None else action
-
-
-def _refusal_entry(kind: str, name: str, rejection: Rejection) -> dict[str, str]:
-    return {
-        "object": f"{kind}/{name}",
-        "reason": str(rejection.refusal),
-        "message": rejection.message[:500],
-    }
-
-
-def _verb_and_target(action: Action) -> tuple[str, str, str]:
-    match action:
-        case Apply():
-            return "apply", action.kind, action.name
-        case Create():
-            return "create", action.kind, action.name
-        case FailJob():
-            return "fail", "Job", action.name
-        case AdoptJob():
-            return "adopt", "Job", action.name
-        case Delete():
-            return "delete", action.kind, action.name
+    if refused:
+        return min(plan.requeue_after, REFUSED_RETRY_SECONDS)
+    return plan.requeue_after if pace is None else next_sleep(plan, pace.resync, pace.rng)

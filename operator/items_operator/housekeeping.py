@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from items_operator.constants import ANNOTATION_DESIRED_HASH
 from items_operator.context import Pass
-from items_operator.failures import classify_waiting
+from items_operator.failures import DEFAULT_PULL_WINDOW, classify_waiting, waiting_deadline
 from items_operator.observe import JobState
 from items_operator.plan import Apply, Delete, FailJob
 from items_operator.specs.common import migration_job_name
@@ -58,9 +58,14 @@ def fail_stuck_jobs(p: Pass) -> None:
     for job in p.observed.jobs:
         if job.state is not JobState.ACTIVE:
             continue
-        pods = (pod for pod in p.observed.job_pods if pod.job_name == job.name)
+        pods = [pod for pod in p.observed.job_pods if pod.job_name == job.name]
         failure = next(
             (f for pod in pods if (f := classify_waiting(pod, now=p.now)) is not None), None
         )
         if failure is not None:
             p.desired.set(FailJob(job.name, failure.describe(job.image)))
+            continue
+        for pod in pods:  # a kubelet retrying the same error reports no change: wake then
+            deadline = waiting_deadline(pod, window=DEFAULT_PULL_WINDOW, floor=None)
+            if deadline is not None and deadline > p.now:
+                p.wake_by(deadline)

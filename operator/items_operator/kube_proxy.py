@@ -37,7 +37,7 @@ async def with_readiness(
 ) -> list[PodObservation]:
     """Attach /readyz's checks to unready running pods: the service names the failing
     dependency there, which tells an outage from a broken release (verdict.py)."""
-    unready = [p for p in pods if p.counts and p.started and not p.ready][:READINESS_READS]
+    unready = [p for p in pods if p.readiness_polled][:READINESS_READS]
     if not unready:
         return pods
     bodies = await asyncio.gather(*(_readiness(client, namespace, p.name) for p in unready))

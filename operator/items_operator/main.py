@@ -99,11 +99,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cache-reads",
-        choices=("on", "off"),
-        default=os.environ.get("ITEMS_OPERATOR_CACHE_READS", "off"),
+        choices=("auto", "on", "off"),
+        default=os.environ.get("ITEMS_OPERATOR_CACHE_READS", "auto"),
         help="Read owned objects and Secrets from watch-fed caches instead of the API server "
-        "(no request in steady state), and sleep idle ItemServices until a watch event or the "
-        "resync. Needs the owned-object watches and list/watch on Secrets (docs/operator.md).",
+        "(no request in steady state), and sleep ItemServices until a watch event, a deadline "
+        "or the resync. Needs the owned-object watches and list/watch on Secrets "
+        "(docs/operator.md); auto: on wherever the owned-object watches are.",
     )
     parser.add_argument(
         "--watch-timeout",
@@ -188,6 +189,12 @@ def watches_owned_objects(args: argparse.Namespace) -> bool:
     return args.watch_owned == "on" or (args.watch_owned == "auto" and bool(args.namespace))
 
 
+def reads_from_caches(args: argparse.Namespace) -> bool:
+    """The caches are fed by the owned-object watches: without them (a cluster-wide operator
+    with per-namespace RoleBindings) the passes read the API server and poll."""
+    return args.cache_reads == "on" or (args.cache_reads == "auto" and watches_owned_objects(args))
+
+
 def configure_logging(level: str = "INFO", *, plain: bool = False) -> None:
     """The operator's log policy on the shared JSON lines (items_logging): Kopf's and every
     other standard-library logger through the root logger, the HTTP clients quieter."""
@@ -208,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
     apply_scanning(settings, args.namespace)
     handlers.set_watch_timeout(args.watch_timeout)
-    if args.cache_reads == "on":
+    if reads_from_caches(args):
         handlers.read_from_caches(
             resync=args.resync_seconds,
             concurrency=args.pass_concurrency,

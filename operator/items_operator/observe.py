@@ -286,6 +286,12 @@ class PodObservation:
         return self.started_at is not None
 
     @property
+    def readiness_polled(self) -> bool:
+        """Its /readyz is read every pass (kube_proxy.with_readiness): what it says can change
+        with no event on the pod, so a pass that sees one polls."""
+        return self.counts and self.started and not self.ready
+
+    @property
     def lost_readiness(self) -> bool:
         """It was ready since its container started, and is not now (not merely starting)."""
         return (

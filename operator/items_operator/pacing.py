@@ -1,8 +1,12 @@
 """When passes run, with --cache-reads on (a pass then costs CPU, not API requests):
 
 - the idle poll becomes a jittered resync (minutes): the watches wake a pass on every change,
-  deadlines the decision layer names shorten the sleep (Plan.requeue_after), and the resync is
+  deadlines the decision layer names shorten the sleep (Plan.wake_after), and the resync is
   the level-triggered safety net; passes of 1,000 ItemServices never line up on one second;
+- in motion, a situation whose inputs all come through watches (Plan.watched: a migration
+  running, pods pulling, scheduling or starting) sleeps until its deadline or an event, with a
+  short jittered safety net instead of the 2 s / 5 s / 15 s polls; what no watch reports
+  (/readyz of unready pods, /metrics, the upgrade wave) is still polled;
 - at most `limit` passes run at once (PassLimiter), those of ItemServices in motion first;
 - the first passes after a start are spread (StartupPacer), so a restart over 1,000
   ItemServices does not compute them all in one burst while the liveness probe waits; those
@@ -19,19 +23,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from items_operator.plan import Plan
 from items_operator.policy import IDLE_POLL
 
 DEFAULT_RESYNC_SECONDS = 600.0
 RESYNC_JITTER = 0.2  # +-20 %
+# In motion with every input watched: a lost event costs at most this (+-20 %), never a stuck
+# rollout; a watch that falls silent is re-opened within --watch-timeout anyway.
+MOTION_RESYNC_SECONDS = 30.0
 DEFAULT_CONCURRENCY = 8
 DEFAULT_STARTUP_RATE = 100.0  # first passes per second
 
 
-def next_sleep(requeue_after: float, resync: float, rng: random.Random) -> float:
-    """An idle pass sleeps until the jittered resync; anything sooner keeps its own wake-up."""
-    if requeue_after < IDLE_POLL:
-        return requeue_after
-    return resync * rng.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER)
+def next_sleep(plan: Plan, resync: float, rng: random.Random) -> float:
+    """Seconds until the pass after `plan`, unless an event wakes it: an idle one at the
+    jittered resync, a watched one in motion at its deadline or the motion safety net, and a
+    pass that must poll at its row's interval. A named deadline is never slept past."""
+    deadline = plan.wake_after if plan.wake_after is not None else float("inf")
+    if plan.requeue_after >= IDLE_POLL:
+        return min(_jittered(resync, rng), deadline)
+    if plan.watched:
+        return min(_jittered(MOTION_RESYNC_SECONDS, rng), deadline)
+    return plan.requeue_after
+
+
+def _jittered(seconds: float, rng: random.Random) -> float:
+    return seconds * rng.uniform(1 - RESYNC_JITTER, 1 + RESYNC_JITTER)
 
 
 class PassLimiter:

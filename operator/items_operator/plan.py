@@ -123,6 +123,12 @@ class Plan:
     events: tuple[Event, ...]
     status: dict[str, Any]
     requeue_after: float
+    # Seconds until the earliest deadline the decision named (a readiness window's end, a
+    # blip's grace), if any; and whether every input of this pass comes through a watch
+    # (policy.Row.watched, and no unready pod whose /readyz had to be read): with the caches a
+    # pass in motion then sleeps until that deadline or an event (pacing.next_sleep).
+    wake_after: float | None = None
+    watched: bool = False
     # For metrics: the failure that caused a rollback this pass, if any.
     rolled_back: Failure | None = None
     migration_finished: JobObservation | None = None

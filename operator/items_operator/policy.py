@@ -75,6 +75,12 @@ class Row:
     degraded: bool
     stalled: bool
     requeue: float
+    # Every input of the situation arrives as a watch event (the ItemService, its Jobs, pods,
+    # Deployment, revisions, Secret): with the watch-fed caches a pass in motion then waits for
+    # an event or a deadline the decision names, not for the poll (pacing.next_sleep).
+    # False where the decision rests on what no watch reports: /metrics, another
+    # ItemService's progress (the upgrade wave), an object that is not ours.
+    watched: bool
     event: EventType
 
 
@@ -84,34 +90,34 @@ W: Final = "Warning"
 T, F = True, False
 P = Phase
 TABLE: dict[Reason, Row] = {
-    # situation                          phase             prog deg  stall requeue         event
-    Reason.ROLLOUT_COMPLETE:               Row(P.AVAILABLE,      F,   F,   F,    IDLE_POLL,      N),
-    Reason.SCALING:                        Row(P.SCALING,        T,   F,   F,    ROLLOUT_POLL,   N),
-    Reason.SCALED_TO_ZERO:                 Row(P.SCALED_TO_ZERO, F,   F,   F,    IDLE_POLL,      N),
-    Reason.PAUSED:                         Row(P.PAUSED,         F,   F,   F,    IDLE_POLL,      N),
-    Reason.MIGRATING:                      Row(P.MIGRATING,      T,   F,   F,    MIGRATION_POLL, N),
-    Reason.WAITING_FOR_PREVIOUS_MIGRATION: Row(P.MIGRATING,      T,   F,   F,    MIGRATION_POLL, N),
-    Reason.ROLLING_OUT:                    Row(P.ROLLING_OUT,    T,   F,   F,    ROLLOUT_POLL,   N),
-    Reason.UPGRADE_QUEUED:                 Row(P.AVAILABLE,      T,   F,   F,    RETRY_POLL,     N),
-    Reason.UPGRADE_HALTED:                 Row(P.AVAILABLE,      F,   T,   T,    IDLE_POLL,      W),
-    Reason.ANALYSING:                      Row(P.ROLLING_OUT,    T,   F,   F,    MIGRATION_POLL, N),
-    Reason.DEPENDENCY_UNAVAILABLE:         Row(P.ROLLING_OUT,    T,   T,   F,    ROLLOUT_POLL,   W),
-    Reason.UNSCHEDULABLE:                  Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),
-    Reason.IMAGE_PULL_TRANSIENT:           Row(P.ROLLING_OUT,    T,   T,   F,    MIGRATION_POLL, W),
-    Reason.CONFIG_NOT_FOUND:               Row(P.ROLLING_OUT,    F,   T,   T,    RETRY_POLL,     W),
-    Reason.REPLICAS_UNAVAILABLE:           Row(P.DEGRADED,       F,   T,   F,    MIGRATION_POLL, W),
-    Reason.ROLLBACK_REQUESTED:             Row(P.ROLLED_BACK,    F,   F,   F,    IDLE_POLL,      N),
-    Reason.REQUESTED_REVISION_FAILING:     Row(P.ROLLED_BACK,    F,   T,   T,    MIGRATION_POLL, W),
-    Reason.ROLLED_BACK:                    Row(P.ROLLED_BACK,    F,   T,   T,    IDLE_POLL,      W),
-    Reason.ROLLOUT_FAILED:                 Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
-    Reason.MIGRATION_FAILED:               Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
-    Reason.MIGRATION_BLOCKED:              Row(P.FAILED,         F,   T,   T,    IDLE_POLL,      W),
-    Reason.REVISION_NOT_FOUND:             Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
-    Reason.REVISION_NOT_SERVABLE:          Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
-    Reason.REVISION_BELOW_FLOOR:           Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
-    Reason.SECRET_NOT_FOUND:               Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
-    Reason.SECRET_KEY_MISSING:             Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
-    Reason.OBJECT_CONFLICT:                Row(P.DEGRADED,       F,   T,   T,    RETRY_POLL,     W),
+    # situation                          phase            prog deg stall requeue      watch event
+    Reason.ROLLOUT_COMPLETE:               Row(P.AVAILABLE,      F, F, F, IDLE_POLL,      T, N),
+    Reason.SCALING:                        Row(P.SCALING,        T, F, F, ROLLOUT_POLL,   T, N),
+    Reason.SCALED_TO_ZERO:                 Row(P.SCALED_TO_ZERO, F, F, F, IDLE_POLL,      T, N),
+    Reason.PAUSED:                         Row(P.PAUSED,         F, F, F, IDLE_POLL,      T, N),
+    Reason.MIGRATING:                      Row(P.MIGRATING,      T, F, F, MIGRATION_POLL, T, N),
+    Reason.WAITING_FOR_PREVIOUS_MIGRATION: Row(P.MIGRATING,      T, F, F, MIGRATION_POLL, T, N),
+    Reason.ROLLING_OUT:                    Row(P.ROLLING_OUT,    T, F, F, ROLLOUT_POLL,   T, N),
+    Reason.UPGRADE_QUEUED:                 Row(P.AVAILABLE,      T, F, F, RETRY_POLL,     F, N),
+    Reason.UPGRADE_HALTED:                 Row(P.AVAILABLE,      F, T, T, IDLE_POLL,      F, W),
+    Reason.ANALYSING:                      Row(P.ROLLING_OUT,    T, F, F, MIGRATION_POLL, F, N),
+    Reason.DEPENDENCY_UNAVAILABLE:         Row(P.ROLLING_OUT,    T, T, F, ROLLOUT_POLL,   F, W),
+    Reason.UNSCHEDULABLE:                  Row(P.ROLLING_OUT,    T, T, F, MIGRATION_POLL, T, W),
+    Reason.IMAGE_PULL_TRANSIENT:           Row(P.ROLLING_OUT,    T, T, F, MIGRATION_POLL, T, W),
+    Reason.CONFIG_NOT_FOUND:               Row(P.ROLLING_OUT,    F, T, T, RETRY_POLL,     T, W),
+    Reason.REPLICAS_UNAVAILABLE:           Row(P.DEGRADED,       F, T, F, MIGRATION_POLL, T, W),
+    Reason.ROLLBACK_REQUESTED:             Row(P.ROLLED_BACK,    F, F, F, IDLE_POLL,      T, N),
+    Reason.REQUESTED_REVISION_FAILING:     Row(P.ROLLED_BACK,    F, T, T, MIGRATION_POLL, T, W),
+    Reason.ROLLED_BACK:                    Row(P.ROLLED_BACK,    F, T, T, IDLE_POLL,      T, W),
+    Reason.ROLLOUT_FAILED:                 Row(P.FAILED,         F, T, T, IDLE_POLL,      T, W),
+    Reason.MIGRATION_FAILED:               Row(P.FAILED,         F, T, T, IDLE_POLL,      T, W),
+    Reason.MIGRATION_BLOCKED:              Row(P.FAILED,         F, T, T, IDLE_POLL,      T, W),
+    Reason.REVISION_NOT_FOUND:             Row(P.DEGRADED,       F, T, T, RETRY_POLL,     T, W),
+    Reason.REVISION_NOT_SERVABLE:          Row(P.DEGRADED,       F, T, T, RETRY_POLL,     T, W),
+    Reason.REVISION_BELOW_FLOOR:           Row(P.DEGRADED,       F, T, T, RETRY_POLL,     T, W),
+    Reason.SECRET_NOT_FOUND:               Row(P.DEGRADED,       F, T, T, RETRY_POLL,     T, W),
+    Reason.SECRET_KEY_MISSING:             Row(P.DEGRADED,       F, T, T, RETRY_POLL,     T, W),
+    Reason.OBJECT_CONFLICT:                Row(P.DEGRADED,       F, T, T, RETRY_POLL,     F, W),
 }
 # fmt: on
 

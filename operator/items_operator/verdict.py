@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from items_operator.analysis import compare, total
-from items_operator.failures import Failure, FailureKind, classify_pod
+from items_operator.failures import Failure, FailureKind, classify_pod, waiting_deadline
 from items_operator.model import AnalysisSpec
 from items_operator.observe import DeploymentObservation, PodObservation
 
@@ -223,6 +223,9 @@ def judge(
 
     deadline: datetime | None = None
     for pod in unready_new:
+        waiting = waiting_deadline(pod, window=window, floor=floor)
+        if waiting is not None and waiting > now:
+            deadline = min(deadline or waiting, waiting)
         start = window_start(pod, floor)
         if start is None:
             continue

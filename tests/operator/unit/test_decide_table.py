@@ -424,7 +424,7 @@ def test_the_documented_table_is_the_code() -> None:
     block = doc.split("<!-- decision-table:start -->")[1].split("<!-- decision-table:end -->")[0]
     rows = [line.split("|")[1:-1] for line in block.strip().splitlines()[2:]]
     documented = {
-        cells[0].strip().strip("`"): tuple(c.strip() for c in cells[1:7]) for cells in rows
+        cells[0].strip().strip("`"): tuple(c.strip() for c in cells[1:8]) for cells in rows
     }
     expected = {
         str(reason): (
@@ -433,6 +433,7 @@ def test_the_documented_table_is_the_code() -> None:
             str(row.degraded),
             str(row.stalled),
             f"{row.requeue:g} s",
+            "event" if row.watched else "poll",
             row.event,
         )
         for reason, row in TABLE.items()

@@ -10,25 +10,56 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from items_operator import wakeups
-from items_operator.main import parse_args
-from items_operator.pacing import PassLimiter, StartupPacer, next_sleep
+from items_operator.main import parse_args, reads_from_caches
+from items_operator.pacing import (
+    MOTION_RESYNC_SECONDS,
+    PassLimiter,
+    StartupPacer,
+    next_sleep,
+)
+from items_operator.plan import Plan
 from items_operator.policy import IDLE_POLL
 
 
+def _plan(requeue: float, *, watched: bool = False, wake_after: float | None = None) -> Plan:
+    return Plan((), (), {}, requeue, wake_after=wake_after, watched=watched)
+
+
 @given(st.floats(0.5, IDLE_POLL - 0.01))
-def test_a_named_wake_up_or_a_poll_in_motion_is_kept(requeue: float) -> None:
-    assert next_sleep(requeue, 600.0, random.Random(1)) == requeue
+def test_a_pass_that_must_poll_keeps_its_interval(requeue: float) -> None:
+    assert next_sleep(_plan(requeue), 600.0, random.Random(1)) == requeue
+
+
+@given(st.floats(0.5, IDLE_POLL - 0.01), st.integers(0, 2**32))
+def test_a_watched_pass_in_motion_waits_for_an_event_or_the_safety_net(
+    requeue: float, seed: int
+) -> None:
+    delay = next_sleep(_plan(requeue, watched=True), 600.0, random.Random(seed))
+    assert 0.8 * MOTION_RESYNC_SECONDS <= delay <= 1.2 * MOTION_RESYNC_SECONDS
+
+
+@given(
+    st.floats(0.5, IDLE_POLL * 20),
+    st.booleans(),
+    st.floats(0.5, 3600.0),
+    st.integers(0, 2**32),
+)
+def test_a_named_deadline_is_never_slept_past(
+    requeue: float, watched: bool, deadline: float, seed: int
+) -> None:
+    plan = _plan(min(requeue, deadline), watched=watched, wake_after=deadline)
+    assert next_sleep(plan, 600.0, random.Random(seed)) <= deadline
 
 
 @given(st.integers(0, 2**32))
 def test_an_idle_pass_sleeps_until_the_jittered_resync(seed: int) -> None:
-    delay = next_sleep(IDLE_POLL, 600.0, random.Random(seed))
+    delay = next_sleep(_plan(IDLE_POLL), 600.0, random.Random(seed))
     assert 480.0 <= delay <= 720.0
 
 
 def test_resyncs_of_many_item_services_do_not_line_up() -> None:
     rng = random.Random(7)
-    delays = [next_sleep(IDLE_POLL, 600.0, rng) for _ in range(1000)]
+    delays = [next_sleep(_plan(IDLE_POLL), 600.0, rng) for _ in range(1000)]
     assert len({round(d) for d in delays}) > 200  # spread over the +-20 % band
 
 
@@ -89,10 +120,13 @@ def test_first_passes_are_spread_at_the_startup_rate() -> None:
     assert sorted(delays) == delays
 
 
-def test_cache_reads_are_off_by_default_and_need_the_owned_watches() -> None:
-    assert parse_args([]).cache_reads == "off"
+def test_cache_reads_are_on_wherever_the_owned_objects_are_watched() -> None:
+    assert reads_from_caches(parse_args(["--namespace", "a"]))
+    assert reads_from_caches(parse_args(["--watch-owned", "on"]))  # the chart, cluster-wide
+    assert not reads_from_caches(parse_args([]))  # cluster-wide, per-namespace RoleBindings
+    assert not reads_from_caches(parse_args(["--namespace", "a", "--cache-reads", "off"]))
     args = parse_args(["--namespace", "a", "--cache-reads", "on", "--resync-seconds", "120"])
-    assert (args.cache_reads, args.resync_seconds) == ("on", 120.0)
+    assert (reads_from_caches(args), args.resync_seconds) == (True, 120.0)
     with pytest.raises(SystemExit):
         parse_args(["--cache-reads", "on"])  # cluster-wide: the watches are off
 
