@@ -51,8 +51,8 @@ def restarts(pod: str) -> int:
 
 
 def counters(pod: str) -> dict[str, float]:
-    """The pod's own view: its writes, its fenced (refused) writes, and whether it leads."""
+    """The pod's own view: its passes, its writes, its fenced passes, and whether it leads."""
     with port_forward(operator_kube(), f"pod/{pod}", 9090) as metrics:
         text = metrics.get("/metrics").text
-    names = ("writes_total", "fenced_total", "leader")
+    names = ("reconciles_total", "writes_total", "fenced_total", "leader")
     return {name: metric_total(text, f"items_operator_{name}") for name in names}
