@@ -3,8 +3,8 @@ episode's steps are read from the recorded events (pure: no cluster access).
 
 Each class starts its clock at the first failing pod, defined per class by what the kubelet can
 show first: a pull error needs only the pod (created), a crash or an OOM kill a container that
-ran (started), a never-ready pod its creation (its window runs from there), a 5xx regression a
-pod that serves (ready).
+ran (started) — a never-ready pod too: its readiness window runs from its container's start —,
+a 5xx regression a pod that serves (ready).
 """
 
 from __future__ import annotations
@@ -58,8 +58,11 @@ CLASSES = {
         FailureClass(
             "never-ready",
             "never ready (/readyz always 503)",
-            "first new pod created",
-            "created",
+            # As for a crash: before its container runs a pod is being scheduled or started,
+            # not failing its readiness (the operator's window, like the time-to-ready it is
+            # learned from, runs from there); from the pod's creation: the details table.
+            "first new pod's container started",
+            "started",
             any_component=False,
             certain=False,
         ),

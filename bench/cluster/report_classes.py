@@ -123,6 +123,7 @@ def details_table(results: dict[str, list[Episode]]) -> str:
             "ours' reason",
             "helm-eq --timeout, s",
             "helm exit (default / eq)",
+            "ours from the first new pod's creation, s (median / max)",
         ],
     )
 
@@ -141,10 +142,22 @@ def details_table(results: dict[str, list[Episode]]) -> str:
                     joined([f"{e.limit:.0f}" for e in _by(episodes, "helm-eq") if e.limit]),
                     f"{joined([e.command_exit for e in _by(episodes, 'helm')])} / "
                     f"{joined([e.command_exit for e in _by(episodes, 'helm-eq')])}",
+                    median_max(_from_creation(ours), "-"),
                 ]
             )
         )
     return "\n".join(lines)
+
+
+def _from_creation(episodes: list[Episode]) -> list[float]:
+    """Seconds from the first new pod's creation to rollback started (scheduling and the
+    container's start included: what a user waits on a loaded node)."""
+    out = []
+    for e in episodes:
+        created, started = e.steps.get("first_new_pod"), e.steps.get("rollback_started")
+        if created is not None and started is not None:
+            out.append(round(started - created, 1))
+    return out
 
 
 def false_rollback_table(summary: dict[str, dict[str, Any]]) -> str:
