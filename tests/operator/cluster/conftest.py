@@ -45,6 +45,7 @@ from tests.operator.cluster.e2e import (
     Database,
     ImageSet,
 )
+from tests.operator.cluster.operators import operator_kube, ready_operator_pods
 
 REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "crds" / "itemservice.yaml"
@@ -229,6 +230,20 @@ def e2e() -> Iterator[E2E]:
             )
         for namespace in (*E2E_NAMESPACES, DB_NAMESPACE, OPERATOR_NAMESPACE):
             delete_namespace(namespace)
+
+
+@pytest.fixture(scope="module")
+def two_operators(e2e: E2E) -> Iterator[None]:
+    """The operator Deployment at two replicas (one leads, one stands by) for the module, then
+    back at one: the other e2e modules expect a single operator pod."""
+    operator = operator_kube()
+    operator.run("scale", "deployment/items-operator", "--replicas=2")
+    wait_until("two operator pods", lambda: len(ready_operator_pods(e2e)) == 2, 120)
+    try:
+        yield
+    finally:
+        operator.run("scale", "deployment/items-operator", "--replicas=1", check=False)
+        wait_until("one operator pod", lambda: len(ready_operator_pods(e2e)) == 1, 120)
 
 
 def _operator_diagnostics() -> str:

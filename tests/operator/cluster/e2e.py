@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -396,7 +395,6 @@ def metric_total(text: str, name: str) -> float:
     )
 
 
-CRICTL_GLOB = "/var/cache/items-platform/crictl/*/crictl"
 CONTAINERD_SOCKET = "unix:///run/items-local-cluster/containerd/containerd.sock"
 
 
@@ -445,49 +443,3 @@ def retag_on_node(source: str, tag: str) -> None:
     if os.environ.get("ITEMS_IMAGE_LOADER") or not Path(CONTAINERD_PATH).exists():
         pytest.skip("re-tagging on the node needs the local cluster's containerd")
     _node_ctr("images", "tag", "--force", _normalized(source), _normalized(tag), check=True)
-
-
-def _container_processes(kube: Kubectl, pod: str) -> list[int]:
-    """Host pids of every process of the pod's first container (its pid namespace)."""
-    crictl = sorted(Path("/").glob(CRICTL_GLOB.lstrip("/")))
-    if not crictl:
-        pytest.skip("freezing a pod needs the local cluster's crictl (hack/local-cluster)")
-    container_id = kube.get("pod", pod)["status"]["containerStatuses"][0]["containerID"]
-    inspected = subprocess.run(
-        [
-            str(crictl[-1]),
-            "--runtime-endpoint",
-            CONTAINERD_SOCKET,
-            "inspect",
-            container_id.split("://", 1)[-1],
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    root = int(json.loads(inspected)["info"]["pid"])
-    namespace = os.readlink(f"/proc/{root}/ns/pid")
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if os.readlink(entry / "ns" / "pid") == namespace:
-                    pids.append(int(entry.name))
-    return pids
-
-
-@contextlib.contextmanager
-def frozen(kube: Kubectl, pod: str) -> Iterator[None]:
-    """SIGSTOP every process of the pod (a database that hangs: connections open, no answer),
-    and SIGCONT them on the way out whatever happens."""
-    pids = _container_processes(kube, pod)
-    assert pids, f"no process found for pod {pod}"
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)

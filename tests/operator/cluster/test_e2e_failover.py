@@ -14,67 +14,30 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.kube_support import Kubectl, port_forward, wait_until
+from tests.cluster.kube_support import Kubectl, wait_until
 from tests.operator.cluster.e2e import (
     E2E,
-    OPERATOR_NAMESPACE,
     READINESS_TIMEOUT,
     RELEASE_NAMESPACE,
     V1,
     Cluster,
-    frozen,
     item_service,
-    metric_total,
     runs,
     secret,
 )
+from tests.operator.cluster.operators import (
+    LEASE_DURATION,
+    RETRY_PERIOD,
+    counters,
+    holder_pod,
+    operator_kube,
+    ready_operator_pods,
+)
+from tests.operator.cluster.pod_signals import frozen
 
 pytestmark = pytest.mark.cluster
 
 NAME = "failover"
-LEASE = "items-operator"
-LEASE_DURATION = 15  # the operator's default (operator/deploy/operator.yaml passes none)
-RETRY_PERIOD = 2
-
-
-def _operator() -> Kubectl:
-    return Kubectl(OPERATOR_NAMESPACE)
-
-
-def _running_operator_pods(e2e: E2E) -> list[str]:
-    return [
-        p["metadata"]["name"]
-        for p in e2e.operator_pods()
-        if "deletionTimestamp" not in p["metadata"]
-        and p.get("status", {}).get("phase") == "Running"
-        and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])
-    ]
-
-
-def _holder_pod() -> str:
-    """The pod named by the Lease's holder (pod name + "-" + a random suffix)."""
-    lease = _operator().get("lease", LEASE)
-    holder: str = lease["spec"].get("holderIdentity") or ""
-    return holder.rsplit("-", 1)[0]
-
-
-def _counters(pod: str) -> dict[str, float]:
-    with port_forward(_operator(), f"pod/{pod}", 9090) as metrics:
-        text = metrics.get("/metrics").text
-    names = ("writes_total", "fenced_total", "leader")
-    return {name: metric_total(text, f"items_operator_{name}") for name in names}
-
-
-@pytest.fixture(scope="module")
-def two_operators(e2e: E2E) -> Iterator[None]:
-    operator = _operator()
-    operator.run("scale", "deployment/items-operator", "--replicas=2")
-    wait_until("two operator pods", lambda: len(_running_operator_pods(e2e)) == 2, 120)
-    try:
-        yield
-    finally:
-        operator.run("scale", "deployment/items-operator", "--replicas=1", check=False)
-        wait_until("one operator pod", lambda: len(_running_operator_pods(e2e)) == 1, 120)
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +52,19 @@ def failover(e2e: E2E, two_operators: None) -> Iterator[Cluster]:
 
 
 def test_one_replica_leads_and_the_other_stands_by(failover: Cluster, e2e: E2E) -> None:
-    leader = _holder_pod()
-    pods = _running_operator_pods(e2e)
+    leader = holder_pod()
+    pods = ready_operator_pods(e2e)
     assert leader in pods
     [standby] = [p for p in pods if p != leader]
-    assert _counters(leader)["leader"] == 1
-    assert _counters(standby)["leader"] == 0
+    assert counters(leader)["leader"] == 1
+    assert counters(standby)["leader"] == 0
 
 
 def test_a_frozen_leader_is_replaced_and_writes_nothing_after_thawing(
     failover: Cluster, e2e: E2E
 ) -> None:
     bad = e2e.images.never_ready
-    leader = _holder_pod()
+    leader = holder_pod()
     failover.set_image(NAME, bad)
 
     def rolling_out() -> bool:  # the broken release serves: the verdict's window runs
@@ -110,12 +73,12 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_after_thawing(
         )
 
     wait_until("the broken release to roll out", rolling_out, 180, lambda: failover.describe(NAME))
-    before = _counters(leader)  # read just before the freeze: it may not move after
-    with frozen(_operator(), leader):
+    before = counters(leader)  # read just before the freeze: it may not move after
+    with frozen(operator_kube(), leader):
         frozen_at = time.monotonic()
         status = failover.wait_phase(NAME, "RolledBack", 120, image=bad)
         took = time.monotonic() - frozen_at
-        assert _holder_pod() != leader
+        assert holder_pod() != leader
         bound = LEASE_DURATION + 2 * RETRY_PERIOD + READINESS_TIMEOUT + 10
         print(f"\nrolled back by the standby {took:.1f}s after the leader froze")
         assert took <= bound, (took, bound)
@@ -127,7 +90,7 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_after_thawing(
         assert failover.kube.get("deployment", NAME)["spec"]["template"] == template
 
     failover.hold(3 * RETRY_PERIOD, still_rolled_back)
-    after = _counters(leader)
+    after = counters(leader)
     assert after["writes_total"] == before["writes_total"], (before, after)
     assert after["leader"] == 0
     assert failover.status(NAME)["phase"] == "RolledBack"

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -25,11 +23,11 @@ from tests.operator.cluster.e2e import (
     retag_on_node,
     secret,
 )
+from tests.operator.cluster.migration_pods import Sampler, sleeping_pod
 
 pytestmark = pytest.mark.cluster
 
 SLEEP = {"name": "E2E_MIGRATION_SLEEP_SECONDS", "value": "12"}
-RUNNING_PHASES = ("Pending", "Running", "Unknown")
 
 
 @pytest.fixture(scope="module")
@@ -48,68 +46,13 @@ def _apply_item_service(cluster: Cluster, name: str, image: str) -> None:
     cluster.kube.apply(body)
 
 
-def _migration_pods(cluster: Cluster, name: str) -> list[dict[str, Any]]:
-    return cluster.items(
-        "pods", f"app.kubernetes.io/instance={name},app.kubernetes.io/component=migration"
-    )
-
-
-def _running(pod: dict[str, Any]) -> bool:
-    """Still running anything: not in a terminal phase (a terminating pod still runs)."""
-    return pod.get("status", {}).get("phase", "Pending") in RUNNING_PHASES
-
-
-def _sleeping_pod(cluster: Cluster, name: str, *, besides: set[str]) -> str:
-    """A migration pod whose container runs (so it is mid-migration), other than `besides`."""
-
-    def found() -> str | None:
-        for pod in _migration_pods(cluster, name):
-            statuses = pod.get("status", {}).get("containerStatuses") or []
-            if (
-                pod["metadata"]["name"] not in besides
-                and "deletionTimestamp" not in pod["metadata"]
-                and any("running" in (s.get("state") or {}) for s in statuses)
-            ):
-                return str(pod["metadata"]["name"])
-        return None
-
-    return wait_until("a running migration pod", found, 90, lambda: cluster.describe(name))
-
-
-class Sampler:
-    """Counts running migration pods in a thread, as often as the API answers."""
-
-    def __init__(self, cluster: Cluster, name: str) -> None:
-        self.cluster, self.name = cluster, name
-        self.most, self.samples = 0, 0
-        self.pods: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            pods = _migration_pods(self.cluster, self.name)
-            self.pods.update(p["metadata"]["name"] for p in pods)
-            running = [p for p in pods if _running(p)]
-            self.most = max(self.most, len(running))
-            self.samples += 1
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
 def test_an_evicted_then_deleted_migration_pod_is_replaced_one_at_a_time(
     cluster: Cluster, e2e: E2E
 ) -> None:
     name = "ledger"
     _start(cluster, e2e, name, e2e.images.slow_migration)
     with Sampler(cluster, name) as sampler:
-        first = _sleeping_pod(cluster, name, besides=set())
+        first = sleeping_pod(cluster, name, besides=set())
         eviction = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
@@ -123,10 +66,10 @@ def test_an_evicted_then_deleted_migration_pod_is_replaced_one_at_a_time(
             "-",
             stdin=json.dumps(eviction),
         )
-        second = _sleeping_pod(cluster, name, besides={first})
+        second = sleeping_pod(cluster, name, besides={first})
         # A drain without the eviction API (or a person) deletes the pod: SIGTERM, exit 143.
         cluster.kube.run("delete", "pod", second, "--wait=false")
-        _sleeping_pod(cluster, name, besides={first, second})
+        sleeping_pod(cluster, name, besides={first, second})
         status = cluster.wait_phase(name, "Available", 180)
     print(f"\nmigration pods sampled {sampler.samples} times; at most {sampler.most} running")
     assert sampler.samples > 20
@@ -144,7 +87,7 @@ def test_deleting_the_item_service_lets_its_migration_finish(cluster: Cluster, e
     name = "orphan"
     image = e2e.images.slow_migration
     _start(cluster, e2e, name, image)
-    pod = _sleeping_pod(cluster, name, besides=set())
+    pod = sleeping_pod(cluster, name, besides=set())
     # Foreground: the strictest cascade (dependents with blockOwnerDeletion go first).
     cluster.kube.run("delete", "itemservice", name, "--cascade=foreground", "--timeout=60s")
     wait_until(
@@ -185,7 +128,7 @@ def test_a_tag_moved_after_the_migration_does_not_change_what_serves(
     subprocess.run(["docker", "tag", e2e.images.slow_migration, moving], check=True, timeout=60)
     load_images(moving)
     _start(cluster, e2e, name, moving)
-    pod = _sleeping_pod(cluster, name, besides=set())
+    pod = sleeping_pod(cluster, name, besides=set())
     # The migration runs the slow-migration build; the tag now names a never-ready one.
     retag_on_node(e2e.images.never_ready, moving)
     status = cluster.wait_phase(name, "Available", 150)

@@ -23,11 +23,11 @@ from tests.operator.cluster.e2e import (
     RELEASE_NAMESPACE,
     V1,
     Cluster,
-    frozen,
     item_service,
     runs,
     secret,
 )
+from tests.operator.cluster.pod_signals import frozen
 
 pytestmark = pytest.mark.cluster
 
