@@ -193,9 +193,11 @@ class Pass:
         return self.observed.deployment
 
     def judge(self, release_hash: str) -> Verdict:
-        """The verdict on a release the Deployment serves, with this pass's window and floor."""
+        """The verdict on a release the Deployment serves, with this pass's window and floor.
+        Its deadline is named for the pass's wake-up whatever the caller makes of it: a
+        decision that changes by time alone must never wait for a watch event."""
         assert self.deployment is not None
-        return judge(
+        verdict = judge(
             release=release_hash,
             deployment=self.deployment,
             pods=self.observed.pods,
@@ -206,6 +208,8 @@ class Pass:
             held=self.held_since is not None,
             analysis=self.analysis_for(release_hash),
         )
+        self.wake_by(verdict.deadline)
+        return verdict
 
     def analysis_for(self, release_hash: str | None) -> AnalysisSpec | None:
         """The spec's canary analysis, while it has not ended for the spec's (unproven) release;

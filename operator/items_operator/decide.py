@@ -209,7 +209,6 @@ def _verdict(p: Pass) -> Situation | None:
                 "release is not blamed and is judged afresh once its pods can start",
             )
         case VerdictKind.WAITING:
-            p.wake_by(verdict.deadline)
             p.analysing_until = verdict.analysing_until
             if verdict.analysis_outcome is not None:
                 _end_analysis(p, serving, verdict.analysis_outcome)
@@ -553,6 +552,15 @@ def _was_migrating(p: Pass) -> bool:
 # -- the Plan -----------------------------------------------------------------------------------
 
 
+def _read_unwatched(p: Pass) -> bool:
+    """The pass read what no watch reports, whatever the situation: /readyz of unready pods,
+    the canary's /metrics, or found a foreign object in the way (our watches select ours)."""
+    pods = p.observed.pods
+    return any(pod.readiness_polled or pod.requests is not None for pod in pods) or bool(
+        p.observed.conflicts
+    )
+
+
 def _finish(p: Pass, situation: Situation) -> Plan:
     """Status computed once from the situation's row; writes that change nothing dropped."""
     cr, dep, row = p.cr, p.deployment, TABLE[situation.reason]
@@ -625,6 +633,8 @@ def _finish(p: Pass, situation: Situation) -> Plan:
     if verdict:
         status["verdict"] = verdict
     requeue, wake_after = row.requeue, None
+    if p.observed.conflicts:  # no watch sees it go: looked at as often as ObjectConflict says
+        requeue = min(requeue, TABLE[Reason.OBJECT_CONFLICT].requeue)
     if p.wake_at is not None:
         wake_after = max((p.wake_at - p.now).total_seconds() + 0.5, 0.5)
         requeue = min(requeue, wake_after)
@@ -634,7 +644,7 @@ def _finish(p: Pass, situation: Situation) -> Plan:
         status=status,
         requeue_after=requeue,
         wake_after=wake_after,
-        watched=row.watched and not any(pod.readiness_polled for pod in p.observed.pods),
+        watched=row.watched and not _read_unwatched(p),
         rolled_back=p.rolled_back,
         migration_finished=p.migration_finished,
         operator_upgrade=p.operator_upgrade,

@@ -39,6 +39,7 @@ from items_operator.status import merge_patch
 
 MAX_ERROR_BACKOFF = 60.0
 REFUSED_RETRY_SECONDS = 10.0
+REFUSED_RETRY_FLOOR = 2.0
 # A pass that finds its own last write not yet in the cache waits this long at most before it
 # looks again; the write's watch event wakes it sooner (lag.py).
 LAG_RETRY_SECONDS = 1.0
@@ -278,6 +279,6 @@ async def reconcile_once(
                 message = f"{entry['object']}: {entry['message']}"
                 kopf.warn(body, reason=entry["reason"], message=message)
     # A refused write is retried soon, not at the idle pace; the refusal itself is in status.
-    if refused:
-        return min(plan.requeue_after, REFUSED_RETRY_SECONDS)
+    if refused:  # not sooner than the floor: a pass that asked to run at once would spin
+        return max(min(plan.requeue_after, REFUSED_RETRY_SECONDS), REFUSED_RETRY_FLOOR)
     return plan.requeue_after if pace is None else next_sleep(plan, pace.resync, pace.rng)

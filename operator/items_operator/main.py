@@ -15,6 +15,7 @@ import kopf
 from prometheus_client import start_http_server
 
 import items_logging
+from items_operator.access import missing_secret_access
 from items_operator.election import Timings
 from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
 from items_operator.kopf_settings import DEFAULT_WATCH_TIMEOUT, apply_scanning, watch_timeouts
@@ -189,6 +190,29 @@ def watches_owned_objects(args: argparse.Namespace) -> bool:
     return args.watch_owned == "on" or (args.watch_owned == "auto" and bool(args.namespace))
 
 
+def caches_permitted(args: argparse.Namespace) -> bool:
+    """reads_from_caches, and for `auto` the RBAC allows them too (access.py): an operator
+    upgraded before its role falls back to reading the API server instead of serving nothing."""
+    if not reads_from_caches(args):
+        return False
+    if args.cache_reads == "on":
+        return True  # asked for: a refused watch is then the error to see
+    from loguru import logger
+
+    try:
+        missing = missing_secret_access(args.namespace or ())
+    except Exception as error:  # the API unreachable at start: the safe mode, said why
+        missing = f"the access review failed ({type(error).__name__}: {error})"
+    if missing is None:
+        return True
+    logger.warning(
+        "watch-fed caches off: the role does not allow {}; grant list/watch on Secrets "
+        "(this version's chart and operator/rbac/ do) or pass --cache-reads off to silence this",
+        missing,
+    )
+    return False
+
+
 def reads_from_caches(args: argparse.Namespace) -> bool:
     """The caches are fed by the owned-object watches: without them (a cluster-wide operator
     with per-namespace RoleBindings) the passes read the API server and poll."""
@@ -215,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
     apply_scanning(settings, args.namespace)
     handlers.set_watch_timeout(args.watch_timeout)
-    if reads_from_caches(args):
+    if caches_permitted(args):
         handlers.read_from_caches(
             resync=args.resync_seconds,
             concurrency=args.pass_concurrency,

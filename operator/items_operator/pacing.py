@@ -5,8 +5,9 @@
   the level-triggered safety net; passes of 1,000 ItemServices never line up on one second;
 - in motion, a situation whose inputs all come through watches (Plan.watched: a migration
   running, pods pulling, scheduling or starting) sleeps until its deadline or an event, with a
-  short jittered safety net instead of the 2 s / 5 s / 15 s polls; what no watch reports
-  (/readyz of unready pods, /metrics, the upgrade wave) is still polled;
+  short jittered safety net instead of the 2 s / 5 s / 15 s polls; a pass that read what no
+  watch reports (/readyz of unready pods, /metrics, a foreign object in the way, the upgrade
+  wave) polls at its row's interval, idle or not;
 - at most `limit` passes run at once (PassLimiter), those of ItemServices in motion first;
 - the first passes after a start are spread (StartupPacer), so a restart over 1,000
   ItemServices does not compute them all in one burst while the liveness probe waits; those
@@ -36,15 +37,16 @@ DEFAULT_STARTUP_RATE = 100.0  # first passes per second
 
 
 def next_sleep(plan: Plan, resync: float, rng: random.Random) -> float:
-    """Seconds until the pass after `plan`, unless an event wakes it: an idle one at the
-    jittered resync, a watched one in motion at its deadline or the motion safety net, and a
-    pass that must poll at its row's interval. A named deadline is never slept past."""
+    """Seconds until the pass after `plan`, unless an event wakes it: a pass that read what no
+    watch reports polls at its row's interval (idle too); a watched one sleeps until its
+    deadline or the jittered resync (idle) or motion safety net. A named deadline is never
+    slept past."""
+    if not plan.watched:  # it read what no watch reports: look again at the row's interval
+        return plan.requeue_after
     deadline = plan.wake_after if plan.wake_after is not None else float("inf")
     if plan.requeue_after >= IDLE_POLL:
         return min(_jittered(resync, rng), deadline)
-    if plan.watched:
-        return min(_jittered(MOTION_RESYNC_SECONDS, rng), deadline)
-    return plan.requeue_after
+    return min(_jittered(MOTION_RESYNC_SECONDS, rng), deadline)
 
 
 def _jittered(seconds: float, rng: random.Random) -> float:

@@ -79,7 +79,8 @@ class Row:
     # Deployment, revisions, Secret): with the watch-fed caches a pass in motion then waits for
     # an event or a deadline the decision names, not for the poll (pacing.next_sleep).
     # False where the decision rests on what no watch reports: /metrics, another
-    # ItemService's progress (the upgrade wave), an object that is not ours.
+    # ItemService's progress (the upgrade wave), an object that is not ours. Whatever the
+    # row, a pass that read such an input polls (decide._read_unwatched).
     watched: bool
     event: EventType
 
@@ -99,7 +100,7 @@ TABLE: dict[Reason, Row] = {
     Reason.WAITING_FOR_PREVIOUS_MIGRATION: Row(P.MIGRATING,      T, F, F, MIGRATION_POLL, T, N),
     Reason.ROLLING_OUT:                    Row(P.ROLLING_OUT,    T, F, F, ROLLOUT_POLL,   T, N),
     Reason.UPGRADE_QUEUED:                 Row(P.AVAILABLE,      T, F, F, RETRY_POLL,     F, N),
-    Reason.UPGRADE_HALTED:                 Row(P.AVAILABLE,      F, T, T, IDLE_POLL,      F, W),
+    Reason.UPGRADE_HALTED:                 Row(P.AVAILABLE,      F, T, T, IDLE_POLL,      T, W),
     Reason.ANALYSING:                      Row(P.ROLLING_OUT,    T, F, F, MIGRATION_POLL, F, N),
     Reason.DEPENDENCY_UNAVAILABLE:         Row(P.ROLLING_OUT,    T, T, F, ROLLOUT_POLL,   F, W),
     Reason.UNSCHEDULABLE:                  Row(P.ROLLING_OUT,    T, T, F, MIGRATION_POLL, T, W),

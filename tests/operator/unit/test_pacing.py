@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+from typing import Any
 
 import kopf
 import pytest
@@ -23,13 +24,13 @@ from items_operator.plan import Plan
 from items_operator.policy import IDLE_POLL
 
 
-def _plan(requeue: float, *, watched: bool = False, wake_after: float | None = None) -> Plan:
+def _plan(requeue: float, *, watched: bool = True, wake_after: float | None = None) -> Plan:
     return Plan((), (), {}, requeue, wake_after=wake_after, watched=watched)
 
 
-@given(st.floats(0.5, IDLE_POLL - 0.01))
-def test_a_pass_that_must_poll_keeps_its_interval(requeue: float) -> None:
-    assert next_sleep(_plan(requeue), 600.0, random.Random(1)) == requeue
+@given(st.floats(0.5, IDLE_POLL))
+def test_a_pass_that_must_poll_keeps_its_interval_idle_or_not(requeue: float) -> None:
+    assert next_sleep(_plan(requeue, watched=False), 600.0, random.Random(1)) == requeue
 
 
 @given(st.floats(0.5, IDLE_POLL - 0.01), st.integers(0, 2**32))
@@ -168,3 +169,28 @@ def test_no_handler_runs_in_kopfs_thread_pool() -> None:
     ]
     assert handlers.reconcile_loop in [h.fn for h in registered]
     assert {h.id for h in registered if not inspect.iscoroutinefunction(h.fn)} == set()
+
+
+def test_auto_turns_the_caches_off_when_the_role_lacks_the_secret_watch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The access review itself runs against the real API server (test_access_api.py)."""
+    from items_operator import main
+
+    answers: list[str | Exception | None] = []
+
+    def review(namespaces: Any) -> str | None:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(main, "missing_secret_access", review)
+    args = parse_args(["--namespace", "shop"])
+    answers[:] = [None, "watch secrets in shop", OSError("no route")]
+    assert main.caches_permitted(args)
+    assert not main.caches_permitted(args)
+    assert not main.caches_permitted(args)  # not known: the mode that works under any role
+    assert main.caches_permitted(parse_args(["--namespace", "shop", "--cache-reads", "on"]))
+    assert not main.caches_permitted(parse_args([]))  # no owned-object watches: no review
+    assert answers == []

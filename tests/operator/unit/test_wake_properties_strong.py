@@ -9,6 +9,7 @@ it: for every plan, not only the `watched` ones (an idle row sleeps the resync w
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -107,7 +108,7 @@ def _rollback_to(world: World, number: int | None) -> None:
     world.rollback_to = number
 
 
-EXTRA = {
+EXTRA: dict[str, Callable[[World, Any], None]] = {
     "odd-pods": _odd_pods,
     "blip": _blip,
     "unschedulable": _unschedulable,

@@ -271,7 +271,7 @@ def test_a_refused_store_of_a_release_is_retried_at_the_refusal_pace_not_twice_a
             ITEM_SERVICE,  # type: ignore[arg-type]
             logger,
             UpgradeWave(),
-            fence=Fence(100),  # type: ignore[arg-type]
+            fence=Fence(100),
         )
     )
     assert delay >= 1.0, f"a refused write retried every {delay} s"
