@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_scale:
             print(f"operator cost at {levels} ItemServices", file=sys.stderr)
             with _phase(results, "operator cost"):
-                results["scale"] = scale.run(platform, levels, args.window)
+                scale.run(platform, levels, args.window, results.setdefault("scale", {}))
             sections += ["## Operator cost", report.scale_table(results["scale"])]
     finally:
         if not args.keep:

@@ -50,13 +50,14 @@ def draw(results: dict[str, Any], folder: Path) -> None:
         upgraded = [Episode.from_dict(e) for e in results["upgrades"]]
         failed = [Episode.from_dict(e) for e in results["broken"]]
         plots.reactions(_reaction_rows(upgraded, failed), folder / "reaction-times.png")
-    if results.get("scale"):
-        plots.operator_cost(results["scale"]["levels"], folder / "operator-cost.png")
+    measured = [lv for lv in (results.get("scale") or {}).get("levels", []) if "failed" not in lv]
+    if measured:
+        plots.operator_cost(measured, folder / "operator-cost.png")
         before = folder / SCALE_BEFORE
         plots_scale.scale(
             {
                 "before": json.loads(before.read_text())["levels"] if before.exists() else [],
-                "after": results["scale"]["levels"],
+                "after": measured,
             },
             folder / "operator-scale.png",
             f"each level on a fresh operator process, then a steady window; run of "

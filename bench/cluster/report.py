@@ -163,7 +163,8 @@ def _phase_list(phases: dict[str, int]) -> str:
 
 
 def scale_table(scale: dict[str, Any]) -> str:
-    levels = scale["levels"]
+    failed = [level for level in scale.get("levels", []) if "failed" in level]
+    levels = [level for level in scale.get("levels", []) if "failed" not in level]
     body = [
         [
             str(level["item_services"]),
@@ -206,7 +207,15 @@ def scale_table(scale: dict[str, Any]) -> str:
             f"\n\nMarginal memory: {per:.1f} KiB of RSS per ItemService "
             f"({low['item_services']} → {high['item_services']})."
         )
-    settle = scale["settle"]
+    failures = "".join(
+        f"\n\nAt {level['item_services']} ItemServices the measurement failed: "
+        f"{level['failed']} (operator: "
+        f"{'; '.join(level.get('operator_terminations') or []) or '-'})."
+        for level in failed
+    )
+    settle = scale.get("settle")
+    if settle is None:
+        return f"{table}{marginal}{failures}"
     node = ""
     if settle.get("node_cpu_seconds"):
         share = 100 * settle["operator_cpu_seconds"] / settle["node_cpu_seconds"]
@@ -222,7 +231,7 @@ def scale_table(scale: dict[str, Any]) -> str:
         f"{settle['seconds_to_steady']} s ({_phase_list(settle.get('phases') or {})}); "
         f"the operator used {settle['operator_cpu_seconds']} "
         f"CPU seconds and made {settle['writes']:.0f} writes and {settle['reads']:.0f} "
-        f"reads meanwhile.{node}"
+        f"reads meanwhile.{node}{failures}"
         + "".join(
             f"\n- {name}: {why}"
             for name, why in sorted((settle.get("not_available") or {}).items())

@@ -101,6 +101,17 @@ class Operator:
             node_busy_seconds=node_busy_seconds(),
         )
 
+    def terminations(self) -> list[str]:
+        """Why the operator's containers last ended (OOMKilled, ...), for a failed level."""
+        pods = json.loads(self.kube.run("get", "pods", "-l", self.selector, "-o", "json").stdout)
+        return [
+            f"{pod['metadata']['name']}: {ended.get('reason')} (exit {ended.get('exitCode')}), "
+            f"{status.get('restartCount', 0)} restarts"
+            for pod in pods["items"]
+            for status in pod.get("status", {}).get("containerStatuses") or []
+            if (ended := (status.get("lastState") or {}).get("terminated"))
+        ]
+
     def restart(self) -> None:
         old = self.pod()
         self.kube.run("delete", "pod", "-l", self.selector, "--wait=false")
@@ -190,12 +201,29 @@ def measure(operator: Operator, count: int, window: float) -> dict[str, Any]:
     }
 
 
-def run(platform: Platform, levels: list[int], window: float) -> dict[str, Any]:
+def _measured(operator: Operator, count: int, window: float) -> dict[str, Any]:
+    """measure(), or what went wrong at this level (an OOM-killed operator is a result too)."""
+    try:
+        return measure(operator, count, window)
+    except Exception as error:  # the other levels' figures must survive
+        return {
+            "item_services": count,
+            "failed": str(error)[:300],
+            "operator_terminations": operator.terminations(),
+        }
+
+
+def run(
+    platform: Platform, levels: list[int], window: float, results: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Fills `results` as it goes (levels, then the settle), so a failure keeps what was
+    measured before it."""
     kube, operator = Kubectl(SCALE), Operator(platform)
     largest = max(levels)
     names = [f"scale-{i:03d}" for i in range(1, largest + 1)]
     platform.database.sql("; ".join(f"CREATE DATABASE `{n.replace('-', '_')}`" for n in names))
-    results: dict[str, Any] = {"levels": []}
+    results = results if results is not None else {}
+    results.setdefault("levels", [])
     applied = 0
     for level in sorted(levels)[:-1]:
         _apply(platform, names[applied:level])
@@ -205,7 +233,7 @@ def run(platform: Platform, levels: list[int], window: float) -> dict[str, Any]:
             partial(_phases, kube, set(names[:level])),
             SETTLE_TIMEOUT,
         )
-        results["levels"].append(measure(operator, level, window))
+        results["levels"].append(_measured(operator, level, window))
 
     # The largest level is applied all at once on an empty namespace: the settle figure.
     kube.run("delete", "itemservices", "--all", "--timeout=300s", timeout=320)
@@ -231,5 +259,5 @@ def run(platform: Platform, levels: list[int], window: float) -> dict[str, Any]:
         "phases": phases,
         "not_available": _not_available(kube),
     }
-    results["levels"].append(measure(operator, largest, window))
+    results["levels"].append(_measured(operator, largest, window))
     return results
