@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -98,8 +97,12 @@ def on_the_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     the event loop; an Event set from another thread wakes its waiter only when the loop next
     wakes for something else. Each is short and awaits nothing, so it runs inline."""
 
-    @functools.wraps(fn)
     async def inline(**kwargs: Any) -> Any:
         return fn(**kwargs)
 
+    # The name (Kopf's handler id, the log filter's key), but no __wrapped__: Kopf follows that
+    # to the plain function and would run the coroutine function in its thread pool (never
+    # awaiting the coroutine it returns), as functools.wraps would set it.
+    inline.__name__, inline.__qualname__ = fn.__name__, fn.__qualname__
+    inline.__doc__ = fn.__doc__
     return inline

@@ -4,7 +4,6 @@ with ItemServices in motion first, first passes spread after a start."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import random
 from typing import Any
 
@@ -12,7 +11,8 @@ import kopf
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from items_operator import wakeups
+from items_operator import cache, wakeups
+from items_operator.constants import LABEL_INSTANCE
 from items_operator.main import parse_args, reads_from_caches
 from items_operator.pacing import (
     MOTION_RESYNC_SECONDS,
@@ -22,6 +22,9 @@ from items_operator.pacing import (
 )
 from items_operator.plan import Plan
 from items_operator.policy import IDLE_POLL
+
+# Kopf's own test of a handler (internal API; kopf 1.45.2 in uv.lock): what picks the thread.
+from kopf._core.actions.invocation import invoke, is_async_fn
 
 
 def _plan(requeue: float, *, watched: bool = True, wake_after: float | None = None) -> Plan:
@@ -155,7 +158,7 @@ def test_no_handler_runs_in_kopfs_thread_pool() -> None:
     """Kopf runs plain functions in threads; the wake-ups set asyncio Events (not thread-safe:
     set from a thread, the waiter wakes only when the loop next wakes for something else) and
     the index functions share dicts with the passes. Every handler is a coroutine function."""
-    from items_operator import cache, handlers
+    from items_operator import handlers
 
     wakeups.watch_owned_objects()
     wakeups.watch_cached_objects()
@@ -168,7 +171,28 @@ def test_no_handler_runs_in_kopfs_thread_pool() -> None:
         *registry._activities.get_all_handlers(),
     ]
     assert handlers.reconcile_loop in [h.fn for h in registered]
-    assert {h.id for h in registered if not inspect.iscoroutinefunction(h.fn)} == set()
+    # Kopf's own test (it follows __wrapped__), not inspect's: that is what decides the thread.
+    assert {h.id for h in registered if not is_async_fn(h.fn)} == set()
+
+
+def test_a_wake_up_registered_with_kopf_wakes_its_pass_when_kopf_invokes_it() -> None:
+    """Through Kopf's own invocation: the handler runs, on the loop, and sets the Event."""
+
+    async def scenario() -> tuple[bool, dict[Any, Any]]:
+        wakeup = wakeups.enrol("uid-kopf", "items", "shop")
+        wakeups.watch_owned_objects()
+        registry = kopf.get_default_registry()
+        [wake] = [h for h in registry._watching.get_all_handlers() if h.id == "wake_owner"][:1]
+        await invoke(wake.fn, kwargs={"namespace": "items", "labels": {LABEL_INSTANCE: "shop"}})
+        cache.register_indexes()
+        [index] = [h for h in registry._indexing.get_all_handlers() if h.id.endswith("_Pod")][:1]
+        pod = {"metadata": {"name": "p", "namespace": "items", "labels": {}}, "status": {}}
+        record = await invoke(index.fn, kwargs={"body": pod})
+        return wakeup.is_set(), record
+
+    woken, record = asyncio.run(scenario())
+    assert woken
+    assert isinstance(record, dict)  # the index holds records, never a coroutine object
 
 
 def test_auto_turns_the_caches_off_when_the_role_lacks_the_secret_watch(
