@@ -126,6 +126,29 @@ def service_container(*, args: list[str] | None = None) -> dict[str, Any]:
 VOLUMES = [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
 
 
+def require_cluster() -> str:
+    """The kubeconfig of the cluster under test: skipped without one, failed in CI."""
+    if not os.environ.get("KUBECONFIG"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but KUBECONFIG is unset: run hack/cluster/ci-smoke")
+        pytest.skip("KUBECONFIG unset: start a cluster with hack/local-cluster up")
+    return os.environ["KUBECONFIG"]
+
+
+@contextlib.contextmanager
+def fresh_namespace(name: str) -> Iterator[Kubectl]:
+    """A namespace of its own for an API test (one left by an interrupted run removed first),
+    deleted afterwards."""
+    require_cluster()
+    delete_namespace(name)
+    kube = Kubectl(name)
+    kube.run("create", "namespace", name)
+    try:
+        yield kube
+    finally:
+        delete_namespace(name)
+
+
 def delete_namespace(*names: str) -> None:
     """Delete namespaces without waiting: their objects go in the background."""
     subprocess.run(

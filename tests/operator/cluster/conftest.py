@@ -16,7 +16,6 @@ finalizer must be removed), then the namespaces.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import time
@@ -32,6 +31,7 @@ from tests.cluster.kube_support import (
     Kubectl,
     database_manifests,
     delete_namespace,
+    require_cluster,
     restricted_namespace,
     wait_until,
 )
@@ -55,10 +55,7 @@ DEPLOY = REPO / "operator" / "deploy"
 
 
 def _require_cluster() -> None:
-    if not os.environ.get("KUBECONFIG"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but KUBECONFIG is unset: run hack/cluster/ci-smoke")
-        pytest.skip("KUBECONFIG unset: start a cluster with hack/local-cluster up")
+    require_cluster()
 
 
 def _kubectl(*args: str, stdin: str | None = None, timeout: float = 60) -> str:

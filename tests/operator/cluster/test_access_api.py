@@ -13,7 +13,7 @@ import yaml
 from items_operator.access import missing_secret_access
 from lightkube import Client, KubeConfig
 
-from tests.cluster.kube_support import Kubectl, delete_namespace
+from tests.cluster.kube_support import Kubectl, fresh_namespace
 
 pytestmark = pytest.mark.cluster
 
@@ -23,17 +23,8 @@ ACCOUNT = "older-role"
 
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[Kubectl]:
-    if not os.environ.get("KUBECONFIG"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but KUBECONFIG is unset: run hack/cluster/ci-smoke")
-        pytest.skip("KUBECONFIG unset: start a cluster with hack/local-cluster up")
-    delete_namespace(NAMESPACE)  # left by an interrupted run
-    kube = Kubectl(NAMESPACE)
-    kube.run("create", "namespace", NAMESPACE)
-    try:
+    with fresh_namespace(NAMESPACE) as kube:
         yield kube
-    finally:
-        delete_namespace(NAMESPACE)
 
 
 def _client_as(kube: Kubectl, account: str) -> Client:

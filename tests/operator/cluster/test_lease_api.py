@@ -7,7 +7,6 @@ stale resourceVersion are refused with 409."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -22,7 +21,7 @@ from items_operator.leadership import LeaseConfig, LeaseElector, NotLeaderError
 from lightkube import ApiError, AsyncClient, codecs
 from lightkube.resources.apps_v1 import Deployment
 
-from tests.cluster.kube_support import Kubectl, delete_namespace
+from tests.cluster.kube_support import Kubectl, fresh_namespace
 from tests.operator.unit.world import V1
 
 pytestmark = pytest.mark.cluster
@@ -36,16 +35,8 @@ WRITE_INTERVAL = 0.02
 
 @pytest.fixture(scope="module")
 def lease_namespace() -> Iterator[str]:
-    if not os.environ.get("KUBECONFIG"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but KUBECONFIG is unset: run hack/cluster/ci-smoke")
-        pytest.skip("KUBECONFIG unset: start a cluster with hack/local-cluster up")
-    delete_namespace(NAMESPACE)  # left by an interrupted run
-    Kubectl(NAMESPACE).run("create", "namespace", NAMESPACE)
-    try:
+    with fresh_namespace(NAMESPACE):
         yield NAMESPACE
-    finally:
-        delete_namespace(NAMESPACE)
 
 
 @dataclass

@@ -1,67 +1,30 @@
-"""With the watch-fed caches a pass in motion does not poll when every input of its situation
-comes through a watch (Plan.watched): it sleeps until an event or the deadline the decision
-named (pacing.next_sleep). That is safe only if, with no event, the decision cannot change
-before that deadline. Checked over the same random histories as the decision's invariants.
+"""Named deadlines and polls of the time-driven wake-ups (pacing.next_sleep), by example: a pass
+that read a /readyz body polls, a pull or a config error that may still fail by time names
+when. The properties over random histories are in test_wake_properties_strong.py.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-from hypothesis import HealthCheck, assume, event, given, settings
-from hypothesis import strategies as st
 from items_operator.observe import JobState, PodObservation
 from items_operator.plan import Plan
 
-from .test_decide_properties import perturb, perturbation
 from .world import V1, World, spec
 
-# A watched pass with no deadline may sleep until the resync: look this far ahead.
-NO_DEADLINE_HORIZON = 900.0
 
-
-def _decision(plan: Plan) -> tuple[Any, ...]:
-    """What a pass decides, without what only the clock moves (condition timestamps, messages
-    that count down)."""
-    return (
-        plan.status.get("phase"),
-        plan.status.get("reason"),
-        tuple(sorted((type(a).__name__, a.kind, getattr(a, "name", "")) for a in plan.actions)),
-        tuple(e.reason for e in plan.events),
-    )
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    steps=st.lists(perturbation, min_size=1, max_size=20),
-    fraction=st.floats(0.0, 0.999),
-)
-def test_with_no_event_a_watched_decision_holds_until_its_deadline(
-    steps: list[tuple[str, Any]], fraction: float
-) -> None:
-    world = World(spec=spec(V1, replicas=2))
-    world.settle()
-    for what, arg in steps:
-        perturb(world, what, arg)
-        world.step()
-    plan = world.step()  # the pass that goes to sleep; its writes are in the world now
-    assume(plan.watched)
-    event(f"{plan.status['reason']}, deadline named: {plan.wake_after is not None}")
-    now_decision = _decision(world.decide())
-    horizon = plan.wake_after if plan.wake_after is not None else NO_DEADLINE_HORIZON
-    # wake_after carries half a second past the deadline itself (decide._finish).
-    world.tick(max(0.0, fraction * (horizon - 0.5)))
-    assert _decision(world.decide()) == now_decision, (plan.status, horizon)
+def _migrated(world: World, image: str) -> None:
+    """The spec moves to `image` and its migration succeeds: the rollout starts."""
+    world.change(image=image)
+    world.step()
+    world.finish_jobs()
+    world.step()
 
 
 def test_an_unready_running_pod_is_polled_for_its_readyz() -> None:
     world = World(spec=spec(V1, replicas=2))
     world.settle()
-    world.change(image="items:2")
-    world.step()
-    world.finish_jobs()
-    world.step()
+    _migrated(world, "items:2")
     world.controllers(ready=False, started_ago=1)
     plan = world.step()
     assert plan.status["reason"] == "RollingOut"
@@ -72,10 +35,7 @@ def test_an_unready_running_pod_is_polled_for_its_readyz() -> None:
 def test_a_pull_that_may_stick_names_its_deadline() -> None:
     world = World(spec=spec(V1, replicas=1))
     world.settle()
-    world.change(image="items:2")
-    world.step()
-    world.finish_jobs()
-    world.step()
+    _migrated(world, "items:2")
     world.controllers(ready=False, waiting=("ErrImagePull",), message="pull: something odd")
     plan = world.step()
     assert plan.watched, plan.status

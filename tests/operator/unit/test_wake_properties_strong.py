@@ -138,6 +138,16 @@ def _apply(world: World, what: str, arg: Any) -> None:
         perturb(world, what, arg)
 
 
+def _after(steps: list[tuple[str, Any]]) -> tuple[World, Plan]:
+    """A settled ItemService through `steps`, and the plan of the pass that then sleeps."""
+    world = World(spec=spec(V1, replicas=2))
+    world.settle()
+    for what, arg in steps:
+        _apply(world, what, arg)
+        world.step()
+    return world, world.step()
+
+
 def _horizon(plan: Plan) -> float | None:
     """How long the caches let this pass sleep beyond its row's poll, if they do."""
     sleep = _latest_wake(plan)
@@ -159,12 +169,7 @@ def _horizon(plan: Plan) -> float | None:
 def test_with_no_event_no_decision_changes_before_the_loop_wakes(
     steps: list[tuple[str, Any]],
 ) -> None:
-    world = World(spec=spec(V1, replicas=2))
-    world.settle()
-    for what, arg in steps:
-        _apply(world, what, arg)
-        world.step()
-    plan = world.step()
+    world, plan = _after(steps)
     horizon = _horizon(plan)
     event(f"{plan.status['reason']}, extended sleep: {horizon is not None}")
     if horizon is None:
@@ -229,12 +234,7 @@ def _unwatched_changes(world: World) -> list[tuple[str, Any]]:
 def test_what_no_watch_reports_never_moves_a_decision_that_sleeps_past_its_poll(
     steps: list[tuple[str, Any]],
 ) -> None:
-    world = World(spec=spec(V1, replicas=2))
-    world.settle()
-    for what, arg in steps:
-        _apply(world, what, arg)
-        world.step()
-    plan = world.step()
+    world, plan = _after(steps)
     horizon = _horizon(plan)
     if horizon is None:
         return
