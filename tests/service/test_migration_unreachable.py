@@ -55,6 +55,8 @@ def test_a_wrong_password_is_not_unreachable(mariadb: MariaDB, tmp_path: Path) -
     assert code == 1, log
     assert report is not None
     assert report["outcome"] == "failed"
+    assert "migration failed" in log
+    assert "not-the-password" not in json.dumps(report) + log  # the password never shows
 
 
 class StartingServer:
