@@ -1,16 +1,23 @@
 """The readiness window: the spec's, or learned from how fast this service became ready before.
 
-When `spec.rollout.readinessTimeoutSeconds` is not set, the window is WINDOW_FACTOR x the slowest
-time-to-ready of the last RECENT_RELEASES good releases (`timeToReadySeconds` of their
+When `spec.rollout.readinessTimeoutSeconds` is not set, the window is WINDOW_FACTOR x the
+time-to-ready the service has now: the previous good release's, or the (low) median of the last
+RECENT_RELEASES good releases' when that is slower (`timeToReadySeconds` of their
 `status.history` entries, recorded when each became Available), clamped to
-[WINDOW_FLOOR, WINDOW_CEILING]. Without such history it is the ceiling, the window this operator
-always had. The ceiling is the old default on purpose: learning only ever shortens the wait
-for a service known to start fast; a slow starter keeps today's window, and one slower than
-that sets the field or a startup probe (whose budget comes on top, verdict.py).
+[WINDOW_FLOOR, WINDOW_CEILING]. An old outlier (a first install on a busy node, next to a whole
+fleet migrating) does not stretch every later window; a newest release that is slower than the
+ones before it is believed at once (the service got slower: a false rollback costs more than
+a few seconds of waiting), and so is a run of slow ones.
+
+Without such history the window is the ceiling, the window this operator always had. The
+ceiling is the old default on purpose: learning only ever shortens the wait for a service known
+to start fast; a slow starter keeps today's window, and one slower than that sets the field
+or a startup probe (whose budget comes on top, verdict.py).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -40,5 +47,6 @@ def readiness_window(spec_seconds: int | None, history: Iterable[dict[str, Any]]
     recent = recent_times_to_ready(history)
     if not recent:
         return DEFAULT_WINDOW
-    learned = timedelta(seconds=WINDOW_FACTOR * max(recent))
+    typical = max(recent[-1], statistics.median_low(recent))
+    learned = timedelta(seconds=WINDOW_FACTOR * typical)
     return min(max(learned, WINDOW_FLOOR), WINDOW_CEILING)

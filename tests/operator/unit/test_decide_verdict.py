@@ -224,6 +224,21 @@ def test_no_history_is_the_old_default() -> None:
     assert readiness_window(30, mixed) == timedelta(seconds=30)
 
 
+def _good(*seconds: int) -> list[dict[str, object]]:
+    return [{"outcome": "Available", "timeToReadySeconds": s} for s in seconds]
+
+
+def test_an_old_slow_start_does_not_stretch_the_window_a_new_one_does() -> None:
+    # A first install on a busy node (13 s), then the service's usual 2 s: judged on the 2 s.
+    assert readiness_window(None, _good(13, 2)) == timedelta(seconds=20)
+    assert readiness_window(None, _good(13, 2, 2)) == timedelta(seconds=20)
+    assert readiness_window(None, _good(2, 40, 2)) == timedelta(seconds=20)  # one blip ignored
+    # The newest release is slower than those before it: believed at once.
+    assert readiness_window(None, _good(2, 2, 13)) == timedelta(seconds=39)
+    # Slow releases are the service's own pace, even when the newest was fast.
+    assert readiness_window(None, _good(30, 30, 2)) == timedelta(seconds=90)
+
+
 def test_no_startup_probe_unless_asked_for() -> None:
     world = available_world()
     container = world.deployment["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
