@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from items_operator.window import readiness_window
+from items_operator.window import readiness_window, recent_times_to_ready
 
 from bench.cluster import analysis
 from bench.cluster.analysis import Workload
@@ -57,8 +57,8 @@ def ours_window(w: Workload) -> tuple[float, float | None]:
     status = Kubectl(w.namespace).get("itemservice", w.name).get("status") or {}
     history = status.get("history") or []
     window = readiness_window(None, history).total_seconds()
-    good = [e for e in history if e.get("outcome") == "Available" and "timeToReadySeconds" in e]
-    return window, (float(good[-1]["timeToReadySeconds"]) if good else None)
+    recent = recent_times_to_ready(history)  # the same entries the window reads
+    return window, (float(recent[-1]) if recent else None)
 
 
 def _apply_plain(fleet: Fleet, w: Workload, image: str) -> None:
