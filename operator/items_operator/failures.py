@@ -149,7 +149,7 @@ def _from_waiting(
                 # While a hold runs, a bare back-off (an older kubelet's) is the same retry.
                 return Failure(FailureKind.IMAGE_PULL_TRANSIENT, pod.name, detail)
             since = [t for t in (created, floor) if t is not None]
-            if since and now - max(since) > window:
+            if since and now - max(since) >= window:
                 seconds = int(window.total_seconds())
                 return Failure(
                     FailureKind.IMAGE_PULL_STUCK,

@@ -51,6 +51,12 @@ class VerdictKind(enum.Enum):
 
 
 # The environment holds the rollout: nothing is blamed, the verdict's clock stops.
+# The window is the time by which the rollback has started, not a minimum wait: the verdict
+# is taken this much before its end, for the pass and its writes, so that even counted from
+# the kubelet's stamp of the container's start (whole seconds, truncated: never after the
+# real start) a 20 s window has the rollback under way at 20 s, not at 20.5.
+VERDICT_LEAD = timedelta(seconds=1)
+
 HOLD_KINDS = frozenset(
     {
         VerdictKind.DEPENDENCY_UNAVAILABLE,
@@ -229,14 +235,15 @@ def judge(
         start = window_start(pod, floor)
         if start is None:
             continue
-        if now - start > window:
+        due = start + window - VERDICT_LEAD
+        if now >= due:
             seconds = int(window.total_seconds())
-            detail = f"not ready {seconds}s after start"
+            detail = f"not ready within its {seconds}s window"
             if (budget := pod.container.startup_budget) is not None:
-                detail += f" and its startup probe's {int(budget.total_seconds())}s budget"
+                detail += f" after its startup probe's {int(budget.total_seconds())}s budget"
             failure = Failure(FailureKind.UNREADY, pod.name, detail)
             return Verdict(VerdictKind.FAILED, failure=failure)
-        deadline = min(deadline or start + window, start + window)
+        deadline = min(deadline or due, due)
 
     if unplaced := [p for p in new if p.unschedulable is not None]:
         return Verdict(

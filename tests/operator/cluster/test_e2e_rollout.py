@@ -203,7 +203,7 @@ def test_never_ready_image_is_rolled_back_within_the_window(shop: Cluster, e2e: 
     assert status["failedImage"] == bad
     assert status["reason"] == "RolledBack"
     assert status["history"][-1]["reason"] == "ReadinessTimeout"
-    assert f"not ready {READINESS_TIMEOUT}s after start" in status["history"][-1]["message"]
+    assert f"not ready within its {READINESS_TIMEOUT}s window" in status["history"][-1]["message"]
     degraded, available = shop.condition(NAME, "Degraded"), shop.condition(NAME, "Available")
     assert (degraded["status"], available["status"]) == ("True", "False")
     assert bad in degraded["message"]

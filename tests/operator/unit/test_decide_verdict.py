@@ -8,7 +8,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from items_operator.containers import ServiceContainer, Termination
+from items_operator.decide import WAKE_MARGIN
+from items_operator.verdict import VERDICT_LEAD
 from items_operator.window import readiness_window
 
 from .world import V1, V2, World, available_world
@@ -195,13 +198,32 @@ def test_time_to_ready_is_recorded_and_learned() -> None:
 
 def test_the_learned_window_judges_a_fast_service_sooner() -> None:
     world = _rolling_out_v2()  # the world's pods are ready at once: learned window 20 s
-    world.controllers(ready=False, started_ago=19)
+    world.controllers(ready=False, started_ago=18)
     world.step()
     assert world.status["reason"] == "RollingOut"
     world.controllers(ready=False, started_ago=21)
     world.step()
     assert world.status["reason"] == "RolledBack"
-    assert "not ready 20s after start" in world.status["message"]
+    assert "not ready within its 20s window" in world.status["message"]
+
+
+def test_a_never_ready_pod_is_judged_when_its_window_ends_not_after() -> None:
+    """The pass sleeps until the verdict is due (VERDICT_LEAD before the window's end, plus
+    WAKE_MARGIN) and the pod fails there: a 20 s window has the rollback started by 20 s
+    from the container's start, not at 20.5 or 21."""
+    world = _rolling_out_v2()
+    world.controllers(ready=False, started_ago=12)
+    plan = world.step()
+    assert world.status["reason"] == "RollingOut"
+    lead = VERDICT_LEAD.total_seconds()
+    assert plan.wake_after == pytest.approx(8 - lead + WAKE_MARGIN)
+    world.controllers(ready=False, started_ago=20 - lead - 0.01)
+    world.step()
+    assert world.status["reason"] == "RollingOut"
+    world.controllers(ready=False, started_ago=20 - lead)
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert "not ready within its 20s window" in world.status["message"]
 
 
 def test_the_spec_s_window_wins_over_the_learned_one() -> None:
@@ -255,4 +277,4 @@ def test_a_pod_under_its_startup_probe_gets_the_probe_s_budget_first() -> None:
         _new(world, container=ServiceContainer(started=False, startup_budget=timedelta(seconds=90)))
         world.step()
         assert world.status["reason"] == reason, (started_ago, world.status["message"])
-    assert "after start and its startup probe's 90s budget" in world.status["message"]
+    assert "window after its startup probe's 90s budget" in world.status["message"]

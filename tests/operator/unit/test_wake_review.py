@@ -65,7 +65,7 @@ def _first_change(world: World, horizon: float) -> float | None:
 
 def _assert_wakes_in_time(world: World, plan: Plan) -> None:
     sleep = _latest_wake(plan)
-    # Half a second of slack: wake_after itself carries 0.5 s past the deadline (decide._finish).
+    # Half a second of slack: "again at once" is half a second (decide.SOONEST_WAKE).
     change = _first_change(world, sleep - 0.5)
     assert change is None, (
         f"{plan.status['reason']}: the decision changes {change:.0f} s from now with no event, "
