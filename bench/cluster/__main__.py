@@ -13,10 +13,12 @@ hack/images. In one run it
      (false_rollbacks.py);
   3. upgrades v1 -> v2, ours and `helm upgrade --wait` alternating, one at a time;
   4. for each failure class (classes.py: unpullable, crash loop, OOM at start, never ready,
-     5xx), applies its image to every workload at once (failure_episodes.py);
+     5xx), applies its image to the i-th workload of every mechanism together, the next
+     ones 8 s later (failure_episodes.py);
   5. measures the operator at 1, 50 and 200 ItemServices (replicas 0) and the time 200 newly
      applied ones take to reach their first steady phase.
-Times come from watch events stamped on arrival (object timestamps have 1 s resolution).
+Times come from watch events stamped on arrival (object timestamps have 1 s resolution), but
+a container's start, which is the kubelet's stamp when its event arrives later.
 Writes bench/results/cluster-<date>.{md,json} and the PNGs in docs/bench/.
 """
 

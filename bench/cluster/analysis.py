@@ -141,7 +141,8 @@ def first_pod_where(
     any_component: bool = False,
 ) -> float | None:
     """First event of a pod of `image` in `state`: created (any event), started (its container
-    has run), ready. Server pods only, unless `any_component` (a migration pod counts too)."""
+    has run: the kubelet's stamp of the start when it is earlier than the event), ready.
+    Server pods only, unless `any_component` (a migration pod counts too)."""
     pod = _of(w, "Pod")
 
     def matches(o: Observation) -> bool:
@@ -156,7 +157,13 @@ def first_pod_where(
             return bool(f["ready"])
         return True
 
-    return first(obs, matches, after)
+    if state != "started":
+        return first(obs, matches, after)
+    found = next((o for o in obs if o.at >= after and matches(o)), None)
+    if found is None:
+        return None
+    stamp = found.fields.get("started_at")
+    return max(after, min(found.at, stamp)) if isinstance(stamp, float) else found.at
 
 
 GAVE_UP_PHASES = ("RolledBack", "Failed")

@@ -42,7 +42,7 @@ CLASSES = {
         FailureClass(
             "crashloop",
             "crash loop (the server exits at once)",
-            "first container start",
+            "first container start (the kubelet's stamp)",
             "started",
             any_component=False,
             certain=True,
@@ -50,7 +50,7 @@ CLASSES = {
         FailureClass(
             "oom",
             "OOM at start (allocates past its memory limit before it listens)",
-            "first container start",
+            "first container start (the kubelet's stamp)",
             "started",
             any_component=False,
             certain=True,
@@ -61,7 +61,7 @@ CLASSES = {
             # As for a crash: before its container runs a pod is being scheduled or started,
             # not failing its readiness (the operator's window, like the time-to-ready it is
             # learned from, runs from there); from the pod's creation: the details table.
-            "first new pod's container started",
+            "first new pod's container started (the kubelet's stamp)",
             "started",
             any_component=False,
             certain=False,

@@ -1,5 +1,7 @@
-"""The failure classes (classes.py), one after the other; within a class every workload of
-every mechanism gets the class's image at (almost) the same moment: ours through its
+"""The failure classes (classes.py), one after the other; within a class the i-th workload of
+every mechanism gets the class's image at (almost) the same moment, the next ones
+EPISODE_STAGGER later (all 20 pods starting at once on two cores stalled the node for ~20 s,
+every mechanism's clients timing out alike): ours through its
 ItemService (CRD defaults: the readiness window learned from its history), Helm through
 `helm upgrade --atomic` at its default timeout and at `--timeout` equal to ours' window, the
 plain Deployment re-applied. A class ends when every mechanism has acted (or, for the plain
@@ -25,6 +27,7 @@ from bench.cluster.workloads import plain_objects
 from tests.cluster.kube_support import KUBECTL, Kubectl
 from tests.e2e.platform import helm_binary
 
+EPISODE_STAGGER = 8.0
 # Past the slowest mechanism's own limit (Helm's timeout, the progress deadline): the hook
 # Job, the rollback, and a loaded node.
 MARGIN = 150.0
@@ -84,9 +87,12 @@ def run_class(
     windows = [ours_window(w) for w in fleet.workloads["ours"]]
     episodes: list[Episode] = []
     commands: dict[str, subprocess.Popen[str]] = {}
-    for mechanism in ("ours", "helm", "helm-eq", "plain"):
-        for index, w in enumerate(fleet.workloads[mechanism]):
-            window, previous = windows[index]
+    for index, window_and_previous in enumerate(windows):
+        if index:
+            time.sleep(EPISODE_STAGGER)  # a pacing gap between applies, not a wait for a state
+        for mechanism in ("ours", "helm", "helm-eq", "plain"):
+            w = fleet.workloads[mechanism][index]
+            window, previous = window_and_previous
             episode = Episode(mechanism, failure.name, w, old, bad, time.time())
             if mechanism == "ours":
                 extra = {"rollout": {"analysis": ANALYSIS}} if failure.name == "5xx" else {}

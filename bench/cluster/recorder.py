@@ -3,7 +3,9 @@ Helm release records.
 
 Kubernetes object timestamps have one-second resolution, too coarse for reaction times of a
 second or two, so the benchmark records the local time at which each watch event arrives.
-Only the fields the analysis reads are kept (see the `summarize_*` functions).
+Only the fields the analysis reads are kept (see the `summarize_*` functions). One stamp is
+kept besides: when the kubelet says a pod's container started (`started_at`), the clock the
+operator's readiness window runs on; on a busy node its watch event arrives seconds later.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from items_operator.kube import ItemServiceResource
@@ -50,6 +53,28 @@ def _conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
     }
 
 
+def _stamp(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def container_started_at(status: Mapping[str, Any]) -> float | None:
+    """The kubelet's stamp (whole seconds, truncated) of the earliest start it still reports of
+    the first container: the last run's when it restarted, since the first run is forgotten."""
+    states = [status.get("state") or {}, status.get("lastState") or {}]
+    stamps = [
+        _stamp((state.get(key) or {}).get("startedAt"))
+        for state in states
+        for key in ("running", "terminated")
+    ]
+    found = [s for s in stamps if s is not None]
+    return min(found) if found else None
+
+
 def summarize_pod(body: dict[str, Any]) -> dict[str, Any]:
     status = body.get("status") or {}
     statuses = status.get("containerStatuses") or []
@@ -67,6 +92,7 @@ def summarize_pod(body: dict[str, Any]) -> dict[str, Any]:
             or (s.get("restartCount") or 0) > 0
             for s in statuses[:1]
         ),
+        "started_at": container_started_at(statuses[0]) if statuses else None,
     }
 
 

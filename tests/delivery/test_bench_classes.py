@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from bench.cluster import classes, report_classes
 from bench.cluster.analysis import Workload
 from bench.cluster.episodes import Episode
-from bench.cluster.recorder import Observation
+from bench.cluster.recorder import Observation, summarize_pod
 
 FAULTS = Path(__file__).resolve().parents[1] / "operator/cluster/images/bench_faults.py"
 W = Workload("bench-ours", "ours-1")
@@ -126,6 +127,53 @@ def test_crash_loop_clock_starts_at_the_first_container_start_and_stops_at_the_v
     assert steps["first_failing"] == T0 + 4.0
     assert steps["rollback_started"] == T0 + 6.0  # the status came first
     assert reason == "CrashLoopBackOff"
+
+
+def test_the_never_ready_clock_is_the_kubelet_s_stamp_when_its_event_comes_late() -> None:
+    """The operator's window runs from the kubelet's whole-second stamp of the start; on a busy
+    node the pod's event arrives seconds later, which would shorten the measured reaction."""
+    obs = [
+        _deployment(0.5, NEW),
+        _pod(1.0, NEW),
+        _pod(7.4, NEW, started=True, started_at=T0 + 3.0),
+        _obs(
+            23.1,
+            "ItemService",
+            {"phase": "RolledBack", "reason": "ReadinessTimeout", "target": NEW, "current": True},
+        ),
+    ]
+    failure = classes.CLASSES["never-ready"]
+    steps, _ = classes.class_steps(obs, failure, "ours", W, OLD, NEW, T0)
+    assert steps["first_failing"] == T0 + 3.0
+    # An event earlier than the stamp (none should be) and a stamp before the episode: bounded.
+    early = [_pod(2.0, NEW, started=True, started_at=T0 + 2.9), *obs]
+    assert classes.class_steps(early, failure, "ours", W, OLD, NEW, T0)[0]["first_failing"] == (
+        T0 + 2.0
+    )
+    stale = [_pod(2.0, NEW, started=True, started_at=T0 - 5), *obs]
+    assert classes.class_steps(stale, failure, "ours", W, OLD, NEW, T0)[0]["first_failing"] == T0
+
+
+def test_the_recorder_keeps_the_earliest_start_stamp_of_the_first_container() -> None:
+    body = {
+        "metadata": {"labels": {"app.kubernetes.io/instance": "ours-1"}},
+        "spec": {"containers": [{"image": NEW}]},
+        "status": {
+            "containerStatuses": [
+                {
+                    "ready": False,
+                    "restartCount": 1,
+                    "state": {"running": {"startedAt": "2026-12-02T10:00:09Z"}},
+                    "lastState": {"terminated": {"startedAt": "2026-12-02T10:00:03Z"}},
+                }
+            ]
+        },
+    }
+    summary = summarize_pod(body)
+    assert summary["started"] is True
+    assert summary["started_at"] == datetime(2026, 12, 2, 10, 0, 3, tzinfo=UTC).timestamp()
+    del body["status"]["containerStatuses"]  # type: ignore[attr-defined]
+    assert summarize_pod(body)["started_at"] is None
 
 
 def test_helm_rollback_starts_with_its_release_record() -> None:
