@@ -68,17 +68,50 @@ def apply_selectors(settings: kopf.OperatorSettings) -> None:
     settings.watching.field_selectors["", "v1", "secrets"] = SECRET_FIELD_SELECTOR
 
 
+# What Kopf still reads of an indexed object after its index function (kopf 1.45: the
+# wake-ups' label filters, its per-object memory by uid, the handlers' logs by name).
+KEPT_TOP_LEVEL = frozenset({"apiVersion", "kind", "metadata"})
+KEPT_METADATA = frozenset(
+    {"name", "namespace", "uid", "resourceVersion", "generation", "labels", "deletionTimestamp"}
+)
+
+
+def shed(body: Mapping[str, Any]) -> None:
+    """Empty the raw object Kopf holds once it is indexed, keeping only KEPT_*.
+
+    Kopf (1.45.x, pinned in pyproject.toml) keeps each event's raw dict while the object's
+    worker waits for every index to be filled (at a start, all of them at once: ~360 KiB per
+    ItemService of Deployments, revisions, Jobs, Pods and Secrets with their managedFields) and
+    for its idle timeout after; the record holds all a pass reads. Secrets' values go too.
+    The raw dict is kopf.Body's source (`_src`), an internal of Kopf's: the unit test
+    test_cache_memory.py runs Kopf's own indexing and wake-up handlers over a shed body."""
+    raw = getattr(body, "_src", None)
+    if not isinstance(raw, dict):
+        return
+    for key in [k for k in raw if k not in KEPT_TOP_LEVEL]:
+        del raw[key]
+    meta = raw.get("metadata")
+    if isinstance(meta, dict):
+        for key in [k for k in meta if k not in KEPT_METADATA]:
+            del meta[key]
+
+
 def index_function(kind: str, by: str) -> Callable[..., dict[tuple[str, ...], Any]]:
-    """The indexing function of one kind: raw object -> {key: reduced record}."""
+    """The indexing function of one kind: raw object -> {key: reduced record}; the raw object
+    is shed once reduced."""
 
     def index(body: Mapping[str, Any], **_: Any) -> dict[tuple[str, ...], Any]:
         obj = dict(body)
         meta = obj["metadata"]
         namespace = str(meta.get("namespace") or "")
         PHANTOMS.touched((kind, namespace, str(meta["name"])))
+        found: dict[tuple[str, ...], Any]
         if by == BY_NAME:
-            return {(namespace, str(meta["name"])): reduce_named(kind, obj)}
-        return {instance_key(obj): _REDUCERS[kind](obj)}
+            found = {(namespace, str(meta["name"])): reduce_named(kind, obj)}
+        else:
+            found = {instance_key(obj): _REDUCERS[kind](obj)}
+        shed(body)
+        return found
 
     index.__name__ = index.__qualname__ = index_id(kind)
     return index
@@ -89,7 +122,9 @@ def index_secret(body: Mapping[str, Any], **_: Any) -> dict[tuple[str, ...], Any
     meta = obj["metadata"]
     namespace = str(meta.get("namespace") or "")
     PHANTOMS.touched(("Secret", namespace, str(meta["name"])))
-    return {(namespace, str(meta["name"])): reduce_secret(obj)}
+    found: dict[tuple[str, ...], Any] = {(namespace, str(meta["name"])): reduce_secret(obj)}
+    shed(body)
+    return found
 
 
 def register_indexes() -> None:

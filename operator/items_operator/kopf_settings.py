@@ -20,6 +20,8 @@ MIN_WATCH_TIMEOUT = 10.0
 BOOKMARK_PERIOD = 60.0
 BOOKMARK_JITTER = 10.0
 SERVER_TIMEOUT = 270
+LIST_CHUNK_SIZE = 100
+WORKER_IDLE_TIMEOUT = 0.5
 # Under a shorter --watch-timeout the server ends each watch request this long before its
 # inactivity timer (one per request) could fire on a healthy, quiet stream.
 SERVER_TIMEOUT_LEAD = 5.0
@@ -67,6 +69,13 @@ def apply_settings(settings: kopf.OperatorSettings, watch: WatchTimeouts | None 
     settings.watching.server_timeout = watch.server
     settings.watching.client_timeout = watch.client
     settings.watching.connect_timeout = 10
+    # Memory at fleet scale (docs/benchmarks.md): the first listing of each kind comes in pages,
+    # not one response holding every object at once; and a per-object worker, which holds the
+    # object's last raw body, exits half a second after its last event instead of five (a
+    # fleet in motion kept a body per object alive that long; events within the 0.1 s batch
+    # window still go to one worker).
+    settings.watching.chunk_size = LIST_CHUNK_SIZE
+    settings.queueing.idle_timeout = WORKER_IDLE_TIMEOUT
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
     # One ClusterKopfPeering even when serving a namespace list: one active replica in total.
