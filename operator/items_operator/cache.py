@@ -96,6 +96,25 @@ def shed(body: Mapping[str, Any]) -> None:
             del meta[key]
 
 
+# Of an ItemService, Kopf keeps the newest body for as long as its daemon runs (the pass reads
+# it live); neither Kopf (its diff-base essence drops both) nor a pass reads these.
+ITEM_SERVICE_SHED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def shed_item_service(body: Mapping[str, Any]) -> None:
+    """Drop an ItemService body's managedFields and kubectl's copy of the manifest (each
+    event's, in place: the body is the raw dict Kopf keeps); the rest is read."""
+    raw = getattr(body, "_src", None)
+    meta = raw.get("metadata") if isinstance(raw, dict) else None
+    if not isinstance(meta, dict):
+        return
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        for key in ITEM_SERVICE_SHED_ANNOTATIONS:
+            annotations.pop(key, None)
+
+
 def index_function(kind: str, by: str) -> Callable[..., dict[tuple[str, ...], Any]]:
     """The indexing function of one kind: raw object -> {key: reduced record}; the raw object
     is shed once reduced."""

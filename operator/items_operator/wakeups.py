@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from items_operator.audit import PHANTOMS
+from items_operator.cache import shed_item_service
 from items_operator.constants import (
     FIELD_MANAGER,
     GROUP,
@@ -68,7 +70,8 @@ def _wake(uid: str | None) -> None:
         wakeup.set()
 
 
-def wake_reconciler(uid: str | None, **_: Any) -> None:
+def wake_reconciler(uid: str | None, body: Mapping[str, Any], **_: Any) -> None:
+    shed_item_service(body)
     _wake(uid)
 
 

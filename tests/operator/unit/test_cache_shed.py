@@ -1,6 +1,7 @@
-"""Shedding Kopf's raw bodies once indexed (cache.shed): Kopf's own event processing (the
-pinned 1.45.x) indexes the object, runs the wake-ups with the labels they filter and read,
-and is left holding a skeleton, not the object (no managedFields, no spec, no Secret value)."""
+"""Shedding Kopf's raw bodies (cache.shed, cache.shed_item_service): Kopf's own event
+processing (the pinned 1.45.x) indexes an owned object, runs the wake-ups with the labels they
+filter and read, and is left holding a skeleton (no managedFields, no spec, no Secret value);
+of an ItemService it keeps all a pass reads, not its managedFields."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import copy
 from typing import Any, cast
 
 import kopf
-from items_operator import cache
+from items_operator import cache, wakeups
+from items_operator.constants import ANNOTATION_ALLOW_CONTRACT, GROUP, PLURAL, VERSION
 from items_operator.kopf_settings import on_the_loop
 from items_operator.records import NamedRecord, SecretRecord
 from kopf._cogs.structs.bodies import RawEvent
@@ -103,3 +105,47 @@ def test_a_plain_mapping_is_left_alone() -> None:
     before = copy.deepcopy(raw)
     cache.shed(raw)
     assert raw == before
+
+
+def test_an_item_service_keeps_what_a_pass_reads_and_loses_managed_fields() -> None:
+    """The ItemService's wake-up sheds what nobody reads of the body Kopf keeps for its daemon:
+    managedFields and kubectl's last-applied copy; spec, status, finalizers and every other
+    annotation stay (the pass reads them live)."""
+    registry = kopf.OperatorRegistry()
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(on_the_loop(wakeups.wake_reconciler))
+    raw: dict[str, Any] = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ItemService",
+        "metadata": k.meta("shop", NS, 9)
+        | {
+            "finalizers": [f"{GROUP}/operator"],
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": '{"spec": {}}',
+                ANNOTATION_ALLOW_CONTRACT: "abc",
+            },
+        },
+        "spec": {"image": V2},
+        "status": {"phase": "Available"},
+    }
+    kept = copy.deepcopy(raw)
+    del kept["metadata"]["managedFields"]
+    del kept["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+    resource = Resource(GROUP, VERSION, PLURAL, kind="ItemService", namespaced=True)
+    indexers = OperatorIndexers()
+
+    async def run() -> None:
+        await process_resource_event(
+            lifecycle=kopf.lifecycles.all_at_once,
+            indexers=indexers,
+            registry=registry,
+            settings=kopf.OperatorSettings(),
+            memories=ResourceMemories(),
+            memobase=cast(AnyMemo, Memo()),
+            resource=resource,
+            raw_event=cast(RawEvent, {"type": "MODIFIED", "object": raw}),
+            event_queue=asyncio.Queue(),
+            no_throttling=True,
+        )
+
+    asyncio.run(run())
+    assert raw == kept
