@@ -84,7 +84,7 @@ def shed(body: Mapping[str, Any]) -> None:
     ItemService of Deployments, revisions, Jobs, Pods and Secrets with their managedFields) and
     for its idle timeout after; the record holds all a pass reads. Secrets' values go too.
     The raw dict is kopf.Body's source (`_src`), an internal of Kopf's: the unit test
-    test_cache_memory.py runs Kopf's own indexing and wake-up handlers over a shed body."""
+    test_cache_shed.py runs Kopf's own event processing, indexes and wake-ups over it."""
     raw = getattr(body, "_src", None)
     if not isinstance(raw, dict):
         return

@@ -36,7 +36,7 @@ from items_operator.specs.deployment import build_deployment
 from items_operator.specs.revision import build_controller_revision
 from items_operator.status import record_revision, timestamp
 from items_operator.verdict import Verdict, judge
-from items_operator.window import readiness_window
+from items_operator.window import readiness_window, verdict_lead
 
 LEGACY_RELEASE = "legacy"  # a Deployment written before releases existed (no release label)
 
@@ -207,6 +207,7 @@ class Pass:
             migrated=self.schema_made_for(release_hash),
             held=self.held_since is not None,
             analysis=self.analysis_for(release_hash),
+            lead=verdict_lead(self.cr.spec.rollout.readiness_timeout_seconds),
         )
         self.wake_by(verdict.deadline)
         return verdict

@@ -20,7 +20,6 @@ MIN_WATCH_TIMEOUT = 10.0
 BOOKMARK_PERIOD = 60.0
 BOOKMARK_JITTER = 10.0
 SERVER_TIMEOUT = 270
-LIST_CHUNK_SIZE = 100
 WORKER_IDLE_TIMEOUT = 0.5
 # Under a shorter --watch-timeout the server ends each watch request this long before its
 # inactivity timer (one per request) could fire on a healthy, quiet stream.
@@ -69,12 +68,11 @@ def apply_settings(settings: kopf.OperatorSettings, watch: WatchTimeouts | None 
     settings.watching.server_timeout = watch.server
     settings.watching.client_timeout = watch.client
     settings.watching.connect_timeout = 10
-    # Memory at fleet scale (docs/benchmarks.md): the first listing of each kind comes in pages,
-    # not one response holding every object at once; and a per-object worker, which holds the
-    # object's last raw body, exits half a second after its last event instead of five (a
-    # fleet in motion kept a body per object alive that long; events within the 0.1 s batch
-    # window still go to one worker).
-    settings.watching.chunk_size = LIST_CHUNK_SIZE
+    # Memory at fleet scale (docs/benchmarks.md): a per-object worker, which holds its task,
+    # loggers and the object's last raw body, exits half a second after its last event
+    # instead of five (a fleet in motion kept all of that per object alive that long). Not
+    # paged listings (watching.chunk_size): Kopf 1.45 does not handle a 410 on an expired
+    # continue token, and a watcher that dies on one is not restarted.
     settings.queueing.idle_timeout = WORKER_IDLE_TIMEOUT
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10

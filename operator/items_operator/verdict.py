@@ -51,12 +51,6 @@ class VerdictKind(enum.Enum):
 
 
 # The environment holds the rollout: nothing is blamed, the verdict's clock stops.
-# The window is the time by which the rollback has started, not a minimum wait: the verdict
-# is taken this much before its end, for the pass and its writes, so that even counted from
-# the kubelet's stamp of the container's start (whole seconds, truncated: never after the
-# real start) a 20 s window has the rollback under way at 20 s, not at 20.5.
-VERDICT_LEAD = timedelta(seconds=1)
-
 HOLD_KINDS = frozenset(
     {
         VerdictKind.DEPENDENCY_UNAVAILABLE,
@@ -197,6 +191,7 @@ def judge(
     migrated: bool = False,
     held: bool = False,
     analysis: AnalysisSpec | None = None,
+    lead: timedelta = timedelta(0),
 ) -> Verdict:
     """The verdict on `release`, which `deployment` serves (its template carries the label).
 
@@ -204,6 +199,8 @@ def judge(
     release), so a new pod reporting the schema behind its image is the release's fault.
     `held`: a hold runs since an earlier pass (its clock is stopped).
     `analysis`: the canary analysis to run, unless it already ended for this release.
+    `lead`: how long before a readiness window's end the verdict is taken (window.verdict_lead:
+    a learned window is the time by which the rollback has started).
     """
     if deployment.replicas == 0:
         return Verdict(VerdictKind.SCALED_TO_ZERO, detail="scaled to zero: no pod to judge")
@@ -235,7 +232,7 @@ def judge(
         start = window_start(pod, floor)
         if start is None:
             continue
-        due = start + window - VERDICT_LEAD
+        due = start + window - lead
         if now >= due:
             seconds = int(window.total_seconds())
             detail = f"not ready within its {seconds}s window"

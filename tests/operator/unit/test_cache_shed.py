@@ -12,7 +12,7 @@ from typing import Any, cast
 import kopf
 from items_operator import cache, wakeups
 from items_operator.constants import ANNOTATION_ALLOW_CONTRACT, GROUP, PLURAL, VERSION
-from items_operator.kopf_settings import on_the_loop
+from items_operator.kopf_settings import apply_settings, on_the_loop
 from items_operator.records import NamedRecord, SecretRecord
 from kopf._cogs.structs.bodies import RawEvent
 from kopf._cogs.structs.ephemera import AnyMemo, Memo
@@ -25,6 +25,12 @@ from . import cluster_objects as k
 from .world import OWNER, V2
 
 NS = OWNER.namespace
+
+
+def _settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    apply_settings(settings)  # the operator's own (its idle timeout, its storages)
+    return settings
 
 
 def _process(
@@ -51,7 +57,7 @@ def _process(
             lifecycle=kopf.lifecycles.all_at_once,
             indexers=indexers,
             registry=registry,
-            settings=kopf.OperatorSettings(),
+            settings=_settings(),
             memories=ResourceMemories(),
             memobase=cast(AnyMemo, Memo()),
             resource=resource,
@@ -118,7 +124,7 @@ def test_an_item_service_keeps_what_a_pass_reads_and_loses_managed_fields() -> N
         "kind": "ItemService",
         "metadata": k.meta("shop", NS, 9)
         | {
-            "finalizers": [f"{GROUP}/operator"],
+            "finalizers": ["example.com/keep"],  # not Kopf's: this registry has no daemon
             "annotations": {
                 "kubectl.kubernetes.io/last-applied-configuration": '{"spec": {}}',
                 ANNOTATION_ALLOW_CONTRACT: "abc",
@@ -138,7 +144,7 @@ def test_an_item_service_keeps_what_a_pass_reads_and_loses_managed_fields() -> N
             lifecycle=kopf.lifecycles.all_at_once,
             indexers=indexers,
             registry=registry,
-            settings=kopf.OperatorSettings(),
+            settings=_settings(),
             memories=ResourceMemories(),
             memobase=cast(AnyMemo, Memo()),
             resource=resource,

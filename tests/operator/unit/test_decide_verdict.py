@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from items_operator.containers import ServiceContainer, Termination
 from items_operator.decide import WAKE_MARGIN
-from items_operator.verdict import VERDICT_LEAD
-from items_operator.window import readiness_window
+from items_operator.window import LEARNED_WINDOW_LEAD, readiness_window
 
 from .world import V1, V2, World, available_world
 
@@ -208,14 +207,14 @@ def test_the_learned_window_judges_a_fast_service_sooner() -> None:
 
 
 def test_a_never_ready_pod_is_judged_when_its_window_ends_not_after() -> None:
-    """The pass sleeps until the verdict is due (VERDICT_LEAD before the window's end, plus
-    WAKE_MARGIN) and the pod fails there: a 20 s window has the rollback started by 20 s
-    from the container's start, not at 20.5 or 21."""
+    """The pass sleeps until the verdict is due (a learned window's: LEARNED_WINDOW_LEAD
+    before its end, plus WAKE_MARGIN) and the pod fails there: a learned 20 s window has the
+    rollback started by 20 s from the container's start, not at 20.5 or 21."""
     world = _rolling_out_v2()
     world.controllers(ready=False, started_ago=12)
     plan = world.step()
     assert world.status["reason"] == "RollingOut"
-    lead = VERDICT_LEAD.total_seconds()
+    lead = LEARNED_WINDOW_LEAD.total_seconds()
     assert plan.wake_after == pytest.approx(8 - lead + WAKE_MARGIN)
     world.controllers(ready=False, started_ago=20 - lead - 0.01)
     world.step()
@@ -224,6 +223,19 @@ def test_a_never_ready_pod_is_judged_when_its_window_ends_not_after() -> None:
     world.step()
     assert world.status["reason"] == "RolledBack"
     assert "not ready within its 20s window" in world.status["message"]
+
+
+def test_the_spec_s_window_is_granted_whole() -> None:
+    """A window the person set is what each pod was granted: judged at its end, no lead."""
+    world = _rolling_out_v2(rollout={"readinessTimeoutSeconds": 30})
+    world.controllers(ready=False, started_ago=29.9)
+    plan = world.step()
+    assert world.status["reason"] == "RollingOut"
+    assert plan.wake_after == pytest.approx(0.5)  # 0.1 s + WAKE_MARGIN, at least SOONEST_WAKE
+    world.controllers(ready=False, started_ago=30)
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert "not ready within its 30s window" in world.status["message"]
 
 
 def test_the_spec_s_window_wins_over_the_learned_one() -> None:

@@ -76,7 +76,7 @@ def test_kopf_settings_keep_status_clean_and_watches_alive() -> None:
     assert settings.watching.client_timeout is not None
     assert settings.watching.client_timeout > settings.watching.server_timeout
     assert settings.peering.clusterwide
-    assert settings.watching.chunk_size == 100  # first listings paged (memory at scale)
+    assert settings.watching.chunk_size is None  # a 410 on a continue token kills a watcher
     assert settings.queueing.idle_timeout == 0.5  # a worker drops its object's body soon
     # Unchanged defaults: Kopf's 70 s inactivity timeout, the server ends requests at 270 s.
     assert settings.watching.inactivity_timeout == 70
