@@ -20,7 +20,7 @@ from items_operator.window import readiness_window, recent_times_to_ready
 
 from bench.cluster import analysis
 from bench.cluster.analysis import Workload
-from bench.cluster.classes import ANALYSIS, FailureClass, class_steps
+from bench.cluster.classes import ANALYSIS, MECHANISMS, FailureClass, class_steps
 from bench.cluster.episodes import Episode, Fleet, helm_upgrade, set_image_ours
 from bench.cluster.recorder import Observation, Recorder
 from bench.cluster.workloads import plain_objects
@@ -87,12 +87,15 @@ def run_class(
     windows = [ours_window(w) for w in fleet.workloads["ours"]]
     episodes: list[Episode] = []
     commands: dict[str, subprocess.Popen[str]] = {}
-    for index, window_and_previous in enumerate(windows):
-        if index:
-            time.sleep(EPISODE_STAGGER)  # a pacing gap between applies, not a wait for a state
-        for mechanism in ("ours", "helm", "helm-eq", "plain"):
+
+    def apply_step(index: int) -> list[Episode]:
+        """The class's image to the index-th workload of every mechanism, in an order that
+        rotates from step to step (no mechanism always first)."""
+        window, previous = windows[index]
+        shift = index % len(MECHANISMS)
+        step = []
+        for mechanism in (*MECHANISMS[shift:], *MECHANISMS[:shift]):
             w = fleet.workloads[mechanism][index]
-            window, previous = window_and_previous
             episode = Episode(mechanism, failure.name, w, old, bad, time.time())
             if mechanism == "ours":
                 extra = {"rollout": {"analysis": ANALYSIS}} if failure.name == "5xx" else {}
@@ -106,7 +109,9 @@ def run_class(
                 episode.limit = timeout
             else:
                 _apply_plain(fleet, w, bad)
-            episodes.append(episode)
+            step.append(episode)
+        episodes.extend(step)
+        return step
 
     def finished(e: Episode, obs: list[Observation]) -> bool:
         w, t0 = e.workload, e.started
@@ -131,12 +136,19 @@ def run_class(
         return False  # never rolls back: over when the others are
 
     bound = (PROGRESS_DEADLINE if wait_deadline else helm_timeout) + MARGIN
-    deadline = time.monotonic() + bound
-    pending = list(episodes)
-    while pending and time.monotonic() < deadline:
+    steps = len(windows)
+    deadline = time.monotonic() + (steps - 1) * EPISODE_STAGGER + bound
+    # Steps go out EPISODE_STAGGER apart while the earlier ones are polled, so an episode's
+    # end is when it ended, not when the last step went out.
+    pending, applied, next_step = apply_step(0), 1, time.monotonic() + EPISODE_STAGGER
+    while (pending or applied < steps) and time.monotonic() < deadline:
+        if applied < steps and time.monotonic() >= next_step:
+            pending += apply_step(applied)
+            applied, next_step = applied + 1, next_step + EPISODE_STAGGER
         obs = recorder.snapshot()  # one copy per poll, shared by every episode
         pending = [e for e in pending if not finished(e, obs)]
-        if pending and all(e.mechanism == "plain" for e in pending) and not wait_deadline:
+        all_plain = all(e.mechanism == "plain" for e in pending)
+        if pending and all_plain and not wait_deadline and applied == steps:
             pending = []
         for e in episodes:
             if e not in pending and e.ended is None:
