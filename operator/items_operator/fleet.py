@@ -49,9 +49,15 @@ class UpgradeWave:
         ):
             self.rolling[uid] = (release, now)
 
-    def may_start(self, uid: str) -> bool:
+    def may_start(self, uid: str, now: float | None = None) -> bool:
+        """A slot for `uid`; at `now`, the slots of others held past SLOT_TIMEOUT are freed
+        first (a paused ItemService's own pass, which would free it, may be a resync away)."""
         if uid in self.rolling:
             return True
+        if now is not None:
+            for other, (_, since) in list(self.rolling.items()):
+                if now - since > SLOT_TIMEOUT:
+                    del self.rolling[other]  # stuck: it goes on outside the count
         return self.halted_by is None and len(self.rolling) < self.size
 
     def observe(

@@ -215,7 +215,7 @@ async def reconcile_once(
     # No await from here to wave.observe: the slot is checked and taken in one step.
     observed = replace(
         observed,
-        upgrade_slot=wave.may_start(uid),
+        upgrade_slot=wave.may_start(uid, time.monotonic()),
         upgrade_halted=wave.halted_by is not None,
         upgrade_wave=wave.describe(),
     )

@@ -148,6 +148,16 @@ def test_a_stuck_rollout_frees_its_slot_after_a_while() -> None:
     assert wave.halted_by is None
 
 
+def test_a_stuck_slot_is_freed_for_another_without_its_holder_s_pass() -> None:
+    """A paused ItemService holding a slot may not run a pass for a resync (600 s): whoever
+    asks next frees a slot held past SLOT_TIMEOUT."""
+    wave = UpgradeWave(size=1)
+    wave.observe("a", "shop", "started", _status("r2"), 0.0)
+    assert not wave.may_start("b", SLOT_TIMEOUT - 1)
+    assert wave.may_start("b", SLOT_TIMEOUT + 1)
+    assert "a" not in wave.rolling
+
+
 def test_a_scale_or_pause_since_the_last_rollout_still_queues_an_operator_upgrade(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
