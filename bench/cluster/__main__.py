@@ -46,7 +46,17 @@ from bench.cluster.failure_episodes import analysis_supported, run_classes
 from bench.cluster.false_rollbacks import FalseRollbacks
 from bench.cluster.figures import draw, timeline_episode
 from bench.cluster.images import digest_aliases
-from bench.cluster.platform import FALSE, HELM, HELM_EQ, OURS, PLAIN, Platform, down, up
+from bench.cluster.platform import (
+    FALSE,
+    HELM,
+    HELM_EQ,
+    OURS,
+    PLAIN,
+    Platform,
+    down,
+    save_operator_logs,
+    up,
+)
 from bench.cluster.recorder import Recorder
 from tests.cluster.kube_support import KUBECTL
 from tests.e2e.platform import helm_binary
@@ -194,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 scale.run(platform, levels, args.window, results.setdefault("scale", {}))
             sections += ["## Operator cost", report.scale_table(results["scale"])]
     finally:
+        save_operator_logs(RESULTS / f"cluster-{stamp}-operator.log")
         if not args.keep:
             with _phase(results, "teardown"):
                 down()

@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.cluster.images import FaultImages
 from tests.cluster.kube_support import (
@@ -96,6 +97,23 @@ def up(operator_args: tuple[str, ...] = ()) -> Platform:
     database = Database(DB_NAMESPACE, password)
     database.wait_ready(timeout=60)
     return Platform(database, images, faults)
+
+
+def save_operator_logs(path: Path) -> None:
+    """Every operator container's log (its passes' writes with millisecond times), beside the
+    results: where an episode's time went, after the namespaces are gone. Best effort."""
+    found = subprocess.run(
+        [
+            *(KUBECTL, "logs", "-n", OPERATOR_NAMESPACE, "-l", Platform.operator_selector()),
+            *("--all-containers", "--tail=-1", "--prefix", "--max-log-requests=10"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(found.stdout + found.stderr)
 
 
 def down() -> None:
