@@ -234,7 +234,7 @@ def run_classes(
     measured so far."""
     results: dict[str, list[Episode]] = {}
     for failure in classes:
-        print(f"failure class {failure.name}: every mechanism at once", flush=True)
+        print(f"failure class {failure.name}: every mechanism side by side", flush=True)
         started = time.monotonic()
         results[failure.name] = run_class(
             fleet,

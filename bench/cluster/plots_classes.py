@@ -73,8 +73,8 @@ def classes_figure(
     ax.set_ylabel("seconds, first failing pod → rollback started (log scale)")
     ax.set_xticks(range(len(names)), names)
     ax.set_xlabel(
-        "failure class (clock starts: pull error at pod creation, crash/OOM at "
-        "container start, never-ready at pod creation, 5xx at first Ready)",
+        "failure class (clock starts: pull error at pod creation, crash/OOM/never-ready at "
+        "the container's start, 5xx at first Ready)",
         fontsize=8,
     )
     ax.grid(axis="y", which="both", alpha=0.25)
