@@ -202,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             save_operator_logs(RESULTS / f"cluster-{stamp}-operator-episodes.log")
         if not args.skip_scale:
             print(f"operator cost at {levels} ItemServices", file=sys.stderr)
-            with _phase(results, "operator cost"):
-                scale.run(platform, levels, args.window, results.setdefault("scale", {}))
+            try:
+                with _phase(results, "operator cost"):
+                    scale.run(platform, levels, args.window, results.setdefault("scale", {}))
+            finally:  # the levels measured before a failure are results too
+                save()
             sections += ["## Operator cost", report.scale_table(results["scale"])]
     finally:
         save_operator_logs(RESULTS / f"cluster-{stamp}-operator.log")
