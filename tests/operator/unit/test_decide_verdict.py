@@ -206,36 +206,31 @@ def test_the_learned_window_judges_a_fast_service_sooner() -> None:
     assert "not ready within its 20s window" in world.status["message"]
 
 
-def test_a_never_ready_pod_is_judged_when_its_window_ends_not_after() -> None:
-    """The pass sleeps until the verdict is due (a learned window's: LEARNED_WINDOW_LEAD
-    before its end, plus WAKE_MARGIN) and the pod fails there: a learned 20 s window has the
-    rollback started by 20 s from the container's start, not at 20.5 or 21."""
-    world = _rolling_out_v2()
-    world.controllers(ready=False, started_ago=12)
+@pytest.mark.parametrize(
+    ("rollout", "window", "lead"),
+    [
+        ({}, 20, LEARNED_WINDOW_LEAD.total_seconds()),  # learned: the rollback under way by 20 s
+        ({"readinessTimeoutSeconds": 30}, 30, 0.0),  # the person's window: granted whole
+    ],
+)
+def test_a_never_ready_pod_is_judged_when_its_window_ends_not_after(
+    rollout: dict[str, Any], window: int, lead: float
+) -> None:
+    """The pass sleeps until the verdict is due (a learned window's LEARNED_WINDOW_LEAD before
+    its end, a spec window's at its end; plus WAKE_MARGIN) and the pod fails there, not at
+    +0.5 or +1 s."""
+    world = _rolling_out_v2(rollout=rollout)
+    world.controllers(ready=False, started_ago=window - 8)
     plan = world.step()
     assert world.status["reason"] == "RollingOut"
-    lead = LEARNED_WINDOW_LEAD.total_seconds()
     assert plan.wake_after == pytest.approx(8 - lead + WAKE_MARGIN)
-    world.controllers(ready=False, started_ago=20 - lead - 0.01)
+    world.controllers(ready=False, started_ago=window - lead - 0.01)
     world.step()
     assert world.status["reason"] == "RollingOut"
-    world.controllers(ready=False, started_ago=20 - lead)
+    world.controllers(ready=False, started_ago=window - lead)
     world.step()
     assert world.status["reason"] == "RolledBack"
-    assert "not ready within its 20s window" in world.status["message"]
-
-
-def test_the_spec_s_window_is_granted_whole() -> None:
-    """A window the person set is what each pod was granted: judged at its end, no lead."""
-    world = _rolling_out_v2(rollout={"readinessTimeoutSeconds": 30})
-    world.controllers(ready=False, started_ago=29.9)
-    plan = world.step()
-    assert world.status["reason"] == "RollingOut"
-    assert plan.wake_after == pytest.approx(0.5)  # 0.1 s + WAKE_MARGIN, at least SOONEST_WAKE
-    world.controllers(ready=False, started_ago=30)
-    world.step()
-    assert world.status["reason"] == "RolledBack"
-    assert "not ready within its 30s window" in world.status["message"]
+    assert f"not ready within its {window}s window" in world.status["message"]
 
 
 def test_the_spec_s_window_wins_over_the_learned_one() -> None:
