@@ -146,8 +146,18 @@ def index_secret(body: Mapping[str, Any], **_: Any) -> dict[tuple[str, ...], Any
     return found
 
 
+_registered = False
+
+
 def register_indexes() -> None:
-    """Register the indexes with Kopf (only with --cache-reads on: each is a watch)."""
+    """Register the indexes with Kopf (only with --cache-reads on: each is a watch), once per
+    process: Kopf would run a second copy of each on the same event, after the first has shed
+    the body (shed), and the second record, reduced from the skeleton, would replace the first
+    (no owner: every owned object a conflict). In-process tests start operators repeatedly."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     labels = {LABEL_NAME: APP_NAME}  # the server-side selector, checked again client-side
     for kind, group, version, plural, by in OWNED_RESOURCES:
         kopf.index(group, version, plural, id=index_id(kind), labels=labels)(

@@ -151,3 +151,13 @@ def test_an_item_service_keeps_what_a_pass_reads_and_loses_managed_fields() -> N
     resource = Resource(GROUP, VERSION, PLURAL, kind="ItemService", namespaced=True)
     _event(registry, OperatorIndexers(), resource, "MODIFIED", raw)
     assert raw == kept
+
+
+def test_the_indexes_are_registered_once_however_often_asked() -> None:
+    """A second copy of an index function would reduce the body the first had shed."""
+    cache.register_indexes()
+    cache.register_indexes()
+    ids = [h.id for h in kopf.get_default_registry()._indexing.get_all_handlers()]
+    cached = [i for i in ids if i.startswith(cache.INDEX_PREFIX)]
+    assert sorted(cached) == sorted(set(cached))
+    assert len(cached) == len(cache.OWNED_RESOURCES) + 1  # and the Secrets'
