@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.skip_episodes:
             _episodes(args, platform, classes, results, sections, save)
-            # Now: the operator cost phase replaces the operator pod, and its log with it.
-            save_operator_logs(RESULTS / f"cluster-{stamp}-operator-episodes.log")
+            if not args.skip_scale:  # the cost phase replaces the operator pod, and its log
+                save_operator_logs(RESULTS / f"cluster-{stamp}-operator-episodes.log")
         if not args.skip_scale:
             print(f"operator cost at {levels} ItemServices", file=sys.stderr)
             try:

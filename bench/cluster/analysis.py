@@ -22,8 +22,15 @@ class Workload:
     name: str  # Deployment name = app.kubernetes.io/instance of its pods and Jobs
 
 
+def first_event(
+    observations: Iterable[Observation], when: Predicate, after: float
+) -> Observation | None:
+    return next((o for o in observations if o.at >= after and when(o)), None)
+
+
 def first(observations: Iterable[Observation], when: Predicate, after: float) -> float | None:
-    return next((o.at for o in observations if o.at >= after and when(o)), None)
+    found = first_event(observations, when, after)
+    return found.at if found is not None else None
 
 
 def _of(w: Workload, kind: str) -> Predicate:
@@ -159,7 +166,7 @@ def first_pod_where(
 
     if state != "started":
         return first(obs, matches, after)
-    found = next((o for o in obs if o.at >= after and matches(o)), None)
+    found = first_event(obs, matches, after)
     if found is None:
         return None
     stamp = found.fields.get("started_at")

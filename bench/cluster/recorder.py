@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from items_operator.kube import ItemServiceResource
+from items_operator.observe import parse_time
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
@@ -57,9 +57,10 @@ def _stamp(text: Any) -> float | None:
     if not isinstance(text, str):
         return None
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        found = parse_time(text)  # the operator's own reading of these stamps
     except ValueError:
         return None
+    return found.timestamp() if found is not None else None
 
 
 def container_started_at(status: Mapping[str, Any]) -> float | None:

@@ -76,6 +76,13 @@ KEPT_METADATA = frozenset(
 )
 
 
+def _kopf_raw(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The raw dict behind a kopf.Body (its `_src`, an internal of Kopf 1.45.x, pinned in
+    pyproject.toml); None for any other mapping (the API path's own objects)."""
+    raw = getattr(body, "_src", None)
+    return raw if isinstance(raw, dict) else None
+
+
 def shed(body: Mapping[str, Any]) -> None:
     """Empty the raw object Kopf holds once it is indexed, keeping only KEPT_*.
 
@@ -83,10 +90,10 @@ def shed(body: Mapping[str, Any]) -> None:
     worker waits for every index to be filled (at a start, all of them at once: ~360 KiB per
     ItemService of Deployments, revisions, Jobs, Pods and Secrets with their managedFields) and
     for its idle timeout after; the record holds all a pass reads. Secrets' values go too.
-    The raw dict is kopf.Body's source (`_src`), an internal of Kopf's: the unit test
-    test_cache_shed.py runs Kopf's own event processing, indexes and wake-ups over it."""
-    raw = getattr(body, "_src", None)
-    if not isinstance(raw, dict):
+    The raw dict is kopf.Body's source (_kopf_raw): the unit test test_cache_shed.py runs
+    Kopf's own event processing, indexes and wake-ups over it."""
+    raw = _kopf_raw(body)
+    if raw is None:
         return
     for key in [k for k in raw if k not in KEPT_TOP_LEVEL]:
         del raw[key]
@@ -104,8 +111,8 @@ ITEM_SERVICE_SHED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configurati
 def shed_item_service(body: Mapping[str, Any]) -> None:
     """Drop an ItemService body's managedFields and kubectl's copy of the manifest (each
     event's, in place: the body is the raw dict Kopf keeps); the rest is read."""
-    raw = getattr(body, "_src", None)
-    meta = raw.get("metadata") if isinstance(raw, dict) else None
+    raw = _kopf_raw(body)
+    meta = raw.get("metadata") if raw is not None else None
     if not isinstance(meta, dict):
         return
     meta.pop("managedFields", None)
