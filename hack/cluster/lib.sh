@@ -31,6 +31,8 @@ NODE_NAME="items-local"
 BRIDGE="itemsbr0"
 POD_CIDR="10.244.0.0/24"
 NODE_IP="10.244.0.1"
+# Locally administered (0x02 bit) and unicast; fixed so the gateway's MAC never changes.
+BRIDGE_MAC="02:49:54:0a:f4:01"
 SERVICE_CIDR="10.96.0.0/16"
 API_SERVICE_IP="10.96.0.1"
 DNS_SERVICE_IP="10.96.0.10"

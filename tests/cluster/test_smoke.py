@@ -11,6 +11,8 @@ the cluster up first (hack/cluster/ci-smoke). Every wait has a deadline; nothing
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,8 @@ from tests.cluster.kube_support import (
 )
 
 pytestmark = pytest.mark.cluster
+LIB = Path(__file__).resolve().parents[2] / "hack" / "cluster" / "lib.sh"
+NET_ADDR_SET = "3"  # /sys/class/net/*/addr_assign_type of an address set by hand
 
 APP = "items-smoke"
 PORT = 8000
@@ -190,3 +194,20 @@ def test_port_forward_to_loopback(kube: Kubectl, service: str) -> None:
             lambda: client.get("/healthz", timeout=3).status_code == 200,
             timeout=30,
         )
+
+
+def _lib_value(name: str) -> str:
+    found = re.search(rf'^{name}="([^"]+)"$', LIB.read_text(), re.MULTILINE)
+    assert found, f"{name} is not set in {LIB}"
+    return found.group(1)
+
+
+def test_gateway_mac_is_pinned(service: str) -> None:
+    """The pods' gateway (the bridge, the way to every Service address) keeps one MAC while
+    pods come and go: unpinned, the kernel gives it the lowest port's, and each change leaves
+    every pod's ARP entry stale for seconds (all new connections stall at once; seen as
+    bunched 5 s client timeouts in the cluster benchmark)."""
+    link = Path("/sys/class/net") / _lib_value("BRIDGE")
+    assert (link / "addr_assign_type").read_text().strip() == NET_ADDR_SET
+    assert (link / "address").read_text().strip() == _lib_value("BRIDGE_MAC")
+    assert any((link / "brif").iterdir()), "no pod is attached to the bridge"
