@@ -205,8 +205,7 @@ def _lib_value(name: str) -> str:
 def test_gateway_mac_is_pinned(service: str) -> None:
     """The pods' gateway (the bridge, the way to every Service address) keeps one MAC while
     pods come and go: unpinned, the kernel gives it the lowest port's, and each change leaves
-    every pod's ARP entry stale for seconds (all new connections stall at once; seen as
-    bunched 5 s client timeouts in the cluster benchmark)."""
+    every pod's ARP entry for it stale until re-probed (~40 changes in one cluster-suite run)."""
     link = Path("/sys/class/net") / _lib_value("BRIDGE")
     assert (link / "addr_assign_type").read_text().strip() == NET_ADDR_SET
     assert (link / "address").read_text().strip() == _lib_value("BRIDGE_MAC")
