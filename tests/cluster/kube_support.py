@@ -27,15 +27,21 @@ DB_IMAGE = os.environ.get("ITEMS_E2E_DB_IMAGE", "items-platform/mariadb:10.11-lo
 DB_NAME = "items-db"
 
 
+def cluster_setting(file: str, name: str) -> str | None:
+    """A `NAME=value` or `NAME="value"` line of a shell file under hack/cluster/."""
+    text = (REPO_ROOT / "hack" / "cluster" / file).read_text()
+    match = re.search(rf'^{name}=(?:"([^"]*)"|(\S+))', text, re.MULTILINE)
+    return None if match is None else match.group(1) or match.group(2)
+
+
 def _pinned_kubectl() -> str:
     """The kubectl built at the cluster's pinned version, else the one on PATH."""
     if explicit := os.environ.get("ITEMS_KUBECTL"):
         return explicit
-    versions = (REPO_ROOT / "hack/cluster/versions.env").read_text()
-    match = re.search(r"^KUBERNETES_VERSION=(\S+)", versions, re.MULTILINE)
+    version = cluster_setting("versions.env", "KUBERNETES_VERSION")
     cache = Path(os.environ.get("ITEMS_CACHE_DIR", "/var/cache/items-platform"))
-    if match:
-        candidate = cache / "kubernetes" / match.group(1) / "kubectl"
+    if version:
+        candidate = cache / "kubernetes" / version / "kubectl"
         if candidate.is_file():
             return str(candidate)
     return "kubectl"

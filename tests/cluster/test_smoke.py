@@ -11,7 +11,6 @@ the cluster up first (hack/cluster/ci-smoke). Every wait has a deadline; nothing
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from tests.cluster.kube_support import (
     VOLUMES,
     Kubectl,
+    cluster_setting,
     describe,
     port_forward,
     service_container,
@@ -26,7 +26,6 @@ from tests.cluster.kube_support import (
 )
 
 pytestmark = pytest.mark.cluster
-LIB = Path(__file__).resolve().parents[2] / "hack" / "cluster" / "lib.sh"
 NET_ADDR_SET = "3"  # /sys/class/net/*/addr_assign_type of an address set by hand
 
 APP = "items-smoke"
@@ -197,9 +196,9 @@ def test_port_forward_to_loopback(kube: Kubectl, service: str) -> None:
 
 
 def _lib_value(name: str) -> str:
-    found = re.search(rf'^{name}="([^"]+)"$', LIB.read_text(), re.MULTILINE)
-    assert found, f"{name} is not set in {LIB}"
-    return found.group(1)
+    value = cluster_setting("lib.sh", name)
+    assert value, f"{name} is not set in hack/cluster/lib.sh"
+    return value
 
 
 def test_gateway_mac_is_pinned(service: str) -> None:
