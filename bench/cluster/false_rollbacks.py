@@ -95,6 +95,7 @@ class FalseRollbacks:
     def _summary(self, recorder: Recorder, kind: str, started: float) -> dict[str, Any]:
         obs, image = recorder.snapshot(), self.image(kind)
         rolled_back: dict[str, str] = {}
+        messages: dict[str, str] = {}  # what the status said: the pod, its window, /readyz
         proven: list[float] = []
         ready: list[float] = []
         blips = 0
@@ -103,6 +104,7 @@ class FalseRollbacks:
             available = _available_since(obs, w, image, started)
             if gave_up is not None:
                 rolled_back[w.name] = str(gave_up.fields.get("reason"))
+                messages[w.name] = str(gave_up.fields.get("message"))
             elif available is not None:
                 proven.append(round(available - started, 1))
             created = analysis.first_pod_where(obs, w, image, started)
@@ -113,6 +115,7 @@ class FalseRollbacks:
         return {
             "runs": len(self.workloads[kind]),
             "rolled_back": rolled_back,
+            "rolled_back_messages": messages,
             "undecided": len(self.workloads[kind]) - len(rolled_back) - len(proven),
             "seconds_to_available": proven,
             "pod_created_to_ready": ready,

@@ -132,6 +132,7 @@ def summarize_item_service(body: dict[str, Any]) -> dict[str, Any]:
         # The newest history entry names the failure (CrashLoopBackOff...); the status reason
         # only the phase's (RolledBack).
         "reason": history[-1].get("reason") or status.get("reason"),
+        "message": status.get("message"),
         "target": status.get("targetImage"),
         "current": body["metadata"].get("generation") == status.get("observedGeneration"),
     }

@@ -36,7 +36,7 @@ from items_operator.specs.deployment import build_deployment
 from items_operator.specs.revision import build_controller_revision
 from items_operator.status import record_revision, timestamp
 from items_operator.verdict import Verdict, judge
-from items_operator.window import readiness_window, verdict_lead
+from items_operator.window import readiness_window, silent_window, verdict_lead
 
 LEGACY_RELEASE = "legacy"  # a Deployment written before releases existed (no release label)
 
@@ -208,6 +208,7 @@ class Pass:
             held=self.held_since is not None,
             analysis=self.analysis_for(release_hash),
             lead=verdict_lead(self.cr.spec.rollout.readiness_timeout_seconds),
+            silent_window=silent_window(self.cr.spec.rollout.readiness_timeout_seconds),
         )
         self.wake_by(verdict.deadline)
         return verdict

@@ -59,7 +59,7 @@ async def observe(
 ) -> Observed:
     """Read everything decide() needs for one ItemService, all in its own namespace: from the
     API server, or from the watch-fed indexes when `cache` is given (reads.py); `now` (the API
-    server's) dates the canary analysis' baselines."""
+    server's) dates the canary analysis' baselines and the pods' first /readyz answers."""
     owner, ns = cr.owner, cr.owner.namespace
     if cache is not None:
         await cache.audit(client, ns)  # drops records of objects deleted unseen (audit.py)
@@ -98,9 +98,10 @@ async def observe(
             jobs.append(job.job)
             versions[("Job", job.name)] = job.version
     pods = [record.pod for record in await reads.pods(owner, COMPONENT_SERVER)]
-    pods = await kube_proxy.with_readiness(client, ns, pods)
+    now = now or datetime.now(UTC)
+    pods = await kube_proxy.with_readiness(client, cr, pods, now)
     pods = await kube_proxy.with_requests(
-        client, cr, deployment.release if deployment else None, pods, now or datetime.now(UTC)
+        client, cr, deployment.release if deployment else None, pods, now
     )
     # Migration pods matter while a Job runs, and once more when it finishes (the operator
     # copies their image ID and report onto the Job); skip the list otherwise.

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -32,28 +33,90 @@ def _http(client: AsyncClient) -> httpx.AsyncClient:
     return client._client._client
 
 
+Runs = dict[tuple[str, datetime], datetime]  # (pod uid, container start) -> first answer
+
+# Per ItemService (namespace, name): when each pod's current container first answered /readyz
+# (keyed by pod uid and container start), by the API server's clock as the pass read it. Lost on
+# restart: a pod then counts as answering from the first pass after it, which only ever delays
+# a verdict by its window (verdict.py), never hastens one.
+_ANSWERED: dict[tuple[str, str], Runs] = {}
+
+
 async def with_readiness(
-    client: AsyncClient, namespace: str, pods: list[PodObservation]
+    client: AsyncClient, cr: ItemService, pods: list[PodObservation], now: datetime
 ) -> list[PodObservation]:
-    """Attach /readyz's checks to unready running pods: the service names the failing
-    dependency there, which tells an outage from a broken release (verdict.py)."""
+    """Attach /readyz's checks to unready running pods (the service names the failing
+    dependency there, which tells an outage from a broken release) and when each first
+    answered at all (a pod that never did is still starting: verdict.py)."""
+    key = (cr.owner.namespace, cr.owner.name)
+    previous = _ANSWERED.get(key, {})
     unready = [p for p in pods if p.readiness_polled][:READINESS_READS]
-    if not unready:
-        return pods
-    bodies = await asyncio.gather(*(_readiness(client, namespace, p.name) for p in unready))
-    checks = {p.name: b for p, b in zip(unready, bodies, strict=True) if b}
-    return [replace(p, readiness_checks=checks[p.name]) if p.name in checks else p for p in pods]
+    bodies = await asyncio.gather(
+        *(_readiness(client, cr.owner.namespace, p.name) for p in unready)
+    )
+    read = {p.name: b for p, b in zip(unready, bodies, strict=True)}
+    attached, answered = attach_answers(pods, read, previous, now)
+    if answered:
+        _ANSWERED[key] = answered
+    else:
+        _ANSWERED.pop(key, None)
+    return attached
 
 
-async def _readiness(client: AsyncClient, namespace: str, pod: str) -> dict[str, str]:
+def attach_answers(
+    pods: list[PodObservation],
+    read: Mapping[str, ReadinessAnswer | None],
+    previous: Runs,
+    now: datetime,
+) -> tuple[list[PodObservation], Runs]:
+    """The pods with this pass's /readyz checks and their container's first answer, and the
+    first answers to keep (only of the containers still there: a restart or a new pod is a
+    new run, a gone pod is forgotten)."""
+    answered: Runs = {}
+    attached = []
+    for pod in pods:
+        run = (pod.uid, pod.started_at) if pod.started_at is not None else None
+        body = read.get(pod.name)
+        if run is not None and (run in previous or body is not None):
+            answered[run] = previous.get(run, now)
+        checks = body.checks if body is not None else pod.readiness_checks
+        since = answered.get(run) if run is not None else None
+        attached.append(replace(pod, readiness_checks=checks, answered_at=since))
+    return attached, answered
+
+
+@dataclass(frozen=True)
+class ReadinessAnswer:
+    """The pod's own answer to GET /readyz (any status), not the API server's proxy error."""
+
+    checks: dict[str, str]
+
+
+async def _readiness(client: AsyncClient, namespace: str, pod: str) -> ReadinessAnswer | None:
     path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{HTTP_PORT}/proxy/readyz"
     metrics.READS.labels("proxy", "Pod").inc()
     try:
         response = await _http(client).get(path, timeout=READINESS_TIMEOUT)
-        checks = json.loads(response.text).get("checks") or {}
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return {}  # no answer is no evidence either way
-    return {str(k): str(v) for k, v in checks.items()} if isinstance(checks, dict) else {}
+    except httpx.HTTPError:
+        return None  # no answer is no evidence either way
+    return readiness_answer(response.text)
+
+
+def readiness_answer(text: str) -> ReadinessAnswer | None:
+    """The pod's answer in a pods/proxy response body, or None when the body is the API
+    server's own Status (it could not reach the pod: not listening, refused, timed out)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return ReadinessAnswer({})  # the pod answered, with something else than a report
+    if not isinstance(body, dict):
+        return ReadinessAnswer({})
+    if body.get("kind") == "Status" and "apiVersion" in body:
+        return None
+    checks = body.get("checks")
+    if not isinstance(checks, dict):
+        return ReadinessAnswer({})
+    return ReadinessAnswer({str(k): str(v) for k, v in checks.items()})
 
 
 # Per ItemService (namespace, name): each measured container's (pod uid, restarts) first sample
@@ -96,6 +159,7 @@ async def with_requests(
 def forget(namespace: str, name: str) -> None:
     """The ItemService is gone from this operator: drop what was kept for it."""
     _BASELINES.pop((namespace, name), None)
+    _ANSWERED.pop((namespace, name), None)
 
 
 async def _metrics(client: AsyncClient, namespace: str, pod: str) -> RequestSample | None:

@@ -268,6 +268,9 @@ class PodObservation:
     termination_message: str = ""
     # /readyz body of an unready running pod, read through the API server (kube.py), if read.
     readiness_checks: dict[str, str] = field(default_factory=dict, compare=False)
+    # When the current container first answered /readyz at all (any status), as the operator's
+    # reads saw it (kube_proxy.py, the API server's clock); None: not yet, or not read.
+    answered_at: datetime | None = field(default=None, compare=False)
     # The service container's terminations and startup probe (containers.py).
     container: ServiceContainer = field(default_factory=ServiceContainer)
     uid: str = ""
@@ -290,6 +293,11 @@ class PodObservation:
         """Its /readyz is read every pass (kube_proxy.with_readiness): what it says can change
         with no event on the pod, so a pass that sees one polls."""
         return self.counts and self.started and not self.ready
+
+    def answered_by(self, when: datetime) -> bool:
+        """Its server was up by `when`: it answered /readyz, or has been Ready since it started."""
+        was_ready = self.ready or self.lost_readiness
+        return was_ready or (self.answered_at is not None and self.answered_at <= when)
 
     @property
     def lost_readiness(self) -> bool:

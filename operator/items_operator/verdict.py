@@ -7,6 +7,9 @@ Rules (docs/operator.md, "The verdict"):
 - A pod's readiness window starts when its service container started, or when its Ready
   condition last changed, or at the window floor (unpause, a dependency back), whichever is
   latest; every time is the API server's (object timestamps), never the operator's clock.
+- A learned window judges a server that is up: a pod that had not answered /readyz by its end
+  gets the window again from its first answer, at most the ceiling from its start
+  (window.unready_due).
 - A pod with a startup probe gets the probe's budget before its window starts: the kubelet
   does not say when the probe passed, and it restarts the container itself at the budget's end.
 - Certain failures (failures.py: a pull that cannot heal, a crash loop, the same exit code
@@ -37,6 +40,7 @@ from items_operator.analysis import compare, total
 from items_operator.failures import Failure, FailureKind, classify_pod, waiting_deadline
 from items_operator.model import AnalysisSpec
 from items_operator.observe import DeploymentObservation, PodObservation
+from items_operator.window import unready_due
 
 
 class VerdictKind(enum.Enum):
@@ -192,6 +196,7 @@ def judge(
     held: bool = False,
     analysis: AnalysisSpec | None = None,
     lead: timedelta = timedelta(0),
+    silent_window: timedelta | None = None,
 ) -> Verdict:
     """The verdict on `release`, which `deployment` serves (its template carries the label).
 
@@ -201,6 +206,8 @@ def judge(
     `analysis`: the canary analysis to run, unless it already ended for this release.
     `lead`: how long before a readiness window's end the verdict is taken (window.verdict_lead:
     a learned window is the time by which the rollback has started).
+    `silent_window`: with a learned window, how long a pod whose server has not answered yet
+    may take from its start (window.unready_due); None: the window is the spec's, for every pod.
     """
     if deployment.replicas == 0:
         return Verdict(VerdictKind.SCALED_TO_ZERO, detail="scaled to zero: no pod to judge")
@@ -232,12 +239,8 @@ def judge(
         start = window_start(pod, floor)
         if start is None:
             continue
-        due = start + window - lead
+        due, detail = unready_due(pod, start, window, silent_window, lead)
         if now >= due:
-            seconds = int(window.total_seconds())
-            detail = f"not ready within its {seconds}s window"
-            if (budget := pod.container.startup_budget) is not None:
-                detail += f" after its startup probe's {int(budget.total_seconds())}s budget"
             failure = Failure(FailureKind.UNREADY, pod.name, detail)
             return Verdict(VerdictKind.FAILED, failure=failure)
         deadline = min(deadline or due, due)

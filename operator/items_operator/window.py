@@ -17,6 +17,12 @@ less 2.5 s (the stamp's truncation and the ±0.5 s of the server clock's reading
 the floor 17.5 s against a time-to-ready of at most 6 s. The spec's window is what the person
 granted each pod: judged at its end, never before.
 
+The learned window judges a server that is up and says it is not ready: a pod whose /readyz
+has not answered at all by the window's end (not listening yet, or too starved of CPU to
+answer: a node busy starting many pods at once) is still starting. It gets the window again
+from its first answer, and at most the ceiling from its start (unready_due): history
+measured on a quiet node does not roll back a good release on a busy one.
+
 Without such history the window is the ceiling, the window this operator always had. The
 ceiling is the old default on purpose: learning only ever shortens the wait for a service known
 to start fast; a slow starter keeps today's window, and one slower than that sets the field
@@ -27,8 +33,10 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from items_operator.observe import PodObservation
 
 WINDOW_FACTOR = 3
 RECENT_RELEASES = 3
@@ -61,6 +69,50 @@ def readiness_window(spec_seconds: int | None, history: Iterable[dict[str, Any]]
     return min(max(learned, WINDOW_FLOOR), WINDOW_CEILING)
 
 
+def silent_window(spec_seconds: int | None) -> timedelta | None:
+    """How long a pod whose server has not answered /readyz yet may take from its start under
+    a learned window (the ceiling); None under the spec's window, which every pod gets alike."""
+    return None if spec_seconds is not None else WINDOW_CEILING
+
+
 def verdict_lead(spec_seconds: int | None) -> timedelta:
     """How long before a readiness window's end the verdict is taken (see the module's doc)."""
     return timedelta(0) if spec_seconds is not None else LEARNED_WINDOW_LEAD
+
+
+def unready_due(
+    pod: PodObservation,
+    start: datetime,
+    window: timedelta,
+    silent_window: timedelta | None,
+    lead: timedelta,
+) -> tuple[datetime, str]:
+    """When an unready pod's window ends, and the failure's detail if it does.
+
+    With `silent_window` (a learned window), a pod whose server had not answered /readyz by
+    its window's end is still starting, not refusing: it gets the window again from its first
+    answer, but never more than `silent_window` from its start (the ceiling a service without
+    history gets). Only a server that is up and says it is not ready is judged by what the
+    service's history promises; a node too busy to start it in time is not the release's fault.
+    """
+    due = start + window - lead
+    seconds = int(window.total_seconds())
+    detail = f"not ready within its {seconds}s window"
+    if silent_window is not None and not pod.answered_by(due):
+        ceiling = start + silent_window - lead
+        later = pod.answered_at + window - lead if pod.answered_at is not None else ceiling
+        due = min(later, ceiling)
+        silent = int(silent_window.total_seconds())
+        detail = (
+            f"no answer from /readyz within {silent}s of its start (its learned {seconds}s "
+            "window counts once it answers)"
+            if pod.answered_at is None
+            else f"not ready within its {seconds}s window from its first /readyz answer "
+            f"(at most {silent}s from its start)"
+        )
+    if (budget := pod.container.startup_budget) is not None:
+        detail += f" after its startup probe's {int(budget.total_seconds())}s budget"
+    if pod.readiness_checks:  # what the service says is wrong: the on-call's first clue
+        said = ", ".join(f"{k}: {v}" for k, v in sorted(pod.readiness_checks.items()))
+        detail += f"; /readyz says {said}"
+    return due, detail

@@ -58,6 +58,8 @@ class ImageSet:
     floor_v3: str
     # v2 answering 500 to every 5th item request: only its metrics say so (canary analysis).
     server_errors: str
+    # v2 that sleeps BENCH_SLOW_START_SECONDS before it listens (the bench's slow starter).
+    slow_start: str
 
     @classmethod
     def build_and_load(cls, *, base: str, folder: Path) -> ImageSet:
@@ -72,6 +74,7 @@ class ImageSet:
             floor_v2=f"{repo}:e2e-floor-v2",
             floor_v3=f"{repo}:e2e-floor-v3",
             server_errors=f"{repo}:e2e-server-errors",
+            slow_start=f"{repo}:e2e-slow-start",
         )
         build_test_images(
             base=base,
@@ -86,6 +89,7 @@ class ImageSet:
                 ("floor-v2", images.floor_v2, base),
                 ("floor-v3", images.floor_v3, images.floor_v2),
                 ("server-errors", images.server_errors, images.v2),
+                ("slow-start", images.slow_start, images.v2),
             ],
         )
         return images

@@ -233,6 +233,49 @@ def test_a_never_ready_pod_is_judged_when_its_window_ends_not_after(
     assert f"not ready within its {window}s window" in world.status["message"]
 
 
+def test_a_pod_whose_server_has_not_answered_is_still_starting() -> None:
+    """A learned window judges a server that is up and says no; one that has not answered
+    /readyz at all (not listening, or starved on a busy node) gets the ceiling from its start."""
+    world = _rolling_out_v2()  # learned window 20 s
+    for started_ago in (21, 60, 119 - 0.01):
+        world.controllers(ready=False, started_ago=started_ago, answered_ago=None)
+        world.step()
+        assert world.status["reason"] == "RollingOut", started_ago
+    world.controllers(ready=False, started_ago=119, answered_ago=None)
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert "no answer from /readyz within 120s of its start" in world.status["message"]
+
+
+def test_a_late_first_answer_gets_the_learned_window_from_it() -> None:
+    world = _rolling_out_v2()
+    # Answered first 25 s after its start, past its 20 s window: judged 20 s after that answer
+    # (less the learned window's lead), at 44 s.
+    for started_ago, reason in ((30, "RollingOut"), (43.99, "RollingOut"), (44, "RolledBack")):
+        world.controllers(ready=False, started_ago=started_ago, answered_ago=started_ago - 25)
+        world.step()
+        assert world.status["reason"] == reason, started_ago
+    assert "20s window from its first /readyz answer" in world.status["message"]
+
+
+def test_an_answer_within_the_window_keeps_the_learned_verdict() -> None:
+    world = _rolling_out_v2()
+    world.controllers(ready=False, started_ago=19, answered_ago=1)  # first answered at 18 s
+    _new(world, readiness_checks={"database": "unreachable: no answer within 1.0s"})
+    world.step()  # the old pods are ready: the database works, the release does not reach it
+    assert world.status["reason"] == "RolledBack"
+    said = "not ready within its 20s window; /readyz says database: unreachable: no answer"
+    assert said in world.status["message"]
+
+
+def test_the_spec_s_window_judges_a_silent_pod_at_its_end() -> None:
+    world = _rolling_out_v2(rollout={"readinessTimeoutSeconds": 30})
+    world.controllers(ready=False, started_ago=30, answered_ago=None)
+    world.step()
+    assert world.status["reason"] == "RolledBack"
+    assert "not ready within its 30s window" in world.status["message"]
+
+
 def test_the_spec_s_window_wins_over_the_learned_one() -> None:
     world = _rolling_out_v2(rollout={"readinessTimeoutSeconds": 100})
     world.controllers(ready=False, started_ago=90)

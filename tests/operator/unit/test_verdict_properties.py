@@ -4,22 +4,33 @@
 - a pod progressing under its startup probe is never rolled back before the probe's budget;
 - a failure the serving release's own pods show too is never blamed on the release;
 - the learned window stays within its floor and ceiling and never beats the spec's;
+- a learned window judges a pod that answered /readyz within it exactly when it ends; one
+  whose server had not answered by then never before the ceiling from its start, a silent
+  one at the ceiling at the latest; the spec's window is every pod's, answered or not;
 - a transient match wins over a permanent one, and the image's name never changes a class.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from items_operator.containers import ServiceContainer, Termination
 from items_operator.failure_messages import Healing, pull_healing
-from items_operator.observe import PodObservation
+from items_operator.observe import DeploymentObservation, PodObservation
 from items_operator.policy import Reason
-from items_operator.window import WINDOW_CEILING, WINDOW_FLOOR, readiness_window
+from items_operator.verdict import VerdictKind, judge
+from items_operator.window import (
+    LEARNED_WINDOW_LEAD,
+    WINDOW_CEILING,
+    WINDOW_FLOOR,
+    readiness_window,
+    silent_window,
+    verdict_lead,
+)
 
 from .test_decide_properties import check_invariants, perturb, perturbation
 from .world import V1, V2, World, available_world, spec
@@ -213,6 +224,81 @@ def test_the_learned_window_stays_within_its_bounds(
         assert WINDOW_FLOOR <= window <= WINDOW_CEILING
         slower = [{**e, "timeToReadySeconds": e["timeToReadySeconds"] + 5} for e in history]
         assert readiness_window(None, slower) >= window  # slower history, never a shorter wait
+
+
+T0 = datetime(2026, 12, 3, 20, 0, tzinfo=UTC)
+ROLLING = DeploymentObservation(
+    image=V2,
+    desired_hash="h",
+    generation=2,
+    observed_generation=2,
+    replicas=1,
+    status_replicas=2,
+    updated_replicas=1,
+    ready_replicas=1,
+    available_replicas=1,
+    progress_deadline_exceeded=False,
+    release="new",
+)
+OLD_READY = PodObservation(
+    "shop-old", V1, T0, ready=True, deleting=False, release="old", started_at=T0, uid="o"
+)
+
+
+@PROPERTY
+@given(
+    window_seconds=st.integers(20, 120),
+    spec_window=st.booleans(),
+    answered_after=st.none() | st.floats(0, 200),
+    seconds=st.floats(0, 260),
+)
+def test_the_window_judges_an_answering_server_as_promised_and_a_silent_one_by_the_ceiling(
+    window_seconds: int, spec_window: bool, answered_after: float | None, seconds: float
+) -> None:
+    spec_seconds = window_seconds if spec_window else None
+    now = T0 + timedelta(seconds=seconds)
+    answered = None if answered_after is None else T0 + timedelta(seconds=answered_after)
+    if answered is not None and answered > now:
+        answered = None  # not seen yet by the pass at `now`
+    pod = PodObservation(
+        "shop-new",
+        V2,
+        T0,
+        ready=False,
+        deleting=False,
+        release="new",
+        started_at=T0,
+        uid="n",
+        ready_changed_at=T0,
+        answered_at=answered,
+    )
+    window, lead = timedelta(seconds=window_seconds), verdict_lead(spec_seconds)
+    verdict = judge(
+        release="new",
+        deployment=ROLLING,
+        pods=[OLD_READY, pod],
+        now=now,
+        window=window,
+        floor=None,
+        lead=lead,
+        silent_window=silent_window(spec_seconds),
+    )
+    failed = verdict.kind is VerdictKind.FAILED
+    due = T0 + window - lead
+    if spec_window:  # the person's window: every pod's, answered or not
+        assert failed == (now >= due)
+        return
+    assert lead == LEARNED_WINDOW_LEAD
+    ceiling = T0 + WINDOW_CEILING - lead
+    if answered is not None and answered <= due:  # up by the window's end: as promised
+        assert failed == (now >= due)
+    elif now < ceiling and (answered is None or now < answered + window - lead):
+        assert not failed, verdict.failure  # silent, or within the window from its answer
+    if now >= ceiling:
+        assert failed  # nobody waits past the ceiling
+    if not failed:
+        assert verdict.deadline is not None
+        assert verdict.deadline <= ceiling  # the pass is awake when it is due
 
 
 reference = st.from_regex(r"[a-z0-9.-]{1,12}/[a-z0-9-]{1,12}:[A-Za-z0-9._-]{1,10}", fullmatch=True)

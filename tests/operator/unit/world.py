@@ -233,6 +233,13 @@ class World:
                     )
                 )
 
+    def _answered_at(
+        self, waiting: tuple[str, ...], started_ago: float, answered_ago: float | None
+    ) -> datetime | None:
+        if waiting or answered_ago is None:
+            return None
+        return self.now - timedelta(seconds=started_ago if answered_ago == -1 else answered_ago)
+
     def controllers(
         self,
         *,
@@ -242,10 +249,13 @@ class World:
         message: str | None = None,
         old_ready: bool = True,
         keep_old: bool | None = None,
+        answered_ago: float | None = -1,
     ) -> None:
         """The Deployment and ReplicaSet controllers and the kubelet catch up: pods of the
         served release exist (ready or not) and the Deployment status says so. A waiting
-        reason gets `message`, or the kubelet's usual words for it (a pull: not found)."""
+        reason gets `message`, or the kubelet's usual words for it (a pull: not found).
+        `answered_ago`: when the new pods' servers first answered /readyz (the operator's
+        reads); -1: as they started (a server that is up at once), None: not yet."""
         if self.deployment is None:
             self.pods = []
             return
@@ -268,6 +278,7 @@ class World:
                 phase=PodPhase.RUNNING,
                 started_at=None if waiting else self.now - timedelta(seconds=started_ago),
                 ready_changed_at=self.now - timedelta(seconds=started_ago),
+                answered_at=self._answered_at(waiting, started_ago, answered_ago),
             )
             for i in range(replicas)
         ]
