@@ -21,7 +21,8 @@ PROBE_PERIOD_DEFAULT = 10
 PROBE_FAILURE_THRESHOLD_DEFAULT = 3
 
 
-def _time(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, `Z` for UTC), or None when unset."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
@@ -63,8 +64,8 @@ def _termination(state: dict[str, Any] | None) -> Termination | None:
         reason=str(terminated.get("reason") or ""),
         exit_code=int(terminated.get("exitCode") or 0),
         message=str(terminated.get("message") or ""),
-        started_at=_time(terminated.get("startedAt")),
-        finished_at=_time(terminated.get("finishedAt")),
+        started_at=parse_time(terminated.get("startedAt")),
+        finished_at=parse_time(terminated.get("finishedAt")),
     )
 
 

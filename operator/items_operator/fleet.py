@@ -56,8 +56,8 @@ class UpgradeWave:
             return True
         if now is not None:
             for other, (_, since) in list(self.rolling.items()):
-                if now - since > SLOT_TIMEOUT:
-                    del self.rolling[other]  # stuck: it goes on outside the count
+                if _stuck(since, now):
+                    del self.rolling[other]  # it goes on outside the count
         return self.halted_by is None and len(self.rolling) < self.size
 
     def observe(
@@ -80,8 +80,8 @@ class UpgradeWave:
             )
         elif status.get("lastGoodRelease") == release or target != release:
             del self.rolling[uid]
-        elif now - since > SLOT_TIMEOUT:
-            del self.rolling[uid]  # stuck (capacity, a pause): it goes on outside the count
+        elif _stuck(since, now):
+            del self.rolling[uid]  # it goes on outside the count
 
     def forget(self, uid: str) -> None:
         """The ItemService is gone (or no longer served here)."""
@@ -96,3 +96,8 @@ class UpgradeWave:
                 "the operator to resume"
             )
         return f"at most {self.size} roll at once"
+
+
+def _stuck(since: float, now: float) -> bool:
+    """A slot held this long is a rollout stuck on capacity or a pause, not one rolling."""
+    return now - since > SLOT_TIMEOUT

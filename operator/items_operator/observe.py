@@ -30,14 +30,8 @@ from items_operator.constants import (
     LABEL_MIGRATION_KEY,
     LABEL_RELEASE,
 )
-from items_operator.containers import ServiceContainer, observe_service_container
+from items_operator.containers import ServiceContainer, observe_service_container, parse_time
 from items_operator.schema_floor import MigrationReport, parse_report
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class SecretState(enum.Enum):
