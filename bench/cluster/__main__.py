@@ -46,6 +46,7 @@ from bench.cluster.failure_episodes import analysis_supported, run_classes
 from bench.cluster.false_rollbacks import FalseRollbacks
 from bench.cluster.figures import draw, timeline_episode
 from bench.cluster.images import digest_aliases
+from bench.cluster.node_cpu import NodeCpu, as_dicts, class_cpu, failures_in_context
 from bench.cluster.platform import (
     FALSE,
     HELM,
@@ -250,6 +251,7 @@ def _episodes(
     with (
         tempfile.TemporaryDirectory(prefix="bench-charts-") as workdir,
         Recorder(namespaces, digest_aliases(_tags(platform))) as recorder,
+        NodeCpu() as cpu,
     ):
         fleet = Fleet(platform, Path(workdir), args.reps)
         checks = FalseRollbacks(platform, args.false_rollbacks)
@@ -299,6 +301,9 @@ def _episodes(
             for n, es in failed.items()
         }
         results["client_errors"] = {n: c.get("errors", []) for n, c in clients.items()}
+        results["node_cpu"] = {n: class_cpu(cpu, es) for n, es in failed.items()}
+        results["client_errors_placed"] = failures_in_context(cpu, results["client_errors"])
+        results["node_cpu_samples"] = as_dicts(cpu.samples)
         results["watch_errors"] = recorder.errors  # watches re-opened after an error
         sections += [
             "## Upgrade v1 → v2",
@@ -307,6 +312,7 @@ def _episodes(
             report_classes.reaction_table(failed),
             report_classes.requests_table(failed),
             report_classes.details_table(failed),
+            report_classes.node_cpu_table(results["node_cpu"], results["client_errors_placed"]),
         ]
         never_ready = [e for e in failed.get("never-ready", []) if e.mechanism != "helm-eq"]
         if never_ready:

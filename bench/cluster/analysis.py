@@ -176,6 +176,24 @@ def first_pod_where(
 GAVE_UP_PHASES = ("RolledBack", "Failed")
 
 
+def item_service_analysis(
+    obs: list[Observation], w: Workload, image: str, after: float
+) -> str | None:
+    """The first canary-analysis outcome the ItemService's status recorded for `image`."""
+    mine = _of(w, "ItemService")
+    return next(
+        (
+            str(o.fields["analysis"])
+            for o in obs
+            if o.at >= after
+            and mine(o)
+            and o.fields.get("target") == image
+            and o.fields.get("analysis")
+        ),
+        None,
+    )
+
+
 def item_service_gave_up(
     obs: list[Observation], w: Workload, image: str, after: float
 ) -> Observation | None:

@@ -48,6 +48,7 @@ class Episode:
     reason: str | None = None
     limit: float | None = None
     previous_time_to_ready: float | None = None
+    analysis: str | None = None  # ours: the canary analysis' outcome, if one ended
 
     def since_start(self, step: str) -> float | None:
         at = self.steps.get(step)

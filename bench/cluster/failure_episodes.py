@@ -164,6 +164,8 @@ def run_class(
     obs, class_end = recorder.snapshot(), time.time()
     for e in episodes:
         e.steps, e.reason = class_steps(obs, failure, e.mechanism, e.workload, old, bad, e.started)
+        if e.mechanism == "ours":
+            e.analysis = analysis.item_service_analysis(obs, e.workload, bad, e.started)
         if e.steps["rollback_started"] is None:
             # Still serving the bad release (the 5xx one, say) until the class is over: its
             # failed requests count as long as the others'.

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from items_operator.containers import parse_time
 from items_operator.kube import ItemServiceResource
-from items_operator.observe import parse_time
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
@@ -133,6 +133,9 @@ def summarize_item_service(body: dict[str, Any]) -> dict[str, Any]:
         # only the phase's (RolledBack).
         "reason": history[-1].get("reason") or status.get("reason"),
         "message": status.get("message"),
+        # The canary analysis' outcome for the newest release ("passed: ...", "inconclusive
+        # (too few requests): ...", "skipped: ..."), once it ended.
+        "analysis": history[-1].get("analysis"),
         "target": status.get("targetImage"),
         "current": body["metadata"].get("generation") == status.get("observedGeneration"),
     }

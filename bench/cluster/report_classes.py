@@ -113,6 +113,53 @@ def requests_table(results: dict[str, list[Episode]]) -> str:
     return "\n".join(lines)
 
 
+def node_cpu_table(by_class: dict[str, Any], failures: list[dict[str, Any]]) -> str:
+    """Where the node's CPU went in each class (node_cpu.py), and the CPU pressure in the
+    seconds the clients' requests failed."""
+    lines = _header(
+        "node CPU during the class",
+        [
+            "s",
+            "busy, % of the cores",
+            "pods, % of busy",
+            "cluster daemons, % of busy",
+            "CPU pressure %, mean / max",
+            "s with pressure ≥ 90 %",
+        ],
+    )
+    for name, cpu in by_class.items():
+        if cpu is None:
+            continue
+        lines.append(
+            _row(
+                [
+                    name,
+                    str(cpu["seconds"]),
+                    f"{cpu['busy_percent']:.0f}",
+                    _percent(cpu["pods_percent"]),
+                    _percent(cpu["daemons_percent"]),
+                    f"{_percent(cpu['pressure_mean'])} / {_percent(cpu['pressure_max'])}",
+                    str(cpu["seconds_full"]),
+                ]
+            )
+        )
+    timeouts = [f for f in failures if f.get("status") != 500]
+    pressures = sorted(f["pressure"] for f in timeouts if f.get("pressure") is not None)
+    if pressures:
+        lines.append(
+            f"\nClient failures other than HTTP 500 (first 20 per client): {len(timeouts)}; CPU "
+            f"pressure in their seconds: median {statistics.median(pressures):.0f} %, "
+            f"min {pressures[0]:.0f} %."
+        )
+    elif not timeouts:
+        lines.append("\nNo client failure other than HTTP 500 was recorded.")
+    return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def details_table(results: dict[str, list[Episode]]) -> str:
     """What each episode ran with: ours' window and reason, Helm's timeout and exit code."""
     lines = _header(
@@ -124,6 +171,7 @@ def details_table(results: dict[str, list[Episode]]) -> str:
             "helm-eq --timeout, s",
             "helm exit (default / eq)",
             "ours from the first new pod's creation, s (median / max)",
+            "ours' canary analysis",
         ],
     )
 
@@ -143,6 +191,7 @@ def details_table(results: dict[str, list[Episode]]) -> str:
                     f"{joined([e.command_exit for e in _by(episodes, 'helm')])} / "
                     f"{joined([e.command_exit for e in _by(episodes, 'helm-eq')])}",
                     median_max(_from_creation(ours), "-"),
+                    joined([(e.analysis or "").split(":", 1)[0] or None for e in ours]),
                 ]
             )
         )

@@ -41,6 +41,12 @@ API_PORT=6443
 API_URL="https://$NODE_IP:$API_PORT"
 CONTAINERD_SOCK="$RUN_DIR/containerd/containerd.sock"
 
+# The CPU cgroup the cluster's daemons share (hack/local-cluster, system_cgroup_up): 1024
+# shares (cgroup v2: weight 100) is systemd's default for system.slice.
+SYSTEM_CGROUP="items-local-cluster"
+SYSTEM_CPU_SHARES=1024
+SYSTEM_CPU_WEIGHT=100
+
 # The long-running processes, in start order.
 # A registry that has nothing: a pull the cluster was not meant to make fails as a real
 # registry answers a tag it does not have (404, "not found"), locally and at once.

@@ -13,6 +13,7 @@ from typing import Any
 
 from items_operator.analysis import analysis_running
 from items_operator.constants import ANNOTATION_DATABASE_TARGET
+from items_operator.containers import parse_time
 from items_operator.failures import Failure
 from items_operator.model import AnalysisSpec, ItemService
 from items_operator.observe import (
@@ -21,7 +22,6 @@ from items_operator.observe import (
     JobState,
     Observed,
     RevisionObservation,
-    parse_time,
 )
 from items_operator.plan import Apply, Create, Desired, Event
 from items_operator.policy import EventType

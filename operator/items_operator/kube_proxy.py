@@ -24,6 +24,7 @@ from items_operator.observe import PodObservation
 # /readyz bodies read through the API server per pass, at most: only unready running pods.
 READINESS_READS = 3
 READINESS_TIMEOUT = 3.0
+HTTP_OK = 200
 
 
 def _http(client: AsyncClient) -> httpx.AsyncClient:
@@ -33,12 +34,21 @@ def _http(client: AsyncClient) -> httpx.AsyncClient:
     return client._client._client
 
 
-Runs = dict[tuple[str, datetime], datetime]  # (pod uid, container start) -> first answer
+@dataclass(frozen=True)
+class Answers:
+    """When a container run first answered /readyz at all, and first answered ready (200)."""
 
-# Per ItemService (namespace, name): when each pod's current container first answered /readyz
-# (keyed by pod uid and container start), by the API server's clock as the pass read it. Lost on
-# restart: a pod then counts as answering from the first pass after it, which only ever delays
-# a verdict by its window (verdict.py), never hastens one.
+    first: datetime
+    ready: datetime | None = None
+
+
+Runs = dict[tuple[str, datetime], Answers]  # (pod uid, container start) -> its first answers
+
+# Per ItemService (namespace, name): when each pod's current container first answered /readyz,
+# and first answered it ready (keyed by pod uid and container start), by the API server's clock
+# as the pass read it. Lost on restart: a pod then counts as answering from the first pass after
+# it, which only ever delays a verdict by its window (verdict.py), never hastens one; a ready
+# answer before the restart is not known, as if the operator had not read it.
 _ANSWERED: dict[tuple[str, str], Runs] = {}
 
 
@@ -77,11 +87,23 @@ def attach_answers(
     for pod in pods:
         run = (pod.uid, pod.started_at) if pod.started_at is not None else None
         body = read.get(pod.name)
-        if run is not None and (run in previous or body is not None):
-            answered[run] = previous.get(run, now)
+        kept = previous.get(run) if run is not None else None
+        if run is not None and (kept is not None or body is not None):
+            first = kept.first if kept is not None else now
+            ready = kept.ready if kept is not None else None
+            if ready is None and body is not None and body.ready:
+                ready = now
+            answered[run] = Answers(first, ready)
         checks = body.checks if body is not None else pod.readiness_checks
         since = answered.get(run) if run is not None else None
-        attached.append(replace(pod, readiness_checks=checks, answered_at=since))
+        attached.append(
+            replace(
+                pod,
+                readiness_checks=checks,
+                answered_at=since.first if since else None,
+                ready_answered_at=since.ready if since else None,
+            )
+        )
     return attached, answered
 
 
@@ -90,6 +112,7 @@ class ReadinessAnswer:
     """The pod's own answer to GET /readyz (any status), not the API server's proxy error."""
 
     checks: dict[str, str]
+    ready: bool = False  # it answered 200: ready, whatever the kubelet's probe saw last
 
 
 async def _readiness(client: AsyncClient, namespace: str, pod: str) -> ReadinessAnswer | None:
@@ -99,24 +122,26 @@ async def _readiness(client: AsyncClient, namespace: str, pod: str) -> Readiness
         response = await _http(client).get(path, timeout=READINESS_TIMEOUT)
     except httpx.HTTPError:
         return None  # no answer is no evidence either way
-    return readiness_answer(response.text)
+    return readiness_answer(response.text, response.status_code)
 
 
-def readiness_answer(text: str) -> ReadinessAnswer | None:
-    """The pod's answer in a pods/proxy response body, or None when the body is the API
-    server's own Status (it could not reach the pod: not listening, refused, timed out)."""
+def readiness_answer(text: str, status: int) -> ReadinessAnswer | None:
+    """The pod's answer in a pods/proxy response (the pod's own status code passes through),
+    or None when the body is the API server's own Status (it could not reach the pod: not
+    listening, refused, timed out)."""
+    ready = status == HTTP_OK
     try:
         body = json.loads(text)
     except ValueError:
-        return ReadinessAnswer({})  # the pod answered, with something else than a report
+        return ReadinessAnswer({}, ready)  # the pod answered, with something else than a report
     if not isinstance(body, dict):
-        return ReadinessAnswer({})
+        return ReadinessAnswer({}, ready)
     if body.get("kind") == "Status" and "apiVersion" in body:
         return None
     checks = body.get("checks")
     if not isinstance(checks, dict):
-        return ReadinessAnswer({})
-    return ReadinessAnswer({str(k): str(v) for k, v in checks.items()})
+        return ReadinessAnswer({}, ready)
+    return ReadinessAnswer({str(k): str(v) for k, v in checks.items()}, ready)
 
 
 # Per ItemService (namespace, name): each measured container's (pod uid, restarts) first sample

@@ -265,6 +265,9 @@ class PodObservation:
     # When the current container first answered /readyz at all (any status), as the operator's
     # reads saw it (kube_proxy.py, the API server's clock); None: not yet, or not read.
     answered_at: datetime | None = field(default=None, compare=False)
+    # When it first answered /readyz ready (200) to those reads: its server was ready then,
+    # whether or not the kubelet's probe saw it (verdict.window_start).
+    ready_answered_at: datetime | None = field(default=None, compare=False)
     # The service container's terminations and startup probe (containers.py).
     container: ServiceContainer = field(default_factory=ServiceContainer)
     uid: str = ""

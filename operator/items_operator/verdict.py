@@ -130,7 +130,9 @@ def window_start(pod: PodObservation, floor: datetime | None) -> datetime | None
         # Under a startup probe the readiness probe does not run until it passes, and when it
         # passed is not reported: the window starts once the probe's budget is spent.
         start += budget
-    times = [t for t in (start, pod.ready_changed_at, floor) if t is not None]
+    # Ready since it started, by the kubelet's probe or its own answer to the operator's read
+    # (a blip can fall between two probes): an unready pod then gets a fresh window from it.
+    times = [t for t in (start, pod.ready_changed_at, pod.ready_answered_at, floor) if t]
     return max(times)
 
 

@@ -23,6 +23,12 @@ answer: a node busy starting many pods at once) is still starting. It gets the w
 from its first answer, and at most the ceiling from its start (unready_due): history
 measured on a quiet node does not roll back a good release on a busy one.
 
+Under either window, a pod whose /readyz answered the operator's read ready (200) once has
+been ready, whether or not the kubelet's probe saw it (a blip can fall between two probes): it
+gets a fresh window from that answer, as a pod the kubelet saw ready and then lost does
+(verdict.window_start). A server that says ready to the operator and never to the kubelet is
+judged a window after its first ready answer.
+
 Without such history the window is the ceiling, the window this operator always had. The
 ceiling is the old default on purpose: learning only ever shortens the wait for a service known
 to start fast; a slow starter keeps today's window, and one slower than that sets the field
@@ -98,6 +104,8 @@ def unready_due(
     due = start + window - lead
     seconds = int(window.total_seconds())
     detail = f"not ready within its {seconds}s window"
+    if pod.ready_answered_at is not None and start == pod.ready_answered_at:
+        detail += " from its /readyz's first ready answer (the kubelet's probe never saw it)"
     if silent_window is not None and not pod.answered_by(due):
         ceiling = start + silent_window - lead
         later = pod.answered_at + window - lead if pod.answered_at is not None else ceiling

@@ -11,6 +11,7 @@ the cluster up first (hack/cluster/ci-smoke). Every wait has a deadline; nothing
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,55 @@ def test_gateway_mac_is_pinned(service: str) -> None:
     assert (link / "addr_assign_type").read_text().strip() == NET_ADDR_SET
     assert (link / "address").read_text().strip() == _lib_value("BRIDGE_MAC")
     assert any((link / "brif").iterdir()), "no pod is attached to the bridge"
+
+
+def _cpu_cgroup(pid: int) -> str:
+    """PID's cgroup in the hierarchy that holds the cpu controller (v1), else the v2 one."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            return path
+    return next(
+        path for _, controllers, path in (ln.split(":", 2) for ln in lines) if not controllers
+    )
+
+
+def _pids(*, program: str | None = None, cmdline_has: str | None = None) -> list[int]:
+    """PIDs of a program (by its executable's name) or with a command line containing a text."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit():
+                continue
+            if program is not None and os.path.basename(os.readlink(proc / "exe")) != program:
+                continue
+            cmdline = (proc / "cmdline").read_text().replace("\0", " ")
+            if cmdline_has is None or cmdline_has in cmdline:
+                pids.append(int(proc.name))
+        except OSError:  # gone meanwhile, or a kernel thread
+            continue
+    return pids
+
+
+def test_daemons_share_one_cpu_cgroup(service: str) -> None:
+    """The cluster's daemons sit in one CPU cgroup beside the pods, as a node's sit in
+    system.slice: in the root cgroup every runnable thread of theirs would weigh as much as
+    all pods together (cgroup v1), and a busy API server starved every pod at once."""
+    group = f"/{_lib_value('SYSTEM_CGROUP')}"
+    for daemon in ("etcd", "kube-apiserver", "kubelet", "containerd"):
+        # The cluster's own (Docker runs a containerd of its own): its paths are on the line.
+        pids = _pids(program=daemon, cmdline_has="items-local-cluster")
+        assert pids, f"{daemon} is not running"
+        for pid in pids:
+            assert _cpu_cgroup(pid) == group, f"{daemon} (pid {pid}) is in {_cpu_cgroup(pid)}"
+    # The service's own processes are the pods', not the daemons'.
+    servers = _pids(cmdline_has="items-service serve")
+    assert servers, "no process of the service's pods found"
+    assert all("kubepods" in _cpu_cgroup(p) for p in servers)
+    v1 = Path("/sys/fs/cgroup/cpu") / group.lstrip("/") / "cpu.shares"
+    v2 = Path("/sys/fs/cgroup") / group.lstrip("/") / "cpu.weight"
+    if v1.exists():
+        assert v1.read_text().strip() == _lib_value("SYSTEM_CPU_SHARES")
+    else:
+        assert v2.read_text().strip() == _lib_value("SYSTEM_CPU_WEIGHT")

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.cluster import classes, report_classes
-from bench.cluster.analysis import Workload
+from bench.cluster.analysis import Workload, item_service_analysis
 from bench.cluster.episodes import Episode
-from bench.cluster.recorder import Observation, summarize_pod
+from bench.cluster.recorder import Observation, summarize_item_service, summarize_pod
 
 FAULTS = Path(__file__).resolve().parents[1] / "operator/cluster/images/bench_faults.py"
 W = Workload("bench-ours", "ours-1")
@@ -298,3 +298,27 @@ def test_settled_now_means_it_settled_at_some_event(events: list[tuple[Any, ...]
     for image in (OLD, NEW):
         if analysis.settled_now(obs, W, image):
             assert analysis.settled_on(obs, W, image, 0.0) is not None
+
+
+def test_ours_canary_analysis_outcome_is_kept_from_its_status() -> None:
+    """The status's newest history entry carries the analysis' outcome; the bench keeps the
+    first one recorded for the class's image (why a 5xx release was not rolled back)."""
+    body = {
+        "metadata": {"name": W.name, "generation": 3},
+        "status": {
+            "phase": "Available",
+            "targetImage": NEW,
+            "observedGeneration": 3,
+            "history": [{"outcome": "Available", "analysis": "inconclusive (too few requests): x"}],
+        },
+    }
+    fields = summarize_item_service(body)
+    assert fields["analysis"] == "inconclusive (too few requests): x"
+    before = Observation(T0 - 1, "ItemService", "MODIFIED", W.namespace, W.name, fields)
+    old_release = Observation(
+        T0 + 1, "ItemService", "MODIFIED", W.namespace, W.name, {**fields, "target": OLD}
+    )
+    later = Observation(T0 + 2, "ItemService", "MODIFIED", W.namespace, W.name, fields)
+    found = item_service_analysis([before, old_release, later], W, NEW, T0)
+    assert found == "inconclusive (too few requests): x"
+    assert item_service_analysis([before, old_release], W, NEW, T0) is None

@@ -268,6 +268,22 @@ def test_an_answer_within_the_window_keeps_the_learned_verdict() -> None:
     assert said in world.status["message"]
 
 
+def test_a_pod_whose_server_said_ready_gets_a_fresh_window_from_it() -> None:
+    """A blip between two probes: the server answered the operator's read ready (200) 12 s
+    after its start, then failed the kubelet's next probe, so the kubelet never saw it ready.
+    It lost readiness as much as a pod the kubelet saw ready: a fresh window from that answer."""
+    for window_args, window in (({}, 20), ({"rollout": {"readinessTimeoutSeconds": 30}}, 30)):
+        lead = 1 if not window_args else 0
+        due = 12 + window - lead
+        for started_ago, reason in ((due - 0.01, "RollingOut"), (due, "RolledBack")):
+            world = _rolling_out_v2(**window_args)
+            world.controllers(ready=False, started_ago=started_ago, answered_ago=started_ago - 3)
+            _new(world, ready_answered_at=world.now - timedelta(seconds=started_ago - 12))
+            world.step()
+            assert world.status["reason"] == reason, (window, started_ago)
+        assert f"not ready within its {window}s window" in world.status["message"]
+
+
 def test_the_spec_s_window_judges_a_silent_pod_at_its_end() -> None:
     world = _rolling_out_v2(rollout={"readinessTimeoutSeconds": 30})
     world.controllers(ready=False, started_ago=30, answered_ago=None)

@@ -32,16 +32,19 @@ def _pod(name: str = "shop-a", *, uid: str = "u1", started: datetime | None = T0
 
 def test_the_pod_s_own_answer_counts_whatever_it_says() -> None:
     report = {"status": "unavailable", "checks": {"database": "unreachable: OperationalError"}}
-    assert readiness_answer(json.dumps(report)) == ReadinessAnswer(
+    assert readiness_answer(json.dumps(report), 503) == ReadinessAnswer(
         {"database": "unreachable: OperationalError"}
     )
     problem = {"title": "injected fault", "status": 503}  # no report, but the server is up
-    assert readiness_answer(json.dumps(problem)) == ReadinessAnswer({})
-    assert readiness_answer("<html>503</html>") == ReadinessAnswer({})
+    assert readiness_answer(json.dumps(problem), 503) == ReadinessAnswer({})
+    assert readiness_answer("<html>503</html>", 503) == ReadinessAnswer({})
+    ready = {"status": "ok", "checks": {"database": "ok"}}
+    assert readiness_answer(json.dumps(ready), 200) == ReadinessAnswer({"database": "ok"}, True)
+    assert readiness_answer("ok", 200) == ReadinessAnswer({}, ready=True)
 
 
 def test_the_api_server_s_proxy_error_is_no_answer() -> None:
-    assert readiness_answer(PROXY_ERROR) is None
+    assert readiness_answer(PROXY_ERROR, 503) is None
 
 
 def test_the_first_answer_is_kept_per_container_run() -> None:
@@ -80,3 +83,22 @@ def test_a_pod_not_started_has_no_answer_to_keep() -> None:
     )
     assert pods[0].answered_at is None
     assert kept == {}
+
+
+def test_the_first_ready_answer_is_kept_beside_the_first_answer() -> None:
+    pod = _pod()
+    starting = ReadinessAnswer({"database": "ok", "schema": "behind"})
+    first = T0 + timedelta(seconds=3)
+    pods, kept = attach_answers([pod], {"shop-a": starting}, {}, first)
+    assert (pods[0].answered_at, pods[0].ready_answered_at) == (first, None)
+    ready_at = T0 + timedelta(seconds=6)
+    ready = ReadinessAnswer({"database": "ok"}, ready=True)
+    pods, kept = attach_answers([pod], {"shop-a": ready}, kept, ready_at)
+    assert (pods[0].answered_at, pods[0].ready_answered_at) == (first, ready_at)
+    # A blip after it (503, then a proxy error, then nothing read): the first ready stands.
+    blip = ReadinessAnswer({}, ready=False)
+    for n, answer in enumerate([blip, None, None]):
+        pods, kept = attach_answers(
+            [pod], {"shop-a": answer}, kept, ready_at + timedelta(seconds=n + 1)
+        )
+        assert pods[0].ready_answered_at == ready_at

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from items_operator.containers import ServiceContainer, Termination
 from items_operator.failure_messages import Healing, pull_healing
@@ -299,6 +299,48 @@ def test_the_window_judges_an_answering_server_as_promised_and_a_silent_one_by_t
     if not failed:
         assert verdict.deadline is not None
         assert verdict.deadline <= ceiling  # the pass is awake when it is due
+
+
+@PROPERTY
+@given(
+    window_seconds=st.integers(20, 120),
+    spec_window=st.booleans(),
+    ready_after=st.floats(0, 200),
+    seconds=st.floats(0, 400),
+)
+def test_a_pod_whose_server_said_ready_is_judged_a_window_after_it(
+    window_seconds: int, spec_window: bool, ready_after: float, seconds: float
+) -> None:
+    """An unready pod whose /readyz answered the operator ready once (a blip the kubelet's
+    probe fell into) is failed exactly at a window from that answer, under either window."""
+    assume(ready_after <= seconds)
+    spec_seconds = window_seconds if spec_window else None
+    now, ready = T0 + timedelta(seconds=seconds), T0 + timedelta(seconds=ready_after)
+    pod = PodObservation(
+        "shop-new",
+        V2,
+        T0,
+        ready=False,
+        deleting=False,
+        release="new",
+        started_at=T0,
+        uid="n",
+        ready_changed_at=T0,
+        answered_at=T0,
+        ready_answered_at=ready,
+    )
+    window, lead = timedelta(seconds=window_seconds), verdict_lead(spec_seconds)
+    verdict = judge(
+        release="new",
+        deployment=ROLLING,
+        pods=[OLD_READY, pod],
+        now=now,
+        window=window,
+        floor=None,
+        lead=lead,
+        silent_window=silent_window(spec_seconds),
+    )
+    assert (verdict.kind is VerdictKind.FAILED) == (now >= ready + window - lead)
 
 
 reference = st.from_regex(r"[a-z0-9.-]{1,12}/[a-z0-9-]{1,12}:[A-Za-z0-9._-]{1,10}", fullmatch=True)
