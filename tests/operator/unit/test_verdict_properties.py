@@ -22,7 +22,7 @@ from items_operator.containers import ServiceContainer, Termination
 from items_operator.failure_messages import Healing, pull_healing
 from items_operator.observe import DeploymentObservation, PodObservation
 from items_operator.policy import Reason
-from items_operator.verdict import VerdictKind, judge
+from items_operator.verdict import Verdict, VerdictKind, judge
 from items_operator.window import (
     LEARNED_WINDOW_LEAD,
     WINDOW_CEILING,
@@ -260,29 +260,8 @@ def test_the_window_judges_an_answering_server_as_promised_and_a_silent_one_by_t
     answered = None if answered_after is None else T0 + timedelta(seconds=answered_after)
     if answered is not None and answered > now:
         answered = None  # not seen yet by the pass at `now`
-    pod = PodObservation(
-        "shop-new",
-        V2,
-        T0,
-        ready=False,
-        deleting=False,
-        release="new",
-        started_at=T0,
-        uid="n",
-        ready_changed_at=T0,
-        answered_at=answered,
-    )
     window, lead = timedelta(seconds=window_seconds), verdict_lead(spec_seconds)
-    verdict = judge(
-        release="new",
-        deployment=ROLLING,
-        pods=[OLD_READY, pod],
-        now=now,
-        window=window,
-        floor=None,
-        lead=lead,
-        silent_window=silent_window(spec_seconds),
-    )
+    verdict = _judge_unready_new_pod(spec_seconds, window, now, answered_at=answered)
     failed = verdict.kind is VerdictKind.FAILED
     due = T0 + window - lead
     if spec_window:  # the person's window: every pod's, answered or not
@@ -316,6 +295,22 @@ def test_a_pod_whose_server_said_ready_is_judged_a_window_after_it(
     assume(ready_after <= seconds)
     spec_seconds = window_seconds if spec_window else None
     now, ready = T0 + timedelta(seconds=seconds), T0 + timedelta(seconds=ready_after)
+    window, lead = timedelta(seconds=window_seconds), verdict_lead(spec_seconds)
+    verdict = _judge_unready_new_pod(
+        spec_seconds, window, now, answered_at=T0, ready_answered_at=ready
+    )
+    assert (verdict.kind is VerdictKind.FAILED) == (now >= ready + window - lead)
+
+
+def _judge_unready_new_pod(
+    spec_seconds: int | None,
+    window: timedelta,
+    now: datetime,
+    *,
+    answered_at: datetime | None,
+    ready_answered_at: datetime | None = None,
+) -> Verdict:
+    """The verdict on one unready new pod started at T0, beside a ready old one."""
     pod = PodObservation(
         "shop-new",
         V2,
@@ -326,21 +321,19 @@ def test_a_pod_whose_server_said_ready_is_judged_a_window_after_it(
         started_at=T0,
         uid="n",
         ready_changed_at=T0,
-        answered_at=T0,
-        ready_answered_at=ready,
+        answered_at=answered_at,
+        ready_answered_at=ready_answered_at,
     )
-    window, lead = timedelta(seconds=window_seconds), verdict_lead(spec_seconds)
-    verdict = judge(
+    return judge(
         release="new",
         deployment=ROLLING,
         pods=[OLD_READY, pod],
         now=now,
         window=window,
         floor=None,
-        lead=lead,
+        lead=verdict_lead(spec_seconds),
         silent_window=silent_window(spec_seconds),
     )
-    assert (verdict.kind is VerdictKind.FAILED) == (now >= ready + window - lead)
 
 
 reference = st.from_regex(r"[a-z0-9.-]{1,12}/[a-z0-9-]{1,12}:[A-Za-z0-9._-]{1,10}", fullmatch=True)
