@@ -48,7 +48,8 @@ Runs = dict[tuple[str, datetime], Answers]  # (pod uid, container start) -> its 
 # and first answered it ready (keyed by pod uid and container start), by the API server's clock
 # as the pass read it. Lost on restart: a pod then counts as answering from the first pass after
 # it, which only ever delays a verdict by its window (verdict.py), never hastens one; a ready
-# answer before the restart is not known, as if the operator had not read it.
+# answer before the restart is not known, and one read after it counts only within the pod's
+# window (verdict.window_start): a restart never grants a pod more than two windows.
 _ANSWERED: dict[tuple[str, str], Runs] = {}
 
 

@@ -120,7 +120,7 @@ def _during_hold(deployment: DeploymentObservation, floor: datetime | None) -> b
     return floor is not None and (at is None or at <= floor)
 
 
-def window_start(pod: PodObservation, floor: datetime | None) -> datetime | None:
+def window_start(pod: PodObservation, floor: datetime | None, window: timedelta) -> datetime | None:
     if pod.started_at is None:
         return None  # not started (being scheduled, pulled, created): no window yet
     start = pod.started_at
@@ -132,7 +132,13 @@ def window_start(pod: PodObservation, floor: datetime | None) -> datetime | None
         start += budget
     # Ready since it started, by the kubelet's probe or its own answer to the operator's read
     # (a blip can fall between two probes): an unready pod then gets a fresh window from it.
-    times = [t for t in (start, pod.ready_changed_at, pod.ready_answered_at, floor) if t]
+    # Only an answer within the window it had counts, so a pod gets at most two windows: a
+    # server that answers the operator ready while the kubelet's probe always fails (a probe
+    # timeout shorter than its answers), or a ready answer first read after an operator
+    # restart, never moves the window on.
+    ready = pod.ready_answered_at
+    answered_ready = ready if ready is not None and ready < start + window else None
+    times = [t for t in (start, pod.ready_changed_at, answered_ready, floor) if t]
     return max(times)
 
 
@@ -238,7 +244,7 @@ def judge(
         waiting = waiting_deadline(pod, window=window, floor=floor)
         if waiting is not None and waiting > now:
             deadline = min(deadline or waiting, waiting)
-        start = window_start(pod, floor)
+        start = window_start(pod, floor, window)
         if start is None:
             continue
         due, detail = unready_due(pod, start, window, silent_window, lead)

@@ -26,8 +26,9 @@ measured on a quiet node does not roll back a good release on a busy one.
 Under either window, a pod whose /readyz answered the operator's read ready (200) once has
 been ready, whether or not the kubelet's probe saw it (a blip can fall between two probes): it
 gets a fresh window from that answer, as a pod the kubelet saw ready and then lost does
-(verdict.window_start). A server that says ready to the operator and never to the kubelet is
-judged a window after its first ready answer.
+(verdict.window_start). Only an answer within the window the pod had counts: a server that
+says ready to the operator and never to the kubelet is judged a window after its first ready
+answer, at most two windows after its start.
 
 Without such history the window is the ceiling, the window this operator always had. The
 ceiling is the old default on purpose: learning only ever shortens the wait for a service known
@@ -105,7 +106,7 @@ def unready_due(
     seconds = int(window.total_seconds())
     detail = f"not ready within its {seconds}s window"
     if pod.ready_answered_at is not None and start == pod.ready_answered_at:
-        detail += " from its /readyz's first ready answer (the kubelet's probe never saw it)"
+        detail += " from its first ready answer to the operator's /readyz read"
     if silent_window is not None and not pod.answered_by(due):
         ceiling = start + silent_window - lead
         later = pod.answered_at + window - lead if pod.answered_at is not None else ceiling
@@ -118,7 +119,8 @@ def unready_due(
             else f"not ready within its {seconds}s window from its first /readyz answer "
             f"(at most {silent}s from its start)"
         )
-    if (budget := pod.container.startup_budget) is not None:
+    from_ready_answer = pod.ready_answered_at is not None and start == pod.ready_answered_at
+    if (budget := pod.container.startup_budget) is not None and not from_ready_answer:
         detail += f" after its startup probe's {int(budget.total_seconds())}s budget"
     if pod.readiness_checks:  # what the service says is wrong: the on-call's first clue
         said = ", ".join(f"{k}: {v}" for k, v in sorted(pod.readiness_checks.items()))

@@ -281,7 +281,17 @@ def test_a_pod_whose_server_said_ready_gets_a_fresh_window_from_it() -> None:
             _new(world, ready_answered_at=world.now - timedelta(seconds=started_ago - 12))
             world.step()
             assert world.status["reason"] == reason, (window, started_ago)
-        assert f"not ready within its {window}s window" in world.status["message"]
+        assert (
+            f"not ready within its {window}s window from its first ready answer"
+            in (world.status["message"])
+        )
+    # A first ready answer read after the pod's window (an operator restarted late) moves
+    # nothing: judged at the window from its start.
+    world = _rolling_out_v2()
+    world.controllers(ready=False, started_ago=25, answered_ago=16)
+    _new(world, ready_answered_at=world.now - timedelta(seconds=0.5))
+    world.step()
+    assert world.status["reason"] == "RolledBack"
 
 
 def test_the_spec_s_window_judges_a_silent_pod_at_its_end() -> None:
