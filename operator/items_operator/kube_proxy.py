@@ -90,11 +90,10 @@ def attach_answers(
         body = read.get(pod.name)
         kept = previous.get(run) if run is not None else None
         if run is not None and (kept is not None or body is not None):
-            first = kept.first if kept is not None else now
-            ready = kept.ready if kept is not None else None
-            if ready is None and body is not None and body.ready:
-                ready = now
-            answered[run] = Answers(first, ready)
+            kept = kept or Answers(now)
+            if kept.ready is None and body is not None and body.ready:
+                kept = replace(kept, ready=now)
+            answered[run] = kept
         checks = body.checks if body is not None else pod.readiness_checks
         since = answered.get(run) if run is not None else None
         attached.append(
@@ -130,19 +129,15 @@ def readiness_answer(text: str, status: int) -> ReadinessAnswer | None:
     """The pod's answer in a pods/proxy response (the pod's own status code passes through),
     or None when the body is the API server's own Status (it could not reach the pod: not
     listening, refused, timed out)."""
-    ready = status == HTTP_OK
     try:
         body = json.loads(text)
     except ValueError:
-        return ReadinessAnswer({}, ready)  # the pod answered, with something else than a report
-    if not isinstance(body, dict):
-        return ReadinessAnswer({}, ready)
-    if body.get("kind") == "Status" and "apiVersion" in body:
+        body = None  # the pod answered, with something else than a report
+    if isinstance(body, dict) and body.get("kind") == "Status" and "apiVersion" in body:
         return None
-    checks = body.get("checks")
-    if not isinstance(checks, dict):
-        return ReadinessAnswer({}, ready)
-    return ReadinessAnswer({str(k): str(v) for k, v in checks.items()}, ready)
+    checks = body.get("checks") if isinstance(body, dict) else None
+    report = {str(k): str(v) for k, v in checks.items()} if isinstance(checks, dict) else {}
+    return ReadinessAnswer(report, ready=status == HTTP_OK)
 
 
 # Per ItemService (namespace, name): each measured container's (pod uid, restarts) first sample

@@ -105,7 +105,8 @@ def unready_due(
     due = start + window - lead
     seconds = int(window.total_seconds())
     detail = f"not ready within its {seconds}s window"
-    if pod.ready_answered_at is not None and start == pod.ready_answered_at:
+    from_ready_answer = start == pod.ready_answered_at
+    if from_ready_answer:
         detail += " from its first ready answer to the operator's /readyz read"
     if silent_window is not None and not pod.answered_by(due):
         ceiling = start + silent_window - lead
@@ -119,7 +120,6 @@ def unready_due(
             else f"not ready within its {seconds}s window from its first /readyz answer "
             f"(at most {silent}s from its start)"
         )
-    from_ready_answer = pod.ready_answered_at is not None and start == pod.ready_answered_at
     if (budget := pod.container.startup_budget) is not None and not from_ready_answer:
         detail += f" after its startup probe's {int(budget.total_seconds())}s budget"
     if pod.readiness_checks:  # what the service says is wrong: the on-call's first clue
