@@ -18,9 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.cluster.kube_support import cluster_setting
+
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")  # cgroup v1; under v2 the groups' share is not taken
 PODS_CGROUP = "kubepods"
-DAEMONS_CGROUP = "items-local-cluster"
+# The cgroup hack/local-cluster starts the daemons in, named in one place (hack/cluster/lib.sh).
+DAEMONS_CGROUP = cluster_setting("lib.sh", "SYSTEM_CGROUP")
 PRESSURE = Path("/proc/pressure/cpu")
 TICKS = os.sysconf("SC_CLK_TCK")
 BUSY_PRESSURE = 90.0  # % of the last 10 s some task waited for a CPU: the node is full
@@ -40,7 +43,9 @@ def _busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / TICKS  # all but idle and iowait
 
 
-def _cgroup_seconds(name: str) -> float | None:
+def _cgroup_seconds(name: str | None) -> float | None:
+    if not name:
+        return None
     try:
         return int((CPUACCT / name / "cpuacct.usage").read_text()) / 1e9
     except (OSError, ValueError):
