@@ -6,11 +6,12 @@ import argparse
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from service.core.config import Settings, get_settings
+from service.start_report import INVALID_ARGUMENTS, INVALID_CONFIGURATION, report_start_failure
 
 
 def _describe(error: ValidationError) -> str:
@@ -34,19 +35,42 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def _invalid_configuration(message: str) -> int:
+    """Exit 2 at start, said on stderr and, under a kubelet, in the termination log."""
+    print(message, file=sys.stderr)
+    report_start_failure(INVALID_CONFIGURATION, message)
+    return 2
+
+
+class _UsageError(SystemExit):
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage error (exit 2) main() also reports to the termination log."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
 def _default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        return _invalid_configuration(_describe(error))
     from service.api.auth import TokenSource, TokenSourceError
 
     try:
         TokenSource(settings)  # fail closed: a token source without tokens never serves
     except TokenSourceError as exc:
-        print(f"invalid configuration:\n  {exc}", file=sys.stderr)
-        return 2
+        return _invalid_configuration(f"invalid configuration:\n  {exc}")
     from service.core.db import is_embedded
     from service.core.logging import configure_logging
 
@@ -200,7 +224,7 @@ def _write_report(path: str, report: dict[str, Any]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="items-service", description=__doc__)
+    parser = _Parser(prog="items-service", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the HTTP API (Gunicorn with Uvicorn workers)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -236,7 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as error:
+        print(error.message, file=sys.stderr)
+        # The migration Job's termination log carries the migrator's own report instead.
+        if next((a for a in argv if not a.startswith("-")), None) != "migrate":
+            report_start_failure(INVALID_ARGUMENTS, error.message)
+        raise
+
     result: int = args.handler(args)
     return result
 

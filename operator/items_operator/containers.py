@@ -10,6 +10,7 @@ kubelet's defaults when unset) bounds how long that may last before the kubelet 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,22 @@ class Termination:
     message: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @property
+    def start_failure(self) -> str | None:
+        """The service's own report that this run could not start, for a reason no restart
+        heals (service/start_report.py: an invalid argument or setting); None otherwise."""
+        if not self.message.startswith("{"):
+            return None
+        try:
+            report = json.loads(self.message)
+        except ValueError:
+            return None
+        reason = report.get("startFailure") if isinstance(report, dict) else None
+        if not isinstance(reason, str):
+            return None
+        detail = " ".join(str(report.get("detail") or "").split())  # one line, for a condition
+        return f"{reason}: {detail}" if detail else reason
 
 
 @dataclass(frozen=True)

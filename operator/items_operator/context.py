@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from items_operator.analysis import analysis_running
+from items_operator.canary import hold_seconds
 from items_operator.constants import ANNOTATION_DATABASE_TARGET
 from items_operator.containers import parse_time
 from items_operator.failures import Failure
@@ -61,6 +62,7 @@ class Pass:
     migration_job: str | None = None
     wake_at: datetime | None = None
     analysing_until: datetime | None = None  # the canary analysis of the serving release runs
+    analysis_awaiting: str | None = None  # ... past its duration, for this evidence
     operator_upgrade: str | None = None  # see Plan.operator_upgrade
     inputs: str = ""  # release.inputs_digest of the spec (history entries record it)
 
@@ -256,7 +258,7 @@ class Pass:
             template=release.template,
             paused=self.cr.spec.paused,
             rolled_back_release=rolled_back,
-            canary_seconds=analysis.duration_seconds if analysis else None,
+            canary_seconds=hold_seconds(analysis) if analysis else None,
         )
         self.desired.set(Apply(desired))
 

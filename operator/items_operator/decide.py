@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from items_operator.canary import EVENT_ENDED, EVENT_INCONCLUSIVE, INCONCLUSIVE
 from items_operator.constants import ANNOTATION_ALLOW_CONTRACT, LABEL_RELEASE
 from items_operator.context import Pass
 from items_operator.fleet import TRIGGER_OPERATOR
@@ -215,6 +216,7 @@ def _verdict(p: Pass) -> Situation | None:
             )
         case VerdictKind.WAITING:
             p.analysing_until = verdict.analysing_until
+            p.analysis_awaiting = verdict.analysis_awaiting
             if verdict.analysis_outcome is not None:
                 _end_analysis(p, serving, verdict.analysis_outcome)
     return None
@@ -224,7 +226,11 @@ def _end_analysis(p: Pass, serving: Release, outcome: str) -> None:
     """The canary passed (or had too little to judge): recorded, and the rest rolls out."""
     p.record(serving, analysis=outcome)
     p.keep_serving()  # re-applied without the canary's hold
-    p.event("Normal", "AnalysisEnded", f"canary analysis of {serving.label} {outcome}")
+    message = f"canary analysis of {serving.label} {outcome}"
+    if outcome.startswith(INCONCLUSIVE):
+        p.event("Warning", EVENT_INCONCLUSIVE, f"{message}; the rest rolls out unmeasured")
+    else:
+        p.event("Normal", EVENT_ENDED, message)
 
 
 def _roll_back(p: Pass, verdict: Verdict) -> Situation | None:
@@ -311,6 +317,13 @@ def _target_serving(p: Pass) -> Situation | None:
 def _rolling_out(p: Pass) -> Situation:
     """One wording from the pass that starts the rollout on, so the next pass rewrites nothing."""
     dep, spec = p.deployment, p.cr.spec
+    if p.analysing_until is not None and p.analysis_awaiting is not None:
+        return Situation(
+            Reason.ANALYSING,
+            f"analysing {p.target.label}: its duration is over, {p.analysis_awaiting}; the "
+            f"first new pod serves beside the old pods until {timestamp(p.analysing_until)} "
+            "at the latest, then the rest rolls out",
+        )
     if p.analysing_until is not None:
         return Situation(
             Reason.ANALYSING,

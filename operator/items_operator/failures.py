@@ -30,6 +30,7 @@ class FailureKind(enum.Enum):
 
     CRASH_LOOP = "CrashLoopBackOff"
     REPEATED_EXIT = "RepeatedExitCode"
+    START_REFUSED = "StartRefused"
     OOM_AT_START = "OOMKilledAtStart"
     IMAGE_PULL = "ImagePullFailed"
     IMAGE_PULL_STUCK = "ImagePullStuck"
@@ -68,6 +69,7 @@ K, T = FailureKind, Timing
 CLASSES: dict[FailureKind, FailureClass] = {
     K.CRASH_LOOP: FailureClass(T.AT_ONCE, "`CrashLoopBackOff`: the container exits and the kubelet backs off"),  # noqa: E501
     K.REPEATED_EXIT: FailureClass(T.AT_ONCE, "the run that ended and the one before it exited with the same non-zero code"),  # noqa: E501
+    K.START_REFUSED: FailureClass(T.AT_ONCE, "a run that exited before it was ever ready with the service's own report in its termination message: an invalid argument or setting, which no restart heals"),  # noqa: E501
     K.OOM_AT_START: FailureClass(T.AT_ONCE, "`OOMKilled` in a run that never became ready"),
     K.IMAGE_PULL: FailureClass(T.AT_ONCE, "`InvalidImageName`, `ErrImageNeverPull`, or a pull error that cannot heal: manifest unknown, not found, unauthorized, denied, invalid reference, no matching platform"),  # noqa: E501
     K.IMAGE_PULL_STUCK: FailureClass(T.WINDOW, "a pull error whose message says neither (an older kubelet's bare `Back-off pulling image`); the window counts from the pod's creation"),  # noqa: E501
@@ -116,6 +118,9 @@ def _ran_without_ready(pod: PodObservation, run: Termination) -> bool:
 def _from_terminations(pod: PodObservation) -> Failure | None:
     runs = pod.container.terminations
     for run in runs:
+        if run.start_failure is not None and _ran_without_ready(pod, run):
+            detail = f"exited with code {run.exit_code} at start: {run.start_failure}"
+            return Failure(FailureKind.START_REFUSED, pod.name, detail, exit_code=run.exit_code)
         if run.reason == "OOMKilled" and not pod.ready and _ran_without_ready(pod, run):
             detail = f"OOMKilled before it was ever ready (exit code {run.exit_code})"
             return Failure(FailureKind.OOM_AT_START, pod.name, detail)

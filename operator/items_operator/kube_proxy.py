@@ -16,7 +16,12 @@ import httpx2 as httpx
 from lightkube import AsyncClient
 
 from items_operator import metrics
-from items_operator.analysis import RequestSample, parse_metrics, pods_to_measure
+from items_operator.analysis import (
+    RequestSample,
+    analysis_running,
+    parse_metrics,
+    pods_to_measure,
+)
 from items_operator.constants import HTTP_PORT
 from items_operator.model import ItemService
 from items_operator.observe import PodObservation
@@ -144,7 +149,8 @@ def readiness_answer(text: str, status: int) -> ReadinessAnswer | None:
 # of the analysis and when it was taken, so new and old pods are compared over the same
 # interval. Lost on restart: the analysis then starts again from the first pass after it
 # (verdict.py counts its duration from the newest baseline), never from a shortened window.
-_BASELINES: dict[tuple[str, str], dict[str, tuple[RequestSample, datetime]]] = {}
+Baselines = dict[str, tuple[RequestSample, datetime]]  # container -> first sample, taken then
+_BASELINES: dict[tuple[str, str], Baselines] = {}
 
 
 async def with_requests(
@@ -157,24 +163,43 @@ async def with_requests(
     """Attach the item API's requests since the analysis began (analysis.py) to the pods a
     running canary analysis compares; nothing is read otherwise."""
     key = (cr.owner.namespace, cr.owner.name)
-    chosen = pods_to_measure(cr.spec.rollout.analysis, cr.status, release, pods)
-    if not chosen:
+    spec, status = cr.spec.rollout.analysis, cr.status
+    history = status.get("history") or []
+    if not analysis_running(spec, release, status.get("lastGoodRelease"), history):
         _BASELINES.pop(key, None)
         return pods
+    chosen = pods_to_measure(spec, status, release, pods)
     samples = await asyncio.gather(*(_metrics(client, key[0], p.name) for p in chosen))
-    previous = _BASELINES.get(key, {})
-    baselines: dict[str, tuple[RequestSample, datetime]] = {}
-    measured: dict[str, PodObservation] = {}
-    for pod, sample in zip(chosen, samples, strict=True):
-        container = f"{pod.uid}/{pod.restart_count}"  # a restarted container counts from zero
-        if sample is None:  # no answer this pass: keep the baseline, no figure
-            if container in previous:
-                baselines[container] = previous[container]
+    read = {p.name: s for p, s in zip(chosen, samples, strict=True) if s is not None}
+    measured, _BASELINES[key] = attach_requests(pods, read, _BASELINES.get(key, {}), now)
+    return measured
+
+
+def attach_requests(
+    pods: list[PodObservation],
+    read: Mapping[str, RequestSample],
+    previous: Baselines,
+    now: datetime,
+) -> tuple[list[PodObservation], Baselines]:
+    """The pods with their requests since their container's baseline (taken at its first read),
+    and the baselines to keep: every one of a container still there, read or not this pass (a
+    pod unready for a moment, an unanswered read or a stale cache must not restart the
+    analysis' clock); a restarted container or a gone pod is forgotten."""
+    live = {_container(p) for p in pods}
+    baselines = {c: kept for c, kept in previous.items() if c in live}
+    attached = []
+    for pod in pods:
+        sample = read.get(pod.name)
+        if sample is None:
+            attached.append(pod)
             continue
-        base, since = baselines[container] = previous.get(container, (sample, now))
-        measured[pod.name] = replace(pod, requests=sample.since(base), requests_since=since)
-    _BASELINES[key] = baselines
-    return [measured.get(p.name, p) for p in pods]
+        base, since = baselines.setdefault(_container(pod), (sample, now))
+        attached.append(replace(pod, requests=sample.since(base), requests_since=since))
+    return attached, baselines
+
+
+def _container(pod: PodObservation) -> str:
+    return f"{pod.uid}/{pod.restart_count}"  # a restarted container counts from zero
 
 
 def forget(namespace: str, name: str) -> None:

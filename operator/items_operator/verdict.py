@@ -24,19 +24,20 @@ Rules (docs/operator.md, "The verdict"):
 - A Deployment's own deadline counts only once its controller has seen the current template.
 - At zero replicas nothing can prove or fail the release: the verdict waits for scale-up.
 - With spec.rollout.analysis, the first new pod serves beside the old ones for the analysis'
-  duration after it turned ready; a significant regression of its metrics against theirs
-  (analysis.py) fails the release; at the end the analysis passes (or is inconclusive without
-  enough requests, or skipped without old pods to compare with) and the rest rolls out.
+  duration after it turned ready, longer while the evidence is short (canary.py); a
+  significant regression of its metrics against theirs fails the release; at the end the
+  analysis passes (or is inconclusive, or skipped without old pods to compare with) and the
+  rest rolls out.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from items_operator.analysis import compare, total
+from items_operator.canary import analyse
 from items_operator.failures import Failure, FailureKind, classify_pod, waiting_deadline
 from items_operator.model import AnalysisSpec
 from items_operator.observe import DeploymentObservation, PodObservation
@@ -80,8 +81,10 @@ class Verdict:
     time_to_ready: int | None = None
     # The canary analysis ended in this pass: "passed: ...", "inconclusive: ...", "skipped: ...".
     analysis_outcome: str | None = None
-    # While the canary analysis runs: when it ends.
+    # While the canary analysis runs: when it ends (at the latest, past its duration).
     analysing_until: datetime | None = None
+    # While it runs past its duration: the evidence it still waits for (canary.py).
+    analysis_awaiting: str | None = None
 
 
 def dependency_down(pod: PodObservation) -> str | None:
@@ -263,58 +266,16 @@ def judge(
         return Verdict(VerdictKind.FAILED, failure=failure)
     ready = sum(1 for p in new if p.ready)
     detail = f"{ready}/{deployment.replicas} new pods ready"
-    if analysis is not None and (found := _analyse(analysis, new, old, now)) is not None:
-        if found.kind is VerdictKind.FAILED:
-            return found
-        deadlines = [d for d in (deadline, found.deadline) if d is not None]
-        return replace(found, deadline=min(deadlines) if deadlines else None)
+    if analysis is not None and (canary := analyse(analysis, new, old, now)) is not None:
+        if canary.failure is not None:
+            return Verdict(VerdictKind.FAILED, failure=canary.failure)
+        deadlines = [d for d in (deadline, canary.until) if d is not None]
+        return Verdict(
+            VerdictKind.WAITING,
+            detail=canary.detail,
+            deadline=min(deadlines) if deadlines else None,
+            analysis_outcome=canary.outcome,
+            analysing_until=canary.until,
+            analysis_awaiting=canary.awaiting,
+        )
     return Verdict(VerdictKind.WAITING, detail=detail, deadline=deadline)
-
-
-def _analyse(
-    spec: AnalysisSpec, new: list[PodObservation], old: list[PodObservation], now: datetime
-) -> Verdict | None:
-    """The canary's verdict once a new pod is ready: a regression fails the release; the end
-    of the duration passes it; None while no new pod is ready.
-
-    The duration counts from the canary's Ready and from the newest baseline (an operator that
-    restarted measures a whole duration again), not from a hold's or a pause's end: the
-    Deployment controller's hold (minReadySeconds) counts from Ready too. Old pods that exist
-    but are not ready (or not read) give no verdict: the analysis waits; only when none exists
-    (a first release, a scale-up from zero) is it skipped.
-    """
-    canaries = [p for p in new if p.ready and p.ready_changed_at is not None]
-    if not canaries:
-        return None
-    if not old:
-        return Verdict(
-            VerdictKind.WAITING,
-            detail="no old pods to compare with",
-            analysis_outcome="skipped: no pods of another release served beside the new ones",
-        )
-    canary = min(canaries, key=lambda p: p.ready_changed_at or now)
-    controls = [p for p in old if p.ready]
-    measured = [p for p in (*canaries, *controls) if p.requests is not None]
-    comparison = compare(
-        total(p.requests for p in canaries if p.requests is not None),
-        total(p.requests for p in controls if p.requests is not None),
-        spec,
-    )
-    if comparison.regression is not None:
-        failure = Failure(FailureKind.METRICS_REGRESSION, canary.name, comparison.regression)
-        return Verdict(VerdictKind.FAILED, failure=failure)
-    started = max(t for t in (canary.ready_changed_at, *(p.requests_since for p in measured)) if t)
-    ends = started + timedelta(seconds=spec.duration_seconds)
-    if now < ends or not controls:
-        return Verdict(
-            VerdictKind.WAITING,
-            detail=f"analysing {canary.name}: {comparison.summary}",
-            deadline=ends if now < ends else None,
-            analysing_until=ends,
-        )
-    outcome = "passed" if comparison.conclusive else "inconclusive (too few requests)"
-    return Verdict(
-        VerdictKind.WAITING,
-        detail=comparison.summary,
-        analysis_outcome=f"{outcome}: {comparison.summary}",
-    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,3 +83,67 @@ def test_settings_repr_hides_secrets() -> None:
     assert "hunter2" not in repr(settings)
     assert "tok-1" not in repr(settings)
     assert TokenSource(settings).tokens() == [b"tok-1", b"tok-2"]
+
+
+def _serve_reporting(
+    args: list[str], env: dict[str, str], tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str] | None]:
+    """`items-service ARGS` with a termination log, as the kubelet mounts one."""
+    log = tmp_path / "termination-log"
+    log.write_text("")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ITEMS_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env={**clean, "ITEMS_TERMINATION_LOG": str(log), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    text = log.read_text()
+    return result, json.loads(text) if text else None
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "reason", "says"),
+    [
+        (["serve", "--port", "not-a-port"], {}, "InvalidArguments", "--port: invalid int value"),
+        (["serve", "--bogus"], {}, "InvalidArguments", "unrecognized arguments: --bogus"),
+        (
+            ["serve", "--port", "1"],
+            {"ITEMS_LOG_LEVEL": "LOUD"},
+            "InvalidConfiguration",
+            "ITEMS_LOG_LEVEL",
+        ),
+    ],
+)
+def test_a_start_failure_no_restart_heals_is_reported_to_the_kubelet(
+    args: list[str], env: dict[str, str], reason: str, says: str, tmp_path: Path
+) -> None:
+    """The operator reads it at the first exit (a crash loop known one restart sooner)."""
+    result, report = _serve_reporting(args, env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr
+    assert report is not None
+    assert report["startFailure"] == reason
+    assert says in report["detail"]
+
+
+def test_the_migrator_s_usage_error_leaves_its_termination_log_alone(tmp_path: Path) -> None:
+    result, report = _serve_reporting(["migrate", "--bogus"], {}, tmp_path)
+    assert result.returncode == 2
+    assert report is None
+
+
+def test_without_a_termination_log_nothing_is_written(tmp_path: Path) -> None:
+    missing = tmp_path / "dev" / "termination-log"
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--port", "x"],
+        env={**os.environ, "ITEMS_TERMINATION_LOG": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert not missing.parent.exists()

@@ -190,9 +190,10 @@ def test_zero_replicas_proves_nothing_and_scale_up_of_a_crash_loop_rolls_back(
     assert runs(cart.deployment_image(NAME), bad)
     _patch(cart, {"replicas": 1})
     status = cart.wait_phase(NAME, "RolledBack", 120, image=bad)
-    # The kubelet's back-off after the first exit, or the same exit code twice: whichever the
-    # operator saw first (both roll back at once).
-    assert status["history"][-1]["reason"] in ("CrashLoopBackOff", "RepeatedExitCode")
+    # The image's argument is invalid: the service says so in its termination log, and the
+    # first exit counts (service/start_report.py), before any restart or back-off.
+    assert status["history"][-1]["reason"] == "StartRefused", status["history"][-1]
+    assert "--port: invalid int value" in status["history"][-1]["message"]
     assert runs(cart.deployment_image(NAME), v2)
     assert cart.kube.get("deployment", NAME)["spec"]["replicas"] == 1
     # state left: v2 serves, one replica; the spec names crashloop (blocked)

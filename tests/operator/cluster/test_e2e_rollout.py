@@ -251,9 +251,10 @@ def test_crashlooping_image_is_rolled_back(shop: Cluster, e2e: E2E) -> None:
     assert runs(shop.deployment_image(NAME), v2)
     assert status["currentImage"] == v2
     assert status["failedImage"] == bad
-    # The kubelet's back-off after the first exit, or the same exit code twice: whichever the
-    # operator saw first (both roll back at once).
-    assert status["history"][-1]["reason"] in ("CrashLoopBackOff", "RepeatedExitCode")
+    # The image's argument is invalid: the service says so in its termination log, and the
+    # first exit counts (service/start_report.py), before any restart or back-off.
+    assert status["history"][-1]["reason"] == "StartRefused", status["history"][-1]
+    assert "--port: invalid int value" in status["history"][-1]["message"]
     # The migration itself succeeded: only serving failed.
     assert shop.job(NAME, bad) is not None
     assert any(bad in m for m in _events(shop).get("RolledBack", []))

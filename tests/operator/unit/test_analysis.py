@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from items_operator.analysis import RequestSample, compare, parse_metrics, pods_to_measure
+from items_operator.canary import EVIDENCE_WAIT_DURATIONS
+from items_operator.kube_proxy import attach_requests
 from items_operator.model import AnalysisSpec
 from items_operator.observe import PodObservation, PodPhase
 from items_operator.specs.deployment import CANARY_HOLD_MARGIN_SECONDS
@@ -194,7 +196,7 @@ def _strategy(world: World) -> tuple[Any, Any, Any]:
 
 def test_the_canary_is_one_pod_held_beside_the_old_ones() -> None:
     world = _analysed_world(durationSeconds=60)
-    hold = 60 + CANARY_HOLD_MARGIN_SECONDS
+    hold = EVIDENCE_WAIT_DURATIONS * 60 + CANARY_HOLD_MARGIN_SECONDS  # the longest wait, and more
     assert _strategy(world) == (1, 0, hold)
     assert world.deployment is not None
     assert world.deployment["spec"]["progressDeadlineSeconds"] > hold
@@ -239,16 +241,73 @@ def test_the_analysis_passes_at_its_end_and_the_rest_rolls_out() -> None:
     assert world.status["currentImage"] == V2
 
 
-def test_too_little_traffic_is_inconclusive_not_a_block() -> None:
+def test_too_little_traffic_waits_then_is_inconclusive_not_a_block() -> None:
     world = _analysed_world(durationSeconds=30)
     _canary(world, sample(3, 0), sample(9, 0))
     world.step()
     world.tick(31)
     _canary(world, sample(3, 0), sample(9, 0))
     world.step()
-    assert world.status["history"][-1]["analysis"].startswith("inconclusive")
+    assert world.status["reason"] == "Analysing", world.status["message"]
+    assert "too few requests" in world.status["message"]
+    assert "analysis" not in world.status["history"][-1]
+    assert _strategy(world)[2] is not None  # the Deployment controller still holds
+    world.tick(EVIDENCE_WAIT_DURATIONS * 30 - 31)  # the canary's Ready + the longest wait
+    _canary(world, sample(3, 0), sample(9, 0))
+    plan = world.step()
+    assert world.status["history"][-1]["analysis"].startswith("inconclusive (too few requests)")
+    assert [e.type for e in plan.events if e.reason == "AnalysisInconclusive"] == ["Warning"]
     world.settle()
     assert world.status["phase"] == "Available"
+
+
+def test_traffic_that_arrives_late_is_still_judged() -> None:
+    """A quiet (or unread) first duration does not wave the release through: the regression
+    that shows once requests come is rolled back."""
+    world = _analysing(31, durationSeconds=30)
+    _canary(world, sample(4, 1), sample(10, 0))
+    world.step()
+    assert world.status["reason"] == "Analysing"
+    world.tick(20)
+    _canary(world, sample(120, 30), sample(240, 0))
+    world.step()
+    assert world.status["reason"] == "RolledBack", world.status["message"]
+    assert world.status["history"][-1]["reason"] == "MetricsRegression"
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "missing"),
+    [
+        (sample(90, 0), None, "the old pods' /metrics not read"),
+        (None, sample(200, 0), "the new pod's /metrics not read"),
+    ],
+)
+def test_unread_metrics_wait_instead_of_passing(
+    new: RequestSample | None, old: RequestSample | None, missing: str
+) -> None:
+    world = _analysing(31, durationSeconds=30)
+    _canary(world, new, old)
+    world.step()
+    assert world.status["reason"] == "Analysing"
+    assert missing in world.status["message"]
+    assert "analysis" not in world.status["history"][-1]
+    world.tick(EVIDENCE_WAIT_DURATIONS * 30)
+    _canary(world, new, old)
+    world.step()
+    assert world.status["history"][-1]["analysis"].startswith(f"inconclusive ({missing})")
+
+
+def test_a_waiting_analysis_writes_nothing_until_its_evidence_comes() -> None:
+    world = _analysing(31, durationSeconds=30)
+    _canary(world, sample(3, 0), sample(9, 0))
+    world.step()
+    for more in range(5):
+        world.tick(5)
+        _canary(world, sample(3 + more, 0), sample(9 + more, 0))
+        before = world.status
+        plan = world.step()
+        assert (plan.actions, plan.events) == ((), ()), world.status["message"]
+        assert plan.status == before
 
 
 def test_an_outage_during_the_analysis_blames_nobody() -> None:
@@ -337,3 +396,26 @@ def test_no_room_to_surge_makes_the_canary_replace_one_old_pod() -> None:
     surge, unavailable, hold = _strategy(world)
     assert (surge, unavailable) == (0, 1)
     assert hold is not None
+
+
+def test_a_baseline_outlives_a_pass_without_a_read_and_not_a_restart() -> None:
+    """An unanswered read, a pod unready for a moment or a stale cache does not restart the
+    analysis' clock (the bench's lost 5xx rollbacks); a restarted container counts afresh."""
+    world = _analysed_world()
+    _canary(world, None, None)
+    pods = list(world.pods)
+    canary = next(p for p in pods if p.uid == "canary-uid")
+    t0 = world.now
+    measured, kept = attach_requests(pods, {canary.name: sample(10, 1)}, {}, t0)
+    assert next(p for p in measured if p.uid == "canary-uid").requests == sample(0, 0)
+    _, kept = attach_requests(pods, {}, kept, t0 + timedelta(seconds=5))  # nothing answered
+    later = t0 + timedelta(seconds=10)
+    measured, kept = attach_requests(pods, {canary.name: sample(50, 9)}, kept, later)
+    seen = next(p for p in measured if p.uid == "canary-uid")
+    assert (seen.requests, seen.requests_since) == (sample(40, 8), t0)
+    restarted = [replace(p, restart_count=1) if p.uid == "canary-uid" else p for p in pods]
+    measured, kept = attach_requests(restarted, {canary.name: sample(3, 0)}, kept, later)
+    seen = next(p for p in measured if p.uid == "canary-uid")
+    assert (seen.requests, seen.requests_since) == (sample(0, 0), later)
+    _, kept = attach_requests([p for p in pods if p.uid != "canary-uid"], {}, kept, later)
+    assert kept == {}

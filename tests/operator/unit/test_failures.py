@@ -176,6 +176,29 @@ def test_terminations() -> None:
     assert failure.kind is FailureKind.CONTAINER_CONFIG
 
 
+REFUSED = '{"startFailure":"InvalidArguments","detail":"items-service serve: error:\\n  bad"}'
+
+
+def test_the_service_s_own_start_report_counts_at_the_first_exit() -> None:
+    """service/start_report.py: an invalid argument or setting fails every run alike."""
+    pod = _pod(container=ServiceContainer(terminated=_run("Error", 2, 3, REFUSED)))
+    failure = classify_pod(pod, now=NOW)
+    assert failure is not None
+    assert failure.kind is FailureKind.START_REFUSED
+    assert failure.exit_code == 2
+    assert (
+        failure.detail
+        == "exited with code 2 at start: InvalidArguments: items-service serve: error: bad"
+    )
+    # Only the service's own report: any other message, JSON or not, waits for a second run.
+    for message in ("usage: items-service serve", '{"outcome": "failed"}', "{not json", "[1]"):
+        other = _pod(container=ServiceContainer(terminated=_run("Error", 2, 3, message)))
+        assert classify_pod(other, now=NOW) is None, message
+    # A run that became ready is no start failure (whatever it wrote).
+    ready_in_it = replace(pod, ready_changed_at=NOW - timedelta(seconds=2))
+    assert classify_pod(ready_in_it, now=NOW) is None
+
+
 def test_crash_loop_names_its_exit_code() -> None:
     pod = _pod(
         waiting_reasons=("CrashLoopBackOff",),
