@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from service.core.config import Settings, get_settings
+from service.core.config import Settings, UnreadableFileError, get_settings
 from service.start_report import INVALID_ARGUMENTS, INVALID_CONFIGURATION, report_start_failure
 
 
@@ -35,13 +35,6 @@ def load_settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _invalid_configuration(message: str) -> int:
-    """Exit 2 at start, said on stderr and, under a kubelet, in the termination log."""
-    print(message, file=sys.stderr)
-    report_start_failure(INVALID_CONFIGURATION, message)
-    return 2
-
-
 class _UsageError(SystemExit):
     def __init__(self, message: str) -> None:
         super().__init__(2)
@@ -64,13 +57,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         settings = get_settings()
     except ValidationError as error:
-        return _invalid_configuration(_describe(error))
+        message = _describe(error)
+        print(message, file=sys.stderr)
+        if not any(
+            isinstance(e.get("ctx", {}).get("error"), UnreadableFileError) for e in error.errors()
+        ):
+            report_start_failure(INVALID_CONFIGURATION, message)
+        return 2
     from service.api.auth import TokenSource, TokenSourceError
 
     try:
         TokenSource(settings)  # fail closed: a token source without tokens never serves
     except TokenSourceError as exc:
-        return _invalid_configuration(f"invalid configuration:\n  {exc}")
+        # Not reported: a tokens file empty or unreadable now may be filled by the next start.
+        print(f"invalid configuration:\n  {exc}", file=sys.stderr)
+        return 2
     from service.core.db import is_embedded
     from service.core.logging import configure_logging
 
@@ -232,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("ITEMS_WORKERS", "0")),
+        default=os.environ.get("ITEMS_WORKERS", "0"),  # converted by `type`: a usage error
         help="worker processes (default: ITEMS_WORKERS, else one per CPU)",
     )
     serve.set_defaults(handler=cmd_serve)
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except _UsageError as error:
         print(error.message, file=sys.stderr)
-        # The migration Job's termination log carries the migrator's own report instead.
+        # A migration pod's termination log is the migrator's report, never a start report.
         if next((a for a in argv if not a.startswith("-")), None) != "migrate":
             report_start_failure(INVALID_ARGUMENTS, error.message)
         raise

@@ -1,7 +1,9 @@
 """What `items-service serve` says when it exits at start for a reason no restart heals.
 
 An invalid argument (the container's command) or an invalid setting (its environment, a
-Secret's content) fails every run the same way. The kubelet only learns the exit code, and
+Secret's content) fails every start the same way until the spec or the Secret changes. A
+file that cannot be read, or a tokens file without a token, is not reported: a volume
+injected late may heal it by the next start. The kubelet only learns the exit code, and
 the operator would need two runs with the same code to call it a crash loop. Under a kubelet,
 the service writes one JSON object to the container's termination log before it exits:
 `{"startFailure": "InvalidArguments" | "InvalidConfiguration", "detail": "..."}`. The kubelet
@@ -21,8 +23,9 @@ TERMINATION_LOG_ENV = "ITEMS_TERMINATION_LOG"
 TERMINATION_LOG = "/dev/termination-log"
 INVALID_ARGUMENTS = "InvalidArguments"
 INVALID_CONFIGURATION = "InvalidConfiguration"
-# The kubelet keeps 4096 bytes of a termination message; the detail is cut well below that.
-DETAIL_LIMIT = 1000
+# The kubelet keeps 4096 bytes of a termination message: the detail is cut so that even
+# all-escaped JSON (\uXXXX: 6 bytes a character) stays below that, and parses.
+DETAIL_LIMIT = 600
 
 
 def report_start_failure(reason: str, detail: str) -> None:

@@ -41,7 +41,15 @@ CLASSES = {
         ),
         FailureClass(
             "crashloop",
-            "crash loop (the server exits at once)",
+            "crash loop, reported (an invalid argument: the server exits 2 at once and says so)",
+            "first container start (the kubelet's stamp)",
+            "started",
+            any_component=False,
+            certain=True,
+        ),
+        FailureClass(
+            "crash",
+            "crash loop, unreported (the server exits 1 a second after it starts)",
             "first container start (the kubelet's stamp)",
             "started",
             any_component=False,

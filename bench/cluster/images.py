@@ -1,6 +1,6 @@
 """The images of the failure classes and of the false-rollback checks, built FROM v2 out of
 tests/operator/cluster/images the way the bench builds the others (build_test_images), and
-loaded into the cluster. The crash loop is the operator suite's own image (same tag); the
+loaded into the cluster. The crash loops are the operator suite's own images (same tags); the
 unpullable image is a tag no registry has (the local cluster's docker.io answers "not found")."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def bench_tag(name: str) -> str:
 class FaultImages:
     unpullable: str
     crashloop: str
+    crash: str
     oom: str
     errors_5xx: str
     slow_start: str
@@ -31,6 +32,7 @@ class FaultImages:
         return {
             "unpullable": self.unpullable,
             "crashloop": self.crashloop,
+            "crash": self.crash,
             "oom": self.oom,
             "5xx": self.errors_5xx,
         }[name]
@@ -41,6 +43,7 @@ class FaultImages:
         faults = cls(
             unpullable=MISSING_IMAGE,
             crashloop=f"{repo}:e2e-crashloop",
+            crash=f"{repo}:e2e-crash",
             oom=bench_tag("oom"),
             errors_5xx=bench_tag("5xx"),
             slow_start=bench_tag("slow-start"),
@@ -51,6 +54,7 @@ class FaultImages:
             folder=IMAGES_DIR,
             builds=[
                 ("crashloop", faults.crashloop, images.v2),
+                ("crash", faults.crash, images.v2),
                 ("oom", faults.oom, images.v2),
                 ("5xx", faults.errors_5xx, images.v2),
                 ("slow-start", faults.slow_start, images.v2),

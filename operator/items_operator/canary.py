@@ -28,6 +28,9 @@ EVIDENCE_WAIT_DURATIONS = 3
 # How an analysis ends (the first word of status.history[].analysis), and its events' reasons.
 PASSED, INCONCLUSIVE, SKIPPED = "passed", "inconclusive", "skipped"
 EVENT_ENDED, EVENT_INCONCLUSIVE = "AnalysisEnded", "AnalysisInconclusive"
+# The outcome when the release rolled out before its analysis ended (the controller's hold
+# lapsed: the ItemService paused past it, the operator down or late): nothing was compared.
+COMPLETED_UNMEASURED = f"{INCONCLUSIVE} (the rollout completed before the analysis ended)"
 
 
 def hold_seconds(spec: AnalysisSpec) -> int:
@@ -46,13 +49,20 @@ class CanaryVerdict:
 
 
 def analyse(
-    spec: AnalysisSpec, new: list[PodObservation], old: list[PodObservation], now: datetime
+    spec: AnalysisSpec,
+    new: list[PodObservation],
+    old: list[PodObservation],
+    now: datetime,
+    *,
+    comparable: bool = True,
 ) -> CanaryVerdict | None:
-    """The canary's verdict; None while no new pod is ready."""
+    """The canary's verdict; None while no new pod is ready. `comparable`: old pods can serve
+    beside the canary (a release served before, and room for both); without old pods then,
+    the analysis waits for them as for any other missing evidence instead of being skipped."""
     canaries = [p for p in new if p.ready and p.ready_changed_at is not None]
     if not canaries:
         return None
-    if not old:
+    if not old and not comparable:
         return CanaryVerdict(
             "no old pods to compare with",
             outcome=f"{SKIPPED}: no pods of another release served beside the new ones",
@@ -71,13 +81,18 @@ def analyse(
     if comparison.regression is not None:
         failure = Failure(FailureKind.METRICS_REGRESSION, canary.name, comparison.regression)
         return CanaryVerdict(summary, failure=failure)
-    since = (p.requests_since for p in (*new_read, *old_read))
+    # Every kept baseline counts, read this pass or not: the end does not move with the reads.
+    since = (p.requests_since for p in (*canaries, *controls))
     started = max(t for t in (canary.ready_changed_at, *since) if t)
     ends = started + timedelta(seconds=spec.duration_seconds)
     limit = canary.ready_changed_at + timedelta(seconds=hold_seconds(spec))
     if now < min(ends, limit):
         return CanaryVerdict(f"analysing {canary.name}: {summary}", until=min(ends, limit))
     missing = _missing_evidence(comparison, new_read, old_read, controls)
+    if missing is None and now < ends:  # the limit came first (a late baseline: a restart)
+        measured = int((now - started).total_seconds())
+        missing = f"measured {measured}s of its {spec.duration_seconds}s"
+        return CanaryVerdict(summary, outcome=f"{INCONCLUSIVE} ({missing}): {summary}")
     if missing is None:
         return CanaryVerdict(summary, outcome=f"{PASSED}: {summary}")
     if now < limit:

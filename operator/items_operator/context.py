@@ -209,6 +209,7 @@ class Pass:
             migrated=self.schema_made_for(release_hash),
             held=self.held_since is not None,
             analysis=self.analysis_for(release_hash),
+            comparable=self.canary_comparable,
             lead=verdict_lead(self.cr.spec.rollout.readiness_timeout_seconds),
             silent_window=silent_window(self.cr.spec.rollout.readiness_timeout_seconds),
         )
@@ -216,12 +217,22 @@ class Pass:
         return verdict
 
     def analysis_for(self, release_hash: str | None) -> AnalysisSpec | None:
-        """The spec's canary analysis, while it has not ended for the spec's (unproven) release;
-        never for a rollback or a requested revision."""
+        """The spec's canary analysis, while it has not ended for an unproven release: the
+        spec's, or the one still serving after the spec moved on (its hold stays until its
+        analysis ends or the next release replaces it); never for a requested revision, and a
+        rollback serves a proven release."""
         spec = self.cr.spec.rollout.analysis
-        if release_hash != self.target.hash:
+        serving = self.deployment.release if self.deployment is not None else None
+        if release_hash not in (self.target.hash, serving) or self.cr.rollback_to is not None:
             return None
         return spec if analysis_running(spec, release_hash, self.last_good, self.history) else None
+
+    @property
+    def canary_comparable(self) -> bool:
+        """Old pods can serve beside a canary: a release served before, and the strategy keeps
+        one (a surge, or more than one replica)."""
+        no_surge = str(self.cr.spec.rollout.max_surge).rstrip("%") == "0"
+        return self.last_good is not None and not (no_surge and self.cr.spec.replicas <= 1)
 
     def schema_made_for(self, release_hash: str) -> bool:
         """The release's schema is in place: its migration Job succeeded, or a proven release

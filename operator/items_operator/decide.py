@@ -185,6 +185,8 @@ def _verdict(p: Pass) -> Situation | None:
             p.record(serving, outcome=Outcome.AVAILABLE, rolledOutAt=timestamp(p.now))
             if verdict.time_to_ready is not None:  # what the learned window reads (window.py)
                 p.record(serving, timeToReadySeconds=verdict.time_to_ready)
+            if verdict.analysis_outcome is not None:
+                _end_analysis(p, serving, verdict.analysis_outcome)
             return None
         case VerdictKind.FAILED:
             return _roll_back(p, verdict)

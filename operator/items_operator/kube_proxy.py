@@ -189,9 +189,9 @@ def attach_requests(
     baselines = {c: kept for c, kept in previous.items() if c in live}
     attached = []
     for pod in pods:
-        sample = read.get(pod.name)
-        if sample is None:
-            attached.append(pod)
+        sample, kept = read.get(pod.name), baselines.get(_container(pod))
+        if sample is None:  # no figure this pass; its baseline's time still counts (canary.py)
+            attached.append(replace(pod, requests_since=kept[1]) if kept else pod)
             continue
         base, since = baselines.setdefault(_container(pod), (sample, now))
         attached.append(replace(pod, requests=sample.since(base), requests_since=since))

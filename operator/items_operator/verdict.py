@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from items_operator.canary import analyse
+from items_operator.canary import COMPLETED_UNMEASURED, analyse
 from items_operator.failures import Failure, FailureKind, classify_pod, waiting_deadline
 from items_operator.model import AnalysisSpec
 from items_operator.observe import DeploymentObservation, PodObservation
@@ -208,13 +208,15 @@ def judge(
     analysis: AnalysisSpec | None = None,
     lead: timedelta = timedelta(0),
     silent_window: timedelta | None = None,
+    comparable: bool = True,
 ) -> Verdict:
     """The verdict on `release`, which `deployment` serves (its template carries the label).
 
     `migrated`: the release's migration succeeded (or it shares the schema of a proven
     release), so a new pod reporting the schema behind its image is the release's fault.
     `held`: a hold runs since an earlier pass (its clock is stopped).
-    `analysis`: the canary analysis to run, unless it already ended for this release.
+    `analysis`: the canary analysis to run, unless it already ended for this release;
+    `comparable`: old pods can serve beside its canary (canary.analyse).
     `lead`: how long before a readiness window's end the verdict is taken (window.verdict_lead:
     a learned window is the time by which the rollback has started).
     `silent_window`: with a learned window, how long a pod whose server has not answered yet
@@ -230,6 +232,8 @@ def judge(
             VerdictKind.PROVEN,
             detail=f"{deployment.ready_replicas} ready",
             time_to_ready=time_to_ready(new),
+            # No old pod is left to compare with: said so, with a Warning (decide.py).
+            analysis_outcome=COMPLETED_UNMEASURED if analysis is not None else None,
         )
 
     # The environment first: an outage can crash-loop new pods as well as unready them (a
@@ -266,7 +270,8 @@ def judge(
         return Verdict(VerdictKind.FAILED, failure=failure)
     ready = sum(1 for p in new if p.ready)
     detail = f"{ready}/{deployment.replicas} new pods ready"
-    if analysis is not None and (canary := analyse(analysis, new, old, now)) is not None:
+    canary = analyse(analysis, new, old, now, comparable=comparable) if analysis else None
+    if canary is not None:
         if canary.failure is not None:
             return Verdict(VerdictKind.FAILED, failure=canary.failure)
         deadlines = [d for d in (deadline, canary.until) if d is not None]

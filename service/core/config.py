@@ -108,7 +108,7 @@ class Settings(BaseSettings):
             try:
                 raw = self.database_url_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ValueError(
+                raise UnreadableFileError(
                     f"DATABASE_URL_FILE: cannot read {self.database_url_file}: {exc.strerror}"
                 ) from None
         if not raw:
@@ -120,6 +120,11 @@ class Settings(BaseSettings):
                 "DATABASE_URL: not a valid URL "
                 "(expected mysql+pymysql://user:password@host:3306/dbname)"
             ) from None
+
+
+class UnreadableFileError(ValueError):
+    """A setting names a file that cannot be read now: a volume may still be on its way (an
+    injected secret), so this start failure is not one a restart can never heal."""
 
 
 @lru_cache

@@ -13,6 +13,7 @@ import pytest
 from service.api.auth import TokenSource
 from service.core.config import Settings
 from service.core.db import async_url, sync_url
+from service.start_report import INVALID_ARGUMENTS, TERMINATION_LOG_ENV, report_start_failure
 
 
 def _serve(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -129,6 +130,36 @@ def test_a_start_failure_no_restart_heals_is_reported_to_the_kubelet(
     assert says in report["detail"]
 
 
+def test_a_setting_s_bad_number_is_a_usage_error_reported_too(tmp_path: Path) -> None:
+    result, report = _serve_reporting(["serve", "--port", "1"], {"ITEMS_WORKERS": "abc"}, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert report is not None
+    assert "--workers: invalid int value" in report["detail"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DATABASE_URL_FILE": "/nonexistent/secret"},
+        {"ITEMS_API_TOKENS_FILE": "/nonexistent/tokens"},
+        {"ITEMS_API_TOKENS_FILE": "EMPTY"},
+    ],
+)
+def test_a_file_a_later_start_may_find_is_not_reported(env: dict[str, str], tmp_path: Path) -> None:
+    """A volume injected late (a secrets agent) heals these by the next start: they stay a
+    crash loop for the operator to judge by its repeats, never a certain failure."""
+    empty = tmp_path / "tokens"
+    empty.write_text("\n")
+    env = {k: str(empty) if v == "EMPTY" else v for k, v in env.items()}
+    result, report = _serve_reporting(
+        ["serve", "--port", "1"], {**env, "ITEMS_SQLITE_PATH": "x.db"}, tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert "invalid configuration" in result.stderr
+    assert report is None
+
+
 def test_the_migrator_s_usage_error_leaves_its_termination_log_alone(tmp_path: Path) -> None:
     result, report = _serve_reporting(["migrate", "--bogus"], {}, tmp_path)
     assert result.returncode == 2
@@ -147,3 +178,14 @@ def test_without_a_termination_log_nothing_is_written(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert not missing.parent.exists()
+
+
+def test_a_start_report_always_fits_the_kubelet_s_4096_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "termination-log"
+    log.write_text("")
+    monkeypatch.setenv(TERMINATION_LOG_ENV, str(log))
+    report_start_failure(INVALID_ARGUMENTS, "é\u2028" * 5000)
+    assert len(log.read_bytes()) < 4096
+    assert json.loads(log.read_text())["startFailure"] == INVALID_ARGUMENTS

@@ -30,7 +30,7 @@ DRAIN_SECONDS = 30
 GRACE_MARGIN_SECONDS = 10
 # During a canary analysis the Deployment controller holds the rollout after the first new pod
 # (minReadySeconds) a little longer than the analysis runs, so the operator decides first.
-CANARY_HOLD_MARGIN_SECONDS = 15
+CANARY_HOLD_MARGIN_SECONDS = 30
 # The API requires progressDeadlineSeconds > minReadySeconds; leave the pod time to start too.
 CANARY_PROGRESS_MARGIN_SECONDS = 60
 

@@ -51,6 +51,8 @@ class ImageSet:
     migration_fails: str
     never_ready: str
     crashloop: str
+    # v2 whose server exits 1 a second after it starts and reports nothing (bench_faults.py).
+    crash: str
     slow_migration: str
     # The rollback floor: v1 reads e2e_legacy, v2 (same revisions) no longer does, v3 drops it.
     floor_v1: str
@@ -69,6 +71,7 @@ class ImageSet:
             migration_fails=f"{repo}:e2e-migration-fails",
             never_ready=f"{repo}:e2e-never-ready",
             crashloop=f"{repo}:e2e-crashloop",
+            crash=f"{repo}:e2e-crash",
             slow_migration=f"{repo}:e2e-slow-migration",
             floor_v1=f"{repo}:e2e-floor-v1",
             floor_v2=f"{repo}:e2e-floor-v2",
@@ -84,6 +87,7 @@ class ImageSet:
                 ("migration-fails", images.migration_fails, images.v2),
                 ("never-ready", images.never_ready, images.v2),
                 ("crashloop", images.crashloop, images.v2),
+                ("crash", images.crash, images.v2),
                 ("slow-migration", images.slow_migration, base),
                 ("floor-v1", images.floor_v1, base),
                 ("floor-v2", images.floor_v2, base),

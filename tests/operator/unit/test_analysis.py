@@ -18,7 +18,7 @@ from items_operator.observe import PodObservation, PodPhase
 from items_operator.specs.deployment import CANARY_HOLD_MARGIN_SECONDS
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from .world import V1, V2, World, available_world
+from .world import V1, V2, V3, World, available_world
 
 SPEC = AnalysisSpec()
 BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, float("inf"))
@@ -419,3 +419,60 @@ def test_a_baseline_outlives_a_pass_without_a_read_and_not_a_restart() -> None:
     assert (seen.requests, seen.requests_since) == (sample(0, 0), later)
     _, kept = attach_requests([p for p in pods if p.uid != "canary-uid"], {}, kept, later)
     assert kept == {}
+
+
+def test_a_spec_change_mid_analysis_keeps_the_canary_held_and_unproven() -> None:
+    """The spec moves on to V3 while V2's canary is analysed: V2 keeps its hold (the
+    controller must not roll it out while V3 migrates) and its analysis still judges it."""
+    world = _analysing(10, durationSeconds=30)
+    analysed = world.serving_release
+    world.change(image=V3)
+    world.step()
+    assert world.serving_release == analysed
+    assert _strategy(world)[2] is not None, "the superseded canary lost its hold"
+    _canary(world, sample(100, 20), sample(300, 1))
+    world.step()
+    entry = next(e for e in world.status["history"] if e.get("release") == analysed)
+    assert entry["reason"] == "MetricsRegression", entry
+    assert world.status.get("lastGoodRelease") != analysed
+
+
+def test_a_rollout_that_completed_before_its_analysis_ended_is_said_so() -> None:
+    """The hold lapsed (paused past it, an operator down): nothing is left to compare; the
+    release is proven, and the analysis ends inconclusive with a Warning, never silently."""
+    world = _analysing(10, durationSeconds=30)
+    world.controllers()  # the controller rolled the rest out: only new pods
+    plan = world.step()
+    entry = world.status["history"][-1]
+    assert entry["analysis"].startswith("inconclusive (the rollout completed"), entry
+    assert any(e.type == "Warning" and e.reason == "AnalysisInconclusive" for e in plan.events)
+    assert _strategy(world)[2] is None
+
+
+def test_old_pods_gone_for_a_moment_wait_instead_of_skipping() -> None:
+    """The only old pods evicted before their replacements exist: the analysis waits (a
+    first release, or one replica with no room to surge, is skipped: nothing can compare)."""
+    world = _analysing(10, durationSeconds=30)
+    world.pods = [p for p in world.pods if p.uid == "canary-uid"]
+    world.step()
+    assert world.status["reason"] == "Analysing", world.status["message"]
+    assert "analysis" not in world.status["history"][-1]
+    single = available_world(replicas=1, rollout={"maxSurge": 0, "maxUnavailable": 1})
+    single.change(image=V2, rollout={"maxSurge": 0, "maxUnavailable": 1, "analysis": {}})
+    single.settle(passes=1)
+    _canary(single, sample(0, 0), None)
+    single.pods = [p for p in single.pods if p.uid == "canary-uid"]
+    single.step()
+    assert single.status["history"][-1]["analysis"].startswith("skipped")
+
+
+def test_a_baseline_taken_late_never_passes_a_shortened_analysis() -> None:
+    """Baselines retaken just before the longest wait ends (an operator restart): enough
+    requests since, but not a duration of them: inconclusive, never passed."""
+    world = _analysing(EVIDENCE_WAIT_DURATIONS * 30 - 2, durationSeconds=30)
+    _canary(world, sample(40, 0), sample(160, 0))
+    world.pods = [replace(p, requests_since=world.now) for p in world.pods]
+    world.tick(2)
+    world.step()
+    outcome = world.status["history"][-1]["analysis"]
+    assert outcome.startswith("inconclusive (measured 2s of its 30s)"), outcome

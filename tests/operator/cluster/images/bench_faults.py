@@ -7,6 +7,9 @@ with one fault, chosen by BENCH_FAULT, and otherwise unchanged (`migrate` is pas
   inside the service's own middleware, so its /metrics count them; probes are fine.
 - blip: once, BENCH_BLIP_AFTER_SECONDS (1) after its first 200, /readyz answers 503 for
   BENCH_BLIP_SECONDS (8).
+- crash: BENCH_CRASH_AFTER_SECONDS (1) after it starts, exits 1 with a message on stderr and
+  nothing in its termination log (an unhandled error: the operator needs two runs or the
+  kubelet's back-off, unlike the service's own start report).
 
 The app itself is built in each worker after the fork, as items-service does it
 (service/server.py): this module only hands the server a loader that wraps it.
@@ -138,6 +141,11 @@ def main() -> int:
         hog = b"\x01" * (2 * _memory_limit())  # written, so resident: the kernel kills us
         print(f"bench: oom: still alive with {len(hog)} bytes: no memory limit?", file=sys.stderr)
         return 137
+    if serving and fault == "crash":
+        _stop_on_sigterm()
+        time.sleep(_number("BENCH_CRASH_AFTER_SECONDS", 1))
+        print("bench: crash: RuntimeError: an unhandled error at start", file=sys.stderr)
+        return 1
     if serving and fault == "slow-start":
         _stop_on_sigterm()
         time.sleep(_number("BENCH_SLOW_START_SECONDS", 90))
