@@ -172,14 +172,7 @@ def _settled() -> World:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(perturbation, min_size=1, max_size=25))
 def test_invariants_hold_after_every_pass(steps: list[tuple[str, Any]]) -> None:
-    world = _settled()
-    for what, arg in steps:
-        perturb(world, what, arg)
-        before = dict(world.status)
-        plan = world.decide()
-        check_invariants(world, before, plan)
-        world.apply(plan)
-        world.status = plan.status
+    _check_every_pass(_settled(), steps)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -193,6 +186,10 @@ def test_invariants_hold_from_a_canary_under_analysis(steps: list[tuple[str, Any
     world.settle(passes=1)
     world.controllers(keep_old=True)
     world.step()
+    _check_every_pass(world, steps)
+
+
+def _check_every_pass(world: World, steps: list[tuple[str, Any]]) -> None:
     for what, arg in steps:
         perturb(world, what, arg)
         before = dict(world.status)
