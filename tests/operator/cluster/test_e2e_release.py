@@ -184,7 +184,7 @@ def test_zero_replicas_proves_nothing_and_scale_up_of_a_crash_loop_rolls_back(
     cart: Cluster, e2e: E2E
 ) -> None:
     v2, bad = e2e.images.v2, e2e.images.crash
-    _patch(cart, {"env": [{"name": "ITEMS_WORKERS", "value": "1"}], "replicas": 0})
+    _patch(cart, {"image": bad, "env": [{"name": "ITEMS_WORKERS", "value": "1"}], "replicas": 0})
     status = cart.wait_phase(NAME, "ScaledToZero", 150, image=bad)
     assert status["lastGoodImage"] == v2, "an image is proven only by ready pods of it"
     assert runs(cart.deployment_image(NAME), bad)
