@@ -33,7 +33,7 @@ from items_operator.release import (
     spec_release,
     with_release_label,
 )
-from items_operator.specs.deployment import build_deployment
+from items_operator.specs.deployment import build_deployment, no_room_to_surge
 from items_operator.specs.revision import build_controller_revision
 from items_operator.status import record_revision, timestamp
 from items_operator.verdict import Verdict, judge
@@ -231,8 +231,8 @@ class Pass:
     def canary_comparable(self) -> bool:
         """Old pods can serve beside a canary: a release served before, and the strategy keeps
         one (a surge, or more than one replica)."""
-        no_surge = str(self.cr.spec.rollout.max_surge).rstrip("%") == "0"
-        return self.last_good is not None and not (no_surge and self.cr.spec.replicas <= 1)
+        spec = self.cr.spec
+        return self.last_good is not None and not (no_room_to_surge(spec) and spec.replicas <= 1)
 
     def schema_made_for(self, release_hash: str) -> bool:
         """The release's schema is in place: its migration Job succeeded, or a proven release

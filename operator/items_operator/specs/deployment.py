@@ -35,6 +35,11 @@ CANARY_HOLD_MARGIN_SECONDS = 30
 CANARY_PROGRESS_MARGIN_SECONDS = 60
 
 
+def no_room_to_surge(spec: ItemServiceSpec) -> bool:
+    """The spec's maxSurge is 0 (or 0%): a canary can only replace an old pod."""
+    return str(spec.rollout.max_surge).rstrip("%") == "0"
+
+
 def deployment_name(owner: Owner) -> str:
     return owner.name
 
@@ -115,7 +120,7 @@ def build_deployment(
     deadline = spec.rollout.progress_deadline_seconds
     if canary_seconds is not None:
         # One new pod first: beside the old ones, or (no room to surge) in place of one.
-        surge, unavailable = (0, 1) if str(surge).rstrip("%") == "0" else (1, 0)
+        surge, unavailable = (0, 1) if no_room_to_surge(spec) else (1, 0)
         hold = canary_seconds + CANARY_HOLD_MARGIN_SECONDS
         deadline = max(deadline, hold + CANARY_PROGRESS_MARGIN_SECONDS)
     deployment_spec: dict[str, Any] = {
