@@ -1,7 +1,7 @@
 """The in-cluster REST client of every episode: the end-to-end tests' client pod
 (tests/e2e/platform.py) against the workload's Service by DNS name (kube-proxy, real endpoints),
-creating its own item, at most 10 requests a second; its per-second buckets put failures on the
-episode's timeline."""
+creating its own item, 10 requests a second on a fixed schedule (fewer only while an answer
+takes longer than 0.1 s); its per-second buckets put failures on the episode's timeline."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ CLIENT_CPU_REQUEST = "5m"
 def client(kube: Kubectl, workload: str, image: str, deadline: float) -> ClientLoop:
     name = f"client-{workload}"
     url = f"http://{workload}.{kube.namespace}.svc.cluster.local:80"
-    pod = client_pod(name, image, url, deadline, interval=REQUEST_INTERVAL)
+    pod = client_pod(name, image, url, deadline, interval=REQUEST_INTERVAL, paced=True)
     pod["metadata"]["labels"] = {"app": "bench-client"}
     pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = CLIENT_CPU_REQUEST
     return ClientLoop(kube, name, pod)

@@ -172,6 +172,7 @@ def details_table(results: dict[str, list[Episode]]) -> str:
             "helm exit (default / eq)",
             "ours from the first new pod's creation, s (median / max)",
             "ours' canary analysis",
+            "ours' client, requests/s (median)",
         ],
     )
 
@@ -192,10 +193,20 @@ def details_table(results: dict[str, list[Episode]]) -> str:
                     f"{joined([e.command_exit for e in _by(episodes, 'helm-eq')])}",
                     median_max(_from_creation(ours), "-"),
                     joined([(e.analysis or "").split(":", 1)[0] or None for e in ours]),
+                    _median_rate(ours),
                 ]
             )
         )
     return "\n".join(lines)
+
+
+def _median_rate(episodes: list[Episode]) -> str:
+    """The clients' achieved rate over their episodes (10 a second asked: fewer means each
+    answer took longer than 0.1 s, and the canary had less evidence to go on)."""
+    rates = [
+        e.requests / (e.ended - e.started) for e in episodes if e.ended and e.ended > e.started
+    ]
+    return f"{statistics.median(rates):.1f}" if rates else "-"
 
 
 def _from_creation(episodes: list[Episode]) -> list[float]:

@@ -21,6 +21,8 @@ Rules (docs/operator.md, "Metrics analysis"):
   `bound` that exceeds the old pods' share by more than 1 point, significant as above, with the
   new p99 at least MIN_LATENCY_REGRESSION slower. A bucket edge (101 ms against 99 ms) or one
   cold request among a hundred is not a regression.
+- Beyond a tolerance by the figures but not significant is `suspect`: never a pass. The
+  analysis goes on (canary.py) and its last look tests at FINAL_SIGNIFICANCE_Z.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ SLOW_SHARE_TOLERANCE = 0.01
 NOT_RELEASE_ERRORS = frozenset({"503"})
 # A p99 must also be this much slower: 1 ms against 3 ms is a ratio, not a regression.
 MIN_LATENCY_REGRESSION = 0.05
+# The one look at an analysis' end that is still beyond a tolerance (canary.py): a single
+# test, so one-sided 95% (the per-check 99.9% pays for looking every few seconds).
+FINAL_SIGNIFICANCE_Z = 1.645
+
+_Excess = tuple[str, float]  # what is beyond a tolerance, and its z
 
 
 @dataclass(frozen=True)
@@ -135,14 +142,19 @@ def total(samples: Iterable[RequestSample]) -> RequestSample:
 
 @dataclass(frozen=True)
 class Comparison:
-    """What the evidence says: a regression (with the numbers), enough to judge, or too little."""
+    """What the evidence says: a regression (with the numbers), enough to judge, or too little;
+    `suspect`: beyond a tolerance by the figures, but not (yet) significant."""
 
     regression: str | None
     conclusive: bool
     summary: str
+    suspect: str | None = None
 
 
-def compare(new: RequestSample, old: RequestSample, spec: AnalysisSpec) -> Comparison:
+def compare(
+    new: RequestSample, old: RequestSample, spec: AnalysisSpec, *, z_needed: float = SIGNIFICANCE_Z
+) -> Comparison:
+    """The comparison at the per-check significance, or (`z_needed`) at the final look's."""
     summary = (
         f"new pod: {new.errors}/{new.requests} 5xx ({new.error_ratio:.1%}), p99 "
         f"{_seconds(new.quantile(0.99))}; old pods: {old.errors}/{old.requests} 5xx "
@@ -150,25 +162,30 @@ def compare(new: RequestSample, old: RequestSample, spec: AnalysisSpec) -> Compa
     )
     if new.requests < spec.min_requests or old.requests < spec.min_requests:
         return Comparison(None, conclusive=False, summary=summary)
+    excesses = [
+        e
+        for e in (_more_errors(new, old, spec.max_error_rate_increase), _slower(new, old, spec))
+        if e is not None
+    ]
+    for what, z in excesses:
+        if z >= z_needed:
+            return Comparison(f"{what}: {summary}", conclusive=True, summary=summary)
+    suspect = excesses[0][0] if excesses else None
+    return Comparison(None, conclusive=True, summary=summary, suspect=suspect)
+
+
+def _more_errors(new: RequestSample, old: RequestSample, tolerated: float) -> _Excess | None:
+    """The 5xx ratio's increase beyond the tolerated one, with its z; None within it."""
     increase = new.error_ratio - old.error_ratio
-    tolerated = spec.max_error_rate_increase
-    if (
-        increase > tolerated
-        and _z_beyond(new.errors, new.requests, old.errors, old.requests, tolerated)
-        >= SIGNIFICANCE_Z
-    ):
-        return Comparison(
-            f"5xx ratio up {increase * 100:.1f} points (tolerated {tolerated * 100:g}): {summary}",
-            conclusive=True,
-            summary=summary,
-        )
-    if (slow := _slower(new, old, spec.max_latency_ratio)) is not None:
-        return Comparison(f"{slow}: {summary}", conclusive=True, summary=summary)
-    return Comparison(None, conclusive=True, summary=summary)
+    if increase <= tolerated:
+        return None
+    z = _z_beyond(new.errors, new.requests, old.errors, old.requests, tolerated)
+    return f"5xx ratio up {increase * 100:.1f} points (tolerated {tolerated * 100:g})", z
 
 
-def _slower(new: RequestSample, old: RequestSample, ratio: float) -> str | None:
-    """The new pod's latency regression, if significant (see the rules above)."""
+def _slower(new: RequestSample, old: RequestSample, spec: AnalysisSpec) -> _Excess | None:
+    """The new pod's latency beyond the tolerated one (see the rules above), with its z."""
+    ratio = spec.max_latency_ratio
     new_p99, old_p99 = new.quantile(0.99), old.quantile(0.99)
     if new_p99 is None or old_p99 is None or new_p99 - old_p99 < MIN_LATENCY_REGRESSION:
         return None
@@ -179,13 +196,12 @@ def _slower(new: RequestSample, old: RequestSample, ratio: float) -> str | None:
     if new_slow / new.requests - old_slow / old.requests <= SLOW_SHARE_TOLERANCE:
         return None
     z = _z_beyond(new_slow, new.requests, old_slow, old.requests, SLOW_SHARE_TOLERANCE)
-    if z < SIGNIFICANCE_Z:
-        return None
-    return (
+    what = (
         f"p99 latency {_seconds(new_p99)} against {_seconds(old_p99)}: "
         f"{new_slow}/{new.requests} new requests slower than {_seconds(bound)} against "
         f"{old_slow}/{old.requests} old ones (tolerated {ratio:g}x the old p99)"
     )
+    return what, z
 
 
 def _z_beyond(

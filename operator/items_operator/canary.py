@@ -4,11 +4,15 @@ Pure; verdict.judge asks it once a new pod is ready (docs/operator.md, "Metrics 
 - The analysis runs `durationSeconds` from the canary's Ready and from the newest baseline (an
   operator that restarted measures a whole duration again, never a shortened one).
 - A significant regression (analysis.compare) fails the release at any pass.
-- At the duration's end it passes if both groups were read and served `minRequests`. Short of
-  that evidence (too few requests, /metrics not read, no old pod ready) it goes on, up to
+- At the duration's end it passes if both groups were read, served `minRequests` and are
+  within the tolerances by their figures. Short of that evidence (too few requests, /metrics
+  not read, no old pod ready, or an excess not yet significant) it goes on, up to
   EVIDENCE_WAIT_DURATIONS durations from the canary's Ready: a busy API server or a quiet
   minute must not wave a release through unmeasured. Still short then, it ends inconclusive
   (recorded, a Warning event) and the rest rolls out: a service without traffic is not blocked.
+  An excess still there at that end gets one last test at 95% (a single look): significant,
+  the release fails; else it is inconclusive too. 16.7% of 5xx against 0% over 60 requests
+  (2026-12-07's bench) is no longer a pass.
 - The Deployment controller's hold (minReadySeconds) covers that longest wait, so the rollout
   never goes past the canary before the operator has decided (hold_seconds).
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from items_operator.analysis import Comparison, compare, total
+from items_operator.analysis import FINAL_SIGNIFICANCE_Z, Comparison, compare, total
 from items_operator.failures import Failure, FailureKind
 from items_operator.model import AnalysisSpec
 from items_operator.observe import PodObservation
@@ -72,11 +76,9 @@ def analyse(
     controls = [p for p in old if p.ready]
     new_read = [p for p in canaries if p.requests is not None]
     old_read = [p for p in controls if p.requests is not None]
-    comparison = compare(
-        total(p.requests for p in new_read if p.requests is not None),
-        total(p.requests for p in old_read if p.requests is not None),
-        spec,
-    )
+    new_total = total(p.requests for p in new_read if p.requests is not None)
+    old_total = total(p.requests for p in old_read if p.requests is not None)
+    comparison = compare(new_total, old_total, spec)
     summary = comparison.summary
     if comparison.regression is not None:
         failure = Failure(FailureKind.METRICS_REGRESSION, canary.name, comparison.regression)
@@ -99,6 +101,13 @@ def analyse(
         return CanaryVerdict(
             f"analysing {canary.name}, {missing}: {summary}", until=limit, awaiting=missing
         )
+    if comparison.suspect is not None:  # the last look, at the one-test significance
+        final = compare(new_total, old_total, spec, z_needed=FINAL_SIGNIFICANCE_Z)
+        if final.regression is not None:
+            detail = f"{final.regression} (95% significant at the analysis' end)"
+            failure = Failure(FailureKind.METRICS_REGRESSION, canary.name, detail)
+            return CanaryVerdict(summary, failure=failure)
+        missing = f"{comparison.suspect}, not significant at its end"
     return CanaryVerdict(summary, outcome=f"{INCONCLUSIVE} ({missing}): {summary}")
 
 
@@ -117,4 +126,6 @@ def _missing_evidence(
         return "the new pod's /metrics not read"
     if not comparison.conclusive:
         return "too few requests"
+    if comparison.suspect is not None:  # a stable phrase: the figures are in the summary
+        return "an excess over the tolerance to confirm or clear"
     return None

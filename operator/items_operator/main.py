@@ -15,6 +15,7 @@ import kopf
 from prometheus_client import start_http_server
 
 import items_logging
+from items_operator import memory_report
 from items_operator.access import missing_secret_access
 from items_operator.election import Timings
 from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
@@ -230,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     lease = lease_config(args)
     configure_logging(args.log_level, plain=args.plain_logs)
     start_http_server(args.metrics_port)
+    memory_report.install()  # kill -USR1: a heap report (with PYTHONTRACEMALLOC set)
 
     from items_operator import handlers, wakeups  # registers the handlers with Kopf
 

@@ -25,12 +25,15 @@ SERVICE_PORT = 80
 
 # The client loop, run by python3 in a pod of the service image: GETs of one item (ITEM_ID, or
 # one it creates first when ITEM_ID is empty) and every fifth request a POST, against the Service
-# by DNS name, one every INTERVAL seconds, until /tmp/stop exists or the deadline passes. Prints
+# by DNS name, one every INTERVAL seconds (PACED=1: requests start on a fixed schedule, so the
+# rate holds while latency stays under INTERVAL; else INTERVAL is the pause after each answer),
+# until /tmp/stop exists or the deadline passes. Prints
 # "client: started" once its first request succeeded, and at the end one JSON line with the
 # counts, the statuses, the first errors and per-second [ok, failed] buckets (for timelines).
 CLIENT_SCRIPT = r"""
 import json, os, time, urllib.error, urllib.request
 base, item, interval = os.environ["BASE"], os.environ["ITEM_ID"], float(os.environ["INTERVAL"])
+paced, next_at = os.environ.get("PACED") == "1", time.monotonic()
 deadline = time.monotonic() + float(os.environ["DEADLINE"])
 counts = {"ok": 0, "failed": 0, "requests": 0}
 errors, statuses, buckets, started = [], {}, {}, False
@@ -75,7 +78,11 @@ while item and running():
         bucket[1] += 1
         if len(errors) < 20:
             errors.append({"t": round(time.time(), 2), "status": status, "detail": detail})
-    time.sleep(interval)
+    if paced:  # behind schedule: the next request at once, no burst to catch up
+        next_at = max(next_at + interval, time.monotonic())
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    else:
+        time.sleep(interval)
 counts.update(statuses=statuses, errors=errors, buckets=buckets,
               stopped=os.path.exists("/tmp/stop"), started=started)
 print("client-result " + json.dumps(counts), flush=True)
@@ -176,9 +183,11 @@ def client_pod(
     *,
     item_id: int | None = None,
     interval: float = 0.02,
+    paced: bool = False,
 ) -> dict[str, Any]:
     """A pod (restricted level) running CLIENT_SCRIPT against base_url: GETs of `item_id` (or
-    of an item it creates), one request every `interval` seconds."""
+    of an item it creates), one request every `interval` seconds (`paced`: on a fixed
+    schedule, for a load rate; else a pause after each answer)."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -203,6 +212,7 @@ def client_pod(
                         {"name": "ITEM_ID", "value": "" if item_id is None else str(item_id)},
                         {"name": "DEADLINE", "value": str(deadline)},
                         {"name": "INTERVAL", "value": str(interval)},
+                        {"name": "PACED", "value": "1" if paced else "0"},
                     ],
                     "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
                     "securityContext": {

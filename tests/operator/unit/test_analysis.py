@@ -476,3 +476,36 @@ def test_a_baseline_taken_late_never_passes_a_shortened_analysis() -> None:
     world.step()
     outcome = world.status["history"][-1]["analysis"]
     assert outcome.startswith("inconclusive (measured 2s of its 30s)"), outcome
+
+
+def test_figures_beyond_the_tolerance_never_pass_and_the_last_look_rolls_back() -> None:
+    """The 2026-12-07 bench's case: 10/60 5xx against 0/141 is +16.7 points, not significant
+    at the per-check 99.9% (z 2.4). It had passed at the duration's end; it now goes on, and
+    at the longest wait one last test at 95% rolls it back."""
+    assert compare(sample(60, 10), sample(141, 0), SPEC).regression is None
+    assert compare(sample(60, 10), sample(141, 0), SPEC).suspect is not None
+    world = _analysing(31, durationSeconds=30)
+    _canary(world, sample(60, 10), sample(141, 0))
+    world.step()
+    assert world.status["reason"] == "Analysing", world.status["message"]
+    assert "an excess over the tolerance to confirm or clear" in world.status["message"]
+    assert "analysis" not in world.status["history"][-1]
+    world.tick(EVIDENCE_WAIT_DURATIONS * 30 - 31)
+    _canary(world, sample(60, 10), sample(141, 0))
+    world.step()
+    assert world.status["reason"] == "RolledBack", world.status["message"]
+    assert world.status["history"][-1]["reason"] == "MetricsRegression"
+    assert "95% significant at the analysis' end" in world.status["message"]
+
+
+def test_a_small_excess_at_the_last_look_is_inconclusive_not_a_rollback() -> None:
+    """2/31 against 0/100 is beyond +5 points by its figures but far from significant even at
+    95%: the release is not blamed; it is not passed either."""
+    world = _analysing(31, durationSeconds=30)
+    world.tick(EVIDENCE_WAIT_DURATIONS * 30 - 31)
+    _canary(world, sample(31, 2), sample(100, 0))
+    plan = world.step()
+    outcome = world.status["history"][-1]["analysis"]
+    assert outcome.startswith("inconclusive (5xx ratio up 6.5 points"), outcome
+    assert "not significant at its end" in outcome
+    assert [e.type for e in plan.events if e.reason == "AnalysisInconclusive"] == ["Warning"]

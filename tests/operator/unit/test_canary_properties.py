@@ -1,6 +1,7 @@
 """Properties of the canary analysis' verdict (canary.py) over generated evidence and timing:
-it never passes a release on evidence it lacks, never ends before its duration, and always
-ends before the Deployment controller's hold would roll the rest out without it."""
+it never passes a release on evidence it lacks or on figures beyond a tolerance, never ends
+before its duration, and always ends before the Deployment controller's hold would roll the
+rest out without it."""
 
 from __future__ import annotations
 
@@ -75,6 +76,27 @@ def test_a_pass_rests_on_both_groups_read_with_enough_requests(e: Evidence) -> N
         assert new is not None
         assert old is not None
         assert min(new.requests, old.requests) >= SPEC.min_requests
+        # and within the tolerance by its figures, significant or not (2026-12-07: 10/60
+        # against 0/141 had passed)
+        assert new.error_ratio - old.error_ratio <= SPEC.max_error_rate_increase
+
+
+@given(evidence)
+def test_an_excess_never_ends_as_a_pass_and_is_tested_at_the_limit(e: Evidence) -> None:
+    """Beyond the tolerance by the figures, the analysis ends only at its limit (failed or
+    inconclusive), never passed; a failure there says it was the last look."""
+    verdict, now = _judge(e)
+    assert verdict is not None
+    new, old = e["new"], e["old"]
+    if new is None or old is None or not e["old_ready"]:
+        return
+    if min(new.requests, old.requests) < SPEC.min_requests:
+        return
+    if new.error_ratio - old.error_ratio <= SPEC.max_error_rate_increase:
+        return
+    assert not (verdict.outcome or "").startswith(PASSED)
+    if verdict.outcome is not None:
+        assert now >= READY_AT + timedelta(seconds=hold_seconds(SPEC))
 
 
 @given(evidence)

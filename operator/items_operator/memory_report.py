@@ -1,0 +1,48 @@
+"""Where the operator's memory goes, for a person diagnosing it (docs/operations.md).
+
+Off unless Python's own switch is set: start the operator with PYTHONTRACEMALLOC=<frames>
+(tracemalloc then traces every allocation from the first import, at a cost in memory and CPU
+that is for a diagnosis, not for production). `kill -USR1 <pid>` then writes the live heap's
+largest allocation sites, by file and by line, to stderr: what a fleet's per-ItemService cost
+is made of (docs/benchmarks.md, "Operator cost").
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tracemalloc
+from types import FrameType
+from typing import TextIO
+
+TOP_FILES = 30
+TOP_LINES = 40
+
+
+def install() -> None:
+    """The SIGUSR1 report (Kopf's loop takes SIGTERM and SIGINT only). Installed whether or not
+    tracemalloc traces: the signal's default action would end the operator."""
+    signal.signal(signal.SIGUSR1, _on_signal)
+
+
+def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+    report(sys.stderr)
+
+
+def report(out: TextIO) -> None:
+    """The live heap's top allocation sites (sizes in KiB), by file then by line."""
+    if not tracemalloc.is_tracing():
+        out.write("memory-report: tracing is off; start the operator with PYTHONTRACEMALLOC=1\n")
+        out.flush()
+        return
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        (tracemalloc.Filter(inclusive=False, filename_pattern=tracemalloc.__file__),)
+    )
+    traced, peak = tracemalloc.get_traced_memory()
+    out.write(f"memory-report: traced {traced / 1024:.0f} KiB (peak {peak / 1024:.0f} KiB)\n")
+    for key, limit in (("filename", TOP_FILES), ("lineno", TOP_LINES)):
+        for stat in snapshot.statistics(key)[:limit]:
+            frame = stat.traceback[0]
+            where = frame.filename if key == "filename" else f"{frame.filename}:{frame.lineno}"
+            out.write(f"memory-report {key}: {stat.size / 1024:9.1f} KiB {stat.count:8d} {where}\n")
+    out.flush()
