@@ -9,7 +9,6 @@ import signal
 import tracemalloc
 
 import pytest
-
 from items_operator import memory_report
 
 
