@@ -69,7 +69,8 @@ def draw(results: dict[str, Any], folder: Path) -> None:
             results.get("class_goals") or {},
             folder / "failure-classes.png",
             f"median of {results.get('reps', '?')} episodes per class and mechanism, every "
-            f"mechanism side by side; run of {str(results.get('date', '?'))[:10]}"
+            f"mechanism side by side; "
+            f"{results.get('runs') or 'run of ' + str(results.get('date', '?'))[:10]}"
             + (" (--quick: NOT default timeouts)" if results.get("quick") else ""),
             (results.get("limits") or {}).get("helm_timeout", 300),
         )
