@@ -37,3 +37,15 @@ def test_without_tracing_the_signal_says_so_and_the_process_lives(
         assert "tracing is off" in capfd.readouterr().err
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_the_trim_signal_logs_the_rss_before_and_after(capfd: pytest.CaptureFixture[str]) -> None:
+    previous = signal.getsignal(signal.SIGUSR2)
+    try:
+        memory_report.install()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        err = capfd.readouterr().err
+        assert "memory-report: trim True; RSS " in err  # glibc here: it trims
+        assert memory_report.rss_kib() > 0
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
