@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     lease = lease_config(args)
     configure_logging(args.log_level, plain=args.plain_logs)
     start_http_server(args.metrics_port)
-    memory_report.install()  # kill -USR1: a heap report (with PYTHONTRACEMALLOC set)
+    memory_report.install()  # kill -USR1: a heap report (PYTHONTRACEMALLOC); -USR2: a trim
 
     from items_operator import handlers, wakeups  # registers the handlers with Kopf
 

@@ -1,10 +1,12 @@
 """Where the operator's memory goes, for a person diagnosing it (docs/operations.md).
 
-Off unless Python's own switch is set: start the operator with PYTHONTRACEMALLOC=<frames>
+The heap report needs Python's own switch: start the operator with PYTHONTRACEMALLOC=<frames>
 (tracemalloc then traces every allocation from the first import, at a cost in memory and CPU
 that is for a diagnosis, not for production). `kill -USR1 <pid>` then writes the live heap's
 largest allocation sites, by file and by line, to stderr: what a fleet's per-ItemService cost
-is made of (docs/benchmarks.md, "Operator cost").
+is made of (docs/benchmarks.md, "Operator cost"); without tracing it says tracing is off.
+`kill -USR2 <pid>` trims the heap (trim) and logs the RSS before and after: what it gives back
+was free memory the allocator held, not live objects.
 """
 
 from __future__ import annotations
