@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import copy
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,15 +49,16 @@ CONFLICT_RETRY_SECONDS = 0.2
 # A standby's daemon is woken when it leads; this bounds how late it notices its own stop.
 STANDBY_CHECK_SECONDS = 5.0
 CACHE_MODE: CacheMode | None = None
+CACHE_NAMESPACES: tuple[str, ...] = ()
 WATCH: WatchTimeouts = watch_timeouts()
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     apply_settings(settings, WATCH)
-    if CACHE_MODE is not None:
-        cache.apply_selectors(settings)  # before Kopf opens the watches
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
+    if CACHE_MODE is not None:  # the informers list while Kopf starts; the passes wait for them
+        memo.objects = cache.ObjectCache.start(CACHE_NAMESPACES, WATCH, wakeups.wake_object)
     memo.clock = kube_proxy.ServerClock()
     memo.fence = leadership.start(memo.get("lease"))
     memo.setdefault("wave", UpgradeWave())
@@ -66,6 +68,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
     client: AsyncClient = memo.client
     await leadership.stop(memo.fence)  # the daemons have stopped: a standby may go now
+    objects: cache.ObjectCache | None = memo.get("objects")
+    if objects is not None:
+        await objects.stop()
     await client.close()
 
 
@@ -76,14 +81,22 @@ def set_watch_timeout(seconds: float) -> None:
     WATCH = watch_timeouts(seconds)
 
 
-def read_from_caches(*, resync: float, concurrency: int, startup_rate: float) -> None:
-    """--cache-reads on (needs wakeups.watch_owned_objects too): the indexes, and wake-ups
-    from every kind they cache, since a steady pass no longer polls (a new Secret, ...)."""
-    global CACHE_MODE
-    cache.register_indexes()
+def read_from_caches(
+    *, resync: float, concurrency: int, startup_rate: float, namespaces: Sequence[str] = ()
+) -> None:
+    """--cache-reads on: informers of every cached kind in `namespaces` (none: cluster-wide),
+    which also wake the passes on their events (in place of Kopf's owned-object watches),
+    since a steady pass no longer polls (a new Secret, a deleted Service, ...)."""
+    global CACHE_MODE, CACHE_NAMESPACES
     audit.PHANTOMS.interval = resync  # each served namespace audited once a resync (audit.py)
-    wakeups.watch_cached_objects()
+    CACHE_NAMESPACES = tuple(namespaces)
     CACHE_MODE = CacheMode(resync, PassLimiter(concurrency), StartupPacer(startup_rate))
+
+
+def read_from_api() -> None:
+    """--cache-reads off again (in-process tests start operators of both kinds)."""
+    global CACHE_MODE
+    CACHE_MODE = None
 
 
 # On CR deletion or operator exit the loop is woken (event) or, at worst, cancelled after 5+5 s;
@@ -111,9 +124,11 @@ async def reconcile_loop(
     fence: leadership.Fence = memo.fence
     wakeup = wakeups.enrol(uid, namespace, name)
     mode, memory = CACHE_MODE, WriteMemory()
-    objects = cache.ObjectCache.from_kwargs(kwargs) if mode is not None else None
+    objects: cache.ObjectCache | None = memo.get("objects") if mode is not None else None
     if objects is not None:
         cache.export_sizes(objects)
+        while not stopped and not await objects.wait_synced(STANDBY_CHECK_SECONDS):
+            pass  # no first pass on a cold cache
     # Which pass goes first when passes queue (PassLimiter): those of ItemServices in motion.
     in_motion = (body.get("status") or {}).get("phase") not in AVAILABLE_PHASES
     error_backoff, delay = 1.0, 0.0 if in_motion else IDLE_POLL

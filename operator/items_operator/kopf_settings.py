@@ -82,7 +82,7 @@ def apply_settings(settings: kopf.OperatorSettings, watch: WatchTimeouts | None 
     settings.posting.loggers = False
 
 
-_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -> None:
@@ -94,7 +94,7 @@ def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -
     With plain names only, scanning is switched off (the CRD is then read once at start, not
     watched); globs keep it on and need `list`/`watch` on namespaces granted separately.
     """
-    if namespaces and all(_NAMESPACE_NAME.fullmatch(n) for n in namespaces):
+    if namespaces and all(NAMESPACE_NAME.fullmatch(n) for n in namespaces):
         settings.scanning.disabled = True
 
 

@@ -19,7 +19,12 @@ from items_operator import memory_report
 from items_operator.access import missing_secret_access
 from items_operator.election import Timings
 from items_operator.fleet import DEFAULT_WAVE_SIZE, UpgradeWave
-from items_operator.kopf_settings import DEFAULT_WATCH_TIMEOUT, apply_scanning, watch_timeouts
+from items_operator.kopf_settings import (
+    DEFAULT_WATCH_TIMEOUT,
+    NAMESPACE_NAME,
+    apply_scanning,
+    watch_timeouts,
+)
 from items_operator.leadership import LeaseConfig, holder_identity
 from items_operator.pacing import (
     DEFAULT_CONCURRENCY,
@@ -146,6 +151,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.cache_reads == "on" and not watches_owned_objects(args):
         parser.error("--cache-reads on needs the owned-object watches (--watch-owned on)")
+    if args.cache_reads == "on" and not plain_namespaces(args.namespace):
+        parser.error(
+            "--cache-reads on needs plain namespace names, not globs: its informers "
+            "watch each served namespace (or, with no --namespace, all of them)"
+        )
     try:
         watch_timeouts(args.watch_timeout)
     except ValueError as error:
@@ -216,8 +226,16 @@ def caches_permitted(args: argparse.Namespace) -> bool:
 
 def reads_from_caches(args: argparse.Namespace) -> bool:
     """The caches are fed by the owned-object watches: without them (a cluster-wide operator
-    with per-namespace RoleBindings) the passes read the API server and poll."""
-    return args.cache_reads == "on" or (args.cache_reads == "auto" and watches_owned_objects(args))
+    with per-namespace RoleBindings) the passes read the API server and poll; so they do when
+    the served namespaces are globs (the informers watch named namespaces)."""
+    if args.cache_reads == "on":
+        return True
+    auto = args.cache_reads == "auto" and watches_owned_objects(args)
+    return auto and plain_namespaces(args.namespace)
+
+
+def plain_namespaces(namespaces: Sequence[str]) -> bool:
+    return all(NAMESPACE_NAME.fullmatch(n) for n in namespaces)
 
 
 def configure_logging(level: str = "INFO", *, plain: bool = False) -> None:
@@ -235,18 +253,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from items_operator import handlers, wakeups  # registers the handlers with Kopf
 
-    if watches_owned_objects(args):
-        wakeups.watch_owned_objects()
     settings = kopf.OperatorSettings()
     memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
     apply_scanning(settings, args.namespace)
     handlers.set_watch_timeout(args.watch_timeout)
-    if caches_permitted(args):
+    if caches_permitted(args):  # the informers watch the owned kinds and wake the passes
         handlers.read_from_caches(
             resync=args.resync_seconds,
             concurrency=args.pass_concurrency,
             startup_rate=args.startup_rate,
+            namespaces=args.namespace,
         )
+    elif watches_owned_objects(args):
+        wakeups.watch_owned_objects()
 
     # Kopf peering is priority-based, not a lease: replicas with equal priority all pause.
     # A random 31-bit priority makes a tie practically impossible; the highest one works.

@@ -36,6 +36,18 @@ CACHE_OBJECTS = Gauge(
     "Reduced records in the watch-fed caches (--cache-reads on), by kind.",
     ["kind"],
 )
+WATCH_REQUESTS = Counter(
+    "items_operator_watch_requests_total",
+    "List pages and watch requests of the watch-fed caches' informers, by kind and verb "
+    "(a healthy watch is one request per --watch-timeout or per server timeout, not per pass).",
+    ["kind", "verb"],
+)
+WATCH_RESTARTS = Counter(
+    "items_operator_watch_restarts_total",
+    "Informer watches ended other than by the server: inactive (silent for --watch-timeout, "
+    "resumed), expired (410: listed again) or error (retried with backoff), by kind.",
+    ["kind", "reason"],
+)
 MIGRATIONS = Counter(
     "items_operator_migrations_total",
     "Finished migration Jobs, by outcome.",

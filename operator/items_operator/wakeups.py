@@ -1,8 +1,9 @@
 """What wakes an ItemService's loop before its sleep ends: watch events of the ItemService
 (spec changes), of the objects it owns (a finished migration, a pod that turned ready or
-crashed) and, with --cache-reads on, of every kind the caches hold and of the Secret it reads.
-Each is acted on within a watch round-trip instead of at the next poll; the polls (or, with
-the caches, the resync) stay as the safety net.
+crashed) and, with --cache-reads on, of every kind the caches hold and of the Secret it reads
+(the informers call wake_object; without the caches, Kopf's event handlers on Jobs,
+Deployments and pods). Each is acted on within a watch round-trip instead of at the next poll;
+the polls (or, with the caches, the resync) stay as the safety net.
 """
 
 from __future__ import annotations
@@ -41,14 +42,6 @@ COALESCE_SECONDS = 0.1
 
 _OWNED = {LABEL_MANAGED_BY: FIELD_MANAGER}
 OWNED_KINDS = (("batch", "v1", "jobs"), ("apps", "v1", "deployments"), ("", "v1", "pods"))
-# With the caches, a steady pass no longer polls: a deleted Service, a changed PDB or a new
-# Secret must wake it as a Job's event does.
-CACHED_KINDS = (
-    ("apps", "v1", "controllerrevisions"),
-    ("", "v1", "serviceaccounts"),
-    ("", "v1", "services"),
-    ("policy", "v1", "poddisruptionbudgets"),
-)
 
 
 def enrol(uid: str, namespace: str, name: str) -> asyncio.Event:
@@ -100,9 +93,10 @@ def watch_owned_objects() -> None:
         kopf.on.event(group, version, plural, labels=_OWNED)(on_the_loop(wake_owner))
 
 
-def watch_cached_objects() -> None:
-    """The wake-ups of --cache-reads on, on top of watch_owned_objects (same watches as the
-    indexes: Kopf opens one per kind)."""
-    for group, version, plural in CACHED_KINDS:
-        kopf.on.event(group, version, plural, labels=_OWNED)(on_the_loop(wake_owner))
-    kopf.on.event("", "v1", "secrets")(on_the_loop(wake_secret_users))
+def wake_object(kind: str, namespace: str, name: str, instance: str) -> None:
+    """An informer's change (informers.OnChange): a Secret wakes the loops that read it, any
+    other object the loop of the ItemService its instance label names."""
+    if kind == "Secret":
+        wake_secret_users(namespace, name)
+    else:
+        _wake(UIDS.get((namespace, instance)))

@@ -55,16 +55,18 @@ def database_url(kube: Kubectl) -> str:
 
 @pytest.fixture(scope="module")
 def operator(kube: Kubectl) -> Iterator[None]:
-    from items_operator import handlers, wakeups
+    from items_operator import handlers
     from kopf.testing import KopfRunner
 
-    wakeups.watch_owned_objects()
-    handlers.read_from_caches(resync=600.0, concurrency=8, startup_rate=50.0)
+    handlers.read_from_caches(resync=600.0, concurrency=8, startup_rate=50.0, namespaces=[NS])
     args = ["run", "--standalone", "--namespace", NS, "-m", "items_operator.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
-        yield
-        # The finalizer goes while the operator still runs.
-        kube.run("delete", "itemservice", "--all", "--timeout=60s", check=False)
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            yield
+            # The finalizer goes while the operator still runs.
+            kube.run("delete", "itemservice", "--all", "--timeout=60s", check=False)
+    finally:
+        handlers.read_from_api()
     assert runner.exception is None, runner.output
 
 

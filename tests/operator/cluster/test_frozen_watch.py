@@ -43,7 +43,7 @@ WATCH_TIMEOUT = 20.0
 MARGIN = 10.0
 # The migration Job needs no database server: SQLite on its own emptyDir.
 DATABASE_URL = "sqlite:////var/lib/items/frozen.db"
-WATCH_LOGGER = "kopf._cogs.clients.watching"
+WATCH_LOGGER = "items_operator.informers"  # the cached kinds' watches
 
 
 class DirectKubectl(Kubectl):
@@ -58,7 +58,7 @@ class DirectKubectl(Kubectl):
 
 
 class Inactive(logging.Handler):
-    """Kopf's debug line for a watch its inactivity timer ended, with our clock."""
+    """The informers' line for a watch its inactivity timer ended, with our clock."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -110,7 +110,7 @@ def operator(
     real_kubeconfig: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[None]:
-    from items_operator import handlers, wakeups
+    from items_operator import handlers
     from kopf.testing import KopfRunner
 
     config = through_proxy(
@@ -119,8 +119,7 @@ def operator(
     # Kopf's login and lightkube's client both read KUBECONFIG; kubectl here is told its own.
     os.environ["KUBECONFIG"] = str(config)
     handlers.set_watch_timeout(WATCH_TIMEOUT)
-    wakeups.watch_owned_objects()
-    handlers.read_from_caches(resync=600.0, concurrency=8, startup_rate=50.0)
+    handlers.read_from_caches(resync=600.0, concurrency=8, startup_rate=50.0, namespaces=[NS])
     args = ["run", "--standalone", "--namespace", NS, "-m", "items_operator.handlers"]
     try:
         with KopfRunner(args, timeout=60) as runner:
@@ -130,6 +129,7 @@ def operator(
     finally:
         os.environ["KUBECONFIG"] = real_kubeconfig
         handlers.set_watch_timeout(DEFAULT_WATCH_TIMEOUT)
+        handlers.read_from_api()
     assert runner.exception is None, runner.output
 
 

@@ -4,11 +4,11 @@ by an audit (one LIST per kind and namespace) and hidden from the reads."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from items_operator.audit import PHANTOMS as SHARED
 from items_operator.audit import Phantoms
-from items_operator.cache import ObjectCache, index_function
+from items_operator.cache import ObjectCache, entry
+from items_operator.store import Store
 
 from . import cluster_objects as k
 from .world import OWNER, V1
@@ -75,10 +75,9 @@ def test_a_namespace_is_audited_on_return_and_then_every_interval() -> None:
 
 def test_the_cache_reads_skip_phantoms() -> None:
     pod = k.pod(k.meta("shop-gone", NS, 1, labels=k.labels(OWNER, "server")), V1, ready=False)
-    indexes: dict[str, dict[tuple[str, ...], list[Any]]] = {"Pod": {}}
-    for key, record in index_function("Pod", "instance")(body=pod).items():
-        indexes["Pod"].setdefault(key, []).append(record)
-    cache = ObjectCache(indexes)
+    store = Store()
+    store.put(entry("Pod", pod))
+    cache = ObjectCache({("Pod", NS): store})
     assert len(cache.all("Pod", (NS, OWNER.name, "server"))) == 1
     try:
         SHARED.phantoms.add(("Pod", NS, "shop-gone"))

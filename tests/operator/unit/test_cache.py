@@ -1,5 +1,5 @@
-"""The watch-fed caches: index functions keep reduced records only, and kube.observe builds
-the same Observed from the indexes as from the API server, with no request counted."""
+"""The watch-fed caches: the informers' entries keep reduced records only, and kube.observe
+builds the same Observed from the stores as from the API server, with no request counted."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import base64
 from collections import defaultdict
 from typing import Any
 
-import kopf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from items_operator import cache, kube, metrics
@@ -34,7 +33,6 @@ from items_operator.observe import (
 )
 from items_operator.reads import DictView
 from items_operator.records import NamedRecord, SecretRecord
-from kopf._cogs.structs.references import Resource
 
 from . import cluster_objects as k
 from .world import OWNER, V1, V2, spec
@@ -51,20 +49,18 @@ def _item_service(replicas: int = 2) -> ItemService:
 
 
 def cached_view(objects: list[dict[str, Any]]) -> DictView:
-    """What Kopf's indexes hold after listing `objects` through the cache's watches."""
+    """What the informers' stores hold after listing `objects` through the cache's watches."""
     indexes: dict[str, dict[tuple[str, ...], list[Any]]] = defaultdict(lambda: defaultdict(list))
     for obj in objects:
         kind = obj["kind"]
         if kind == "Secret":
             if obj["type"] in _EXCLUDED_SECRET_TYPES:
                 continue  # the field selector
-            found = cache.index_secret(body=obj)
+            pass
         elif (obj["metadata"].get("labels") or {}).get(LABEL_NAME) != APP_NAME:
             continue  # the label selector
-        else:
-            found = cache.index_function(kind, _BY[kind])(body=obj)
-        for key, record in found.items():
-            indexes[kind][key].append(record)
+        entry = cache.entry(kind, obj)
+        indexes[kind][entry.key].append(entry.record)
     return DictView(indexes)
 
 
@@ -88,7 +84,8 @@ def _observe(
 def test_a_deployment_is_reduced_to_what_decide_reads() -> None:
     meta = k.meta("shop", NS, 7, controller=OWNER.uid, labels=k.labels(OWNER, "server"))
     obj = k.deployment(meta, V2, "r2", ready=1)
-    [(key, record)] = cache.index_function("Deployment", cache.BY_NAME)(body=obj).items()
+    entry = cache.entry("Deployment", obj)
+    key, record = entry.key, entry.record
     assert key == (NS, "shop")
     assert isinstance(record, NamedRecord)
     assert record.version == "7"
@@ -102,7 +99,8 @@ def test_a_deployment_is_reduced_to_what_decide_reads() -> None:
 
 def test_a_secret_is_reduced_to_digests_never_values() -> None:
     obj = k.secret(k.meta("shop-db", NS, 3), {"url": URL, "empty": ""})
-    [(key, record)] = cache.index_secret(body=obj).items()
+    entry = cache.entry("Secret", obj)
+    key, record = entry.key, entry.record
     assert key == (NS, "shop-db")
     assert isinstance(record, SecretRecord)
     assert record.digests == {"url": secret_value_digest(obj, "url")}
@@ -114,12 +112,9 @@ def test_a_secret_is_reduced_to_digests_never_values() -> None:
 def test_pods_jobs_and_revisions_are_keyed_by_instance_and_component() -> None:
     server = k.pod(k.meta("shop-1", NS, 1, labels=k.labels(OWNER, "server")), V1, ready=True)
     migration = k.job(k.meta("shop-m", NS, 2, labels=k.labels(OWNER, "migration")), V2, None)
-    assert list(cache.index_function("Pod", cache.BY_INSTANCE)(body=server)) == [
-        (NS, "shop", "server")
-    ]
-    assert list(cache.index_function("Job", cache.BY_INSTANCE)(body=migration)) == [
-        (NS, "shop", "migration")
-    ]
+    assert cache.entry("Pod", server).key == (NS, "shop", "server")
+    assert cache.entry("Job", migration).key == (NS, "shop", "migration")
+    assert cache.entry("Job", migration).instance == "shop"  # whom its events wake
 
 
 # -- the same Observed from either path -----------------------------------------------------------
@@ -292,19 +287,16 @@ def test_an_item_service_without_a_pdb_confirms_no_absence() -> None:
 
 
 def test_the_watches_select_server_side_and_leave_item_services_alone() -> None:
-    watching = kopf.OperatorSettings()
-    cache.apply_selectors(watching)
-
-    def selectors(group: str, version: str, plural: str) -> tuple[list[str], list[str]]:
-        resource = Resource(group, version, plural, namespaced=True)
-        return (
-            watching.watching.label_selectors.collect(resource),
-            watching.watching.field_selectors.collect(resource),
+    found = {source.kind: source for source in cache.sources()}
+    for kind, group, version, plural, _ in cache.OWNED_RESOURCES:
+        source = found.pop(kind)
+        assert source.selectors() == {"labelSelector": f"{LABEL_NAME}={APP_NAME}"}
+        assert source.path("shop") == (
+            f"/apis/{group}/{version}/namespaces/shop/{plural}"
+            if group
+            else f"/api/{version}/namespaces/shop/{plural}"
         )
-
-    for _, group, version, plural, _ in cache.OWNED_RESOURCES:
-        assert selectors(group, version, plural) == ([f"{LABEL_NAME}={APP_NAME}"], [])
-    labels, fields = selectors("", "v1", "secrets")
-    assert labels == []
-    assert fields == [cache.SECRET_FIELD_SELECTOR]
-    assert selectors("items.platform.dev", "v1alpha1", "itemservices") == ([], [])
+    secrets = found.pop("Secret")
+    assert secrets.selectors() == {"fieldSelector": cache.SECRET_FIELD_SELECTOR}
+    assert secrets.path(None) == "/api/v1/secrets"
+    assert found == {}  # ItemServices stay Kopf's

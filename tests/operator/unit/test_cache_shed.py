@@ -1,7 +1,6 @@
-"""Shedding Kopf's raw bodies (cache.shed, cache.shed_item_service): Kopf's own event
-processing (the pinned 1.45.x) indexes an owned object, runs the wake-ups with the labels they
-filter and read, and is left holding a skeleton (no managedFields, no spec, no Secret value);
-of an ItemService it keeps all a pass reads, not its managedFields."""
+"""Shedding the ItemService body Kopf keeps (cache.shed_item_service), through Kopf's own event
+processing (the pinned 1.45.x): it keeps all a pass reads, not its managedFields. (Owned
+objects and Secrets are no longer Kopf's to keep: the informers reduce them, informers.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ import kopf
 from items_operator import cache, wakeups
 from items_operator.constants import ANNOTATION_ALLOW_CONTRACT, GROUP, PLURAL, VERSION
 from items_operator.kopf_settings import apply_settings, on_the_loop
-from items_operator.records import NamedRecord, SecretRecord
 from kopf._cogs.structs.bodies import RawEvent
 from kopf._cogs.structs.ephemera import AnyMemo, Memo
 from kopf._cogs.structs.references import Resource
@@ -31,28 +29,6 @@ def _settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     apply_settings(settings)  # the operator's own (its idle timeout, its storages)
     return settings
-
-
-def _process(
-    resource: Resource, kind: str, raw: dict[str, Any], by: str | None
-) -> tuple[OperatorIndexers, list[dict[str, Any]]]:
-    """One ADDED event through Kopf's processing with our index function and a wake-up."""
-    registry = kopf.OperatorRegistry()
-    group, version, plural = resource.group, resource.version, resource.plural
-    function = cache.index_secret if by is None else cache.index_function(kind, by)
-    kopf.index(group, version, plural, id=cache.index_id(kind), registry=registry)(
-        on_the_loop(function)
-    )
-    woken: list[dict[str, Any]] = []
-
-    def wake(name: str | None, namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-        woken.append({"name": name, "namespace": namespace, "labels": dict(labels)})
-
-    kopf.on.event(group, version, plural, registry=registry)(on_the_loop(wake))
-    indexers = OperatorIndexers()
-    indexers.ensure(registry._indexing.get_all_handlers())
-    _event(registry, indexers, resource, "ADDED", raw)
-    return indexers, woken
 
 
 def _event(
@@ -82,46 +58,11 @@ def _event(
     asyncio.run(run())
 
 
-def test_kopf_keeps_a_skeleton_of_an_indexed_deployment_and_the_wake_up_still_sees_it() -> None:
-    labels = k.labels(OWNER, "server")
-    raw = k.deployment(k.meta("shop", NS, 7, controller=OWNER.uid, labels=labels), V2, "r2", 1)
-    original = copy.deepcopy(raw)
-    resource = Resource("apps", "v1", "deployments", kind="Deployment", namespaced=True)
-    indexers, woken = _process(resource, "Deployment", raw, cache.BY_NAME)
-
-    [record] = indexers.indices[cache.index_id("Deployment")][(NS, "shop")]
-    assert isinstance(record, NamedRecord)
-    deployment = record.observed_deployment()
-    assert deployment is not None
-    assert deployment.template == original["spec"]["template"]  # the record has what passes read
-    assert woken == [{"name": "shop", "namespace": NS, "labels": labels}]
-    assert "metadata" in raw
-    assert set(raw) <= cache.KEPT_TOP_LEVEL
-    assert set(raw["metadata"]) <= cache.KEPT_METADATA
-    assert raw["metadata"]["resourceVersion"] == "7"
-    assert "managedFields" in original["metadata"]
-    assert "managedFields" not in raw["metadata"]
-    assert "spec" not in raw
-
-
-def test_kopf_keeps_no_secret_value_once_indexed() -> None:
-    raw = k.secret(k.meta("shop-db", NS, 3), {"url": "bXlzcWw6Ly9zZWNyZXQ="})
-    resource = Resource("", "v1", "secrets", kind="Secret", namespaced=True)
-    indexers, woken = _process(resource, "Secret", raw, None)
-
-    [record] = indexers.indices[cache.index_id("Secret")][(NS, "shop-db")]
-    assert isinstance(record, SecretRecord)
-    assert set(record.digests) == {"url"}
-    assert [w["name"] for w in woken] == ["shop-db"]
-    assert "data" not in raw
-    assert "bXlzcWw6Ly9zZWNyZXQ=" not in repr(raw)
-
-
 def test_a_plain_mapping_is_left_alone() -> None:
-    """The API path reduces objects it owns, not Kopf's: shed touches only kopf.Body sources."""
-    raw = k.secret(k.meta("shop-db", NS, 3), {"url": "eA=="})
+    """Only kopf.Body sources are Kopf's: a plain mapping is not shed."""
+    raw: dict[str, Any] = {"metadata": k.meta("shop", NS, 3)}
     before = copy.deepcopy(raw)
-    cache.shed(raw)
+    cache.shed_item_service(raw)
     assert raw == before
 
 
@@ -151,13 +92,3 @@ def test_an_item_service_keeps_what_a_pass_reads_and_loses_managed_fields() -> N
     resource = Resource(GROUP, VERSION, PLURAL, kind="ItemService", namespaced=True)
     _event(registry, OperatorIndexers(), resource, "MODIFIED", raw)
     assert raw == kept
-
-
-def test_the_indexes_are_registered_once_however_often_asked() -> None:
-    """A second copy of an index function would reduce the body the first had shed."""
-    cache.register_indexes()
-    cache.register_indexes()
-    ids = [h.id for h in kopf.get_default_registry()._indexing.get_all_handlers()]
-    cached = [i for i in ids if i.startswith(cache.INDEX_PREFIX)]
-    assert sorted(cached) == sorted(set(cached))
-    assert len(cached) == len(cache.OWNED_RESOURCES) + 1  # and the Secrets'

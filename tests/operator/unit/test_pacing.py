@@ -11,7 +11,7 @@ import kopf
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from items_operator import cache, wakeups
+from items_operator import wakeups
 from items_operator.constants import LABEL_INSTANCE
 from items_operator.main import parse_args, reads_from_caches
 from items_operator.pacing import (
@@ -156,17 +156,14 @@ def test_an_event_of_the_secret_an_item_service_reads_wakes_it() -> None:
 
 def test_no_handler_runs_in_kopfs_thread_pool() -> None:
     """Kopf runs plain functions in threads; the wake-ups set asyncio Events (not thread-safe:
-    set from a thread, the waiter wakes only when the loop next wakes for something else) and
-    the index functions share dicts with the passes. Every handler is a coroutine function."""
+    set from a thread, the waiter wakes only when the loop next wakes for something else).
+    Every handler is a coroutine function."""
     from items_operator import handlers
 
     wakeups.watch_owned_objects()
-    wakeups.watch_cached_objects()
-    cache.register_indexes()
     registry = kopf.get_default_registry()
     registered = [
         *registry._watching.get_all_handlers(),
-        *registry._indexing.get_all_handlers(),
         *registry._spawning.get_all_handlers(),
         *registry._activities.get_all_handlers(),
     ]
@@ -178,21 +175,34 @@ def test_no_handler_runs_in_kopfs_thread_pool() -> None:
 def test_a_wake_up_registered_with_kopf_wakes_its_pass_when_kopf_invokes_it() -> None:
     """Through Kopf's own invocation: the handler runs, on the loop, and sets the Event."""
 
-    async def scenario() -> tuple[bool, dict[Any, Any]]:
+    async def scenario() -> bool:
         wakeup = wakeups.enrol("uid-kopf", "items", "shop")
         wakeups.watch_owned_objects()
         registry = kopf.get_default_registry()
         [wake] = [h for h in registry._watching.get_all_handlers() if h.id == "wake_owner"][:1]
         await invoke(wake.fn, kwargs={"namespace": "items", "labels": {LABEL_INSTANCE: "shop"}})
-        cache.register_indexes()
-        [index] = [h for h in registry._indexing.get_all_handlers() if h.id.endswith("_Pod")][:1]
-        pod = {"metadata": {"name": "p", "namespace": "items", "labels": {}}, "status": {}}
-        record = await invoke(index.fn, kwargs={"body": pod})
-        return wakeup.is_set(), record
+        return wakeup.is_set()
 
-    woken, record = asyncio.run(scenario())
-    assert woken
-    assert isinstance(record, dict)  # the index holds records, never a coroutine object
+    assert asyncio.run(scenario())
+
+
+def test_an_informers_change_wakes_the_owner_or_the_secrets_readers() -> None:
+    async def scenario() -> list[bool]:
+        shop = wakeups.enrol("uid-shop", "items", "shop")
+        other = wakeups.enrol("uid-other", "items", "other")
+        wakeups.SECRETS["uid-other"] = ("items", "other-db")
+        try:
+            wakeups.wake_object("Pod", "items", "shop-1", "shop")
+            woken = [shop.is_set(), other.is_set()]
+            shop.clear()
+            wakeups.wake_object("Secret", "items", "other-db", "")
+            wakeups.wake_object("Service", "elsewhere", "shop", "shop")  # not this namespace's
+            return [*woken, shop.is_set(), other.is_set()]
+        finally:
+            wakeups.leave("uid-shop", "items", "shop")
+            wakeups.leave("uid-other", "items", "other")
+
+    assert asyncio.run(scenario()) == [True, False, False, True]
 
 
 def test_auto_turns_the_caches_off_when_the_role_lacks_the_secret_watch(
