@@ -177,6 +177,7 @@ def scale_table(scale: dict[str, Any]) -> str:
             str(level.get("writes_per_item_service", "-")),
             str(level["reads_per_reconcile"]),
             f"{level.get('lease_requests', 0):.0f}",
+            f"{level.get('watch_requests', 0):.0f}",
         ]
         for level in levels
     ]
@@ -192,6 +193,7 @@ def scale_table(scale: dict[str, Any]) -> str:
             "API writes per ItemService",
             "API reads per reconcile",
             "Lease requests (apart)",
+            "informers' list and watch requests (apart)",
         ],
         body,
     )

@@ -52,6 +52,7 @@ class Sample:
     reads: float
     writes: float
     lease_requests: float
+    watch_requests: float  # the informers' list pages and watch requests
     node_busy_seconds: float
 
 
@@ -99,6 +100,7 @@ class Operator:
             reads=_counter(metrics, "items_operator_reads_total"),
             writes=_counter(metrics, "items_operator_writes_total"),
             lease_requests=_counter(metrics, "items_operator_lease_requests_total"),
+            watch_requests=_counter(metrics, "items_operator_watch_requests_total"),
             node_busy_seconds=node_busy_seconds(),
         )
 
@@ -197,6 +199,7 @@ def measure(operator: Operator, count: int, window: float) -> dict[str, Any]:
         "reads_per_item_service": round((last.reads - first.reads) / count, 3),
         "writes_per_item_service": round((last.writes - first.writes) / count, 3),
         "lease_requests": last.lease_requests - first.lease_requests,
+        "watch_requests": last.watch_requests - first.watch_requests,
         "reads_per_reconcile": round((last.reads - first.reads) / reconciles, 2)
         if reconciles
         else None,

@@ -123,8 +123,9 @@ class ObjectCache:
         if self.informers is not None:
             await self.informers.stop()
 
-    async def wait_synced(self, seconds: float) -> bool:
-        return self.informers is None or await self.informers.wait_synced(seconds)
+    async def wait_synced(self, namespace: str, seconds: float) -> bool:
+        """Whether `namespace`'s view is listed and not refused since (informers.py)."""
+        return self.informers is None or await self.informers.wait_synced(namespace, seconds)
 
     def store(self, kind: str, namespace: str) -> Store | None:
         return self.stores.get((kind, namespace)) or self.stores.get((kind, None))
@@ -177,6 +178,9 @@ def shed_item_service(body: Mapping[str, Any]) -> None:
 
 
 def export_sizes(cache: ObjectCache) -> None:
-    """items_operator_cache_objects{kind}, counted when scraped (the newest cache's)."""
+    """items_operator_cache_objects{kind} and _cache_unsynced, counted when scraped (the
+    newest cache's)."""
     for kind in {kind for kind, _ in cache.stores}:
         metrics.CACHE_OBJECTS.labels(kind).set_function(functools.partial(cache.size, kind))
+    if cache.informers is not None:
+        metrics.CACHE_UNSYNCED.set_function(cache.informers.unsynced)

@@ -57,11 +57,14 @@ WATCH: WatchTimeouts = watch_timeouts()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     apply_settings(settings, WATCH)
     memo.client = AsyncClient(field_manager=FIELD_MANAGER)
-    if CACHE_MODE is not None:  # the informers list while Kopf starts; the passes wait for them
-        memo.objects = cache.ObjectCache.start(CACHE_NAMESPACES, WATCH, wakeups.wake_object)
     memo.clock = kube_proxy.ServerClock()
     memo.fence = leadership.start(memo.get("lease"))
     memo.setdefault("wave", UpgradeWave())
+    if CACHE_MODE is not None:  # the informers list while Kopf starts; the passes wait for them
+        previous: cache.ObjectCache | None = memo.get("objects")
+        if previous is not None:  # a retried startup: one set of informers only
+            await previous.stop()
+        memo.objects = cache.ObjectCache.start(CACHE_NAMESPACES, WATCH, wakeups.wake_object)
 
 
 @kopf.on.cleanup()
@@ -127,8 +130,6 @@ async def reconcile_loop(
     objects: cache.ObjectCache | None = memo.get("objects") if mode is not None else None
     if objects is not None:
         cache.export_sizes(objects)
-        while not stopped and not await objects.wait_synced(STANDBY_CHECK_SECONDS):
-            pass  # no first pass on a cold cache
     # Which pass goes first when passes queue (PassLimiter): those of ItemServices in motion.
     in_motion = (body.get("status") or {}).get("phase") not in AVAILABLE_PHASES
     error_backoff, delay = 1.0, 0.0 if in_motion else IDLE_POLL
@@ -138,6 +139,10 @@ async def reconcile_loop(
         while not stopped:
             if not await fence.wait_for_leadership(STANDBY_CHECK_SECONDS):
                 continue  # a standby reads and writes nothing
+            if objects is not None and not await objects.wait_synced(
+                namespace, STANDBY_CHECK_SECONDS
+            ):
+                continue  # no pass on a view not listed yet (or refused since)
             wakeup.clear()
             started = time.monotonic()
             try:

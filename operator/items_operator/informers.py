@@ -22,7 +22,8 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from lightkube import AsyncClient
 from items_operator import metrics
 from items_operator.audit import PHANTOMS
 from items_operator.kopf_settings import WatchTimeouts
-from items_operator.store import Entry, Store
+from items_operator.store import Change, Entry, Store
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,26 @@ LIST_PAGE = 100
 LIST_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
 RETRY_FLOOR, RETRY_CEILING = 1.0, 30.0
+# A watch that ends sooner than this with no event made no progress (a proxy that closes
+# streams, a server that refuses quietly): the next one waits, as after an error.
+SHORT_WATCH = 1.0
 HTTP_OK, HTTP_GONE = 200, 410
+# httpx's pool holds 100 connections; each watch keeps one for minutes (HTTP/1.1), so the
+# informers of at most this many namespaces share a client (8 kinds each, lists besides).
+NAMESPACES_PER_CLIENT = 10
 
 # kind, namespace, name, instance label of the object that changed (was added, was deleted).
 OnChange = Callable[[str, str, str, str], None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before the next round after `failures` rounds in a row made no progress:
+    none after none, then 1 s doubling to 30 s, +-20 % (informers apart)."""
+    if failures <= 0:
+        return 0.0
+    base = min(RETRY_FLOOR * 2.0 ** (failures - 1), RETRY_CEILING)
+    return base * random.uniform(0.8, 1.2)
 
 
 @dataclass(frozen=True)
@@ -95,37 +112,53 @@ class Informer:
         self.store = Store()
         self.synced = asyncio.Event()
         self.version: str | None = None  # where the next watch resumes; None: list first
+        self.sleep: Sleep = asyncio.sleep  # tests count the waits instead of waiting
         self.where = f"{source.plural} in {namespace or 'all namespaces'}"
 
     async def run(self) -> None:
-        retry = RETRY_FLOOR
+        """List, then watch, for as long as the operator runs: never ends on its own (a dead
+        informer is a frozen cache), never spins (every round without progress waits)."""
+        failures = 0  # rounds in a row without progress
         while True:
+            delay_for = failures + 1
             try:
                 if self.version is None:
                     await self.relist()
-                await self.watch()
-                retry = RETRY_FLOOR
+                if await self.watch():
+                    failures = delay_for = 0
+                else:
+                    failures += 1
+                    metrics.WATCH_RESTARTS.labels(self.source.kind, "short").inc()
             except ExpiredError:
                 metrics.WATCH_RESTARTS.labels(self.source.kind, "expired").inc()
                 logger.info(f"watch of {self.where}: resourceVersion expired; listing again")
                 self.version = None
-            except Exception as error:  # never ends: a dead informer is a frozen cache
+                failures += 1
+                delay_for = failures - 1  # the first relist at once, as client-go's
+            except Exception as error:
+                failures += 1
                 metrics.WATCH_RESTARTS.labels(self.source.kind, "error").inc()
+                if isinstance(error, RefusedError):  # refused, not lost: no view to trust
+                    self.synced.clear()
+                    self.version = None
                 expected = isinstance(error, httpx.HTTPError | RefusedError | TimeoutError)
                 logger.warning(
-                    f"watch of {self.where} failed, again in {retry:.0f}s: {error!r}",
+                    f"watch of {self.where} failed ({failures} in a row): {error!r}",
                     exc_info=not expected,
                 )
-                await asyncio.sleep(retry * random.uniform(0.8, 1.2))  # jitter: informers apart
-                retry = min(retry * 2, RETRY_CEILING)
+            await self.sleep(retry_delay(delay_for))
 
     async def relist(self) -> None:
         """The whole selection, page by page, then the store replaced by it: what changed or
-        went meanwhile wakes its owner as an event would have."""
+        went meanwhile wakes its owner as an event would have. A continue token that expired
+        mid-listing (410) is followed by one unpaged list, as client-go's pager does."""
         listing: dict[tuple[str, str], Entry] = {}
         token: str | None = None
+        paged = True
         while True:
-            params = {**self.source.selectors(), "limit": str(LIST_PAGE)}
+            params = self.source.selectors()
+            if paged:
+                params["limit"] = str(LIST_PAGE)
             if token:
                 params["continue"] = token
             metrics.WATCH_REQUESTS.labels(self.source.kind, "list").inc()
@@ -133,7 +166,8 @@ class Informer:
                 self.source.path(self.namespace), params=params, timeout=LIST_TIMEOUT
             )
             if response.status_code == HTTP_GONE and token:
-                listing, token = {}, None  # the snapshot expired mid-listing: from the top
+                metrics.WATCH_RESTARTS.labels(self.source.kind, "expired").inc()
+                listing, token, paged = {}, None, False
                 continue
             _check(response)
             page = response.json()
@@ -146,14 +180,15 @@ class Informer:
             token = page["metadata"].get("continue") or None
             if token is None:
                 break
-        for entry in self.store.replace(listing):
-            self.on_change(self.source.kind, *entry.object, entry.instance)
+        for change in self.store.replace(listing):
+            self.changed(change)
         self.version = str(page["metadata"]["resourceVersion"])
         self.synced.set()
 
-    async def watch(self) -> None:
+    async def watch(self) -> bool:
         """One watch request, from self.version, until the server ends it, it goes silent for
-        the inactivity timeout (then resumed by run) or the version expires (ExpiredError)."""
+        the inactivity timeout (then resumed by run) or the version expires (ExpiredError).
+        Whether it made progress: an event, or a life longer than SHORT_WATCH."""
         params = {
             **self.source.selectors(),
             "watch": "true",
@@ -166,6 +201,7 @@ class Informer:
         )
         metrics.WATCH_REQUESTS.labels(self.source.kind, "watch").inc()
         path = self.source.path(self.namespace)
+        started, events = time.monotonic(), 0
         try:
             async with asyncio.timeout(self.timeouts.client):
                 async with self.http.stream("GET", path, params=params, timeout=timeout) as answer:
@@ -175,11 +211,13 @@ class Informer:
                     async for line in answer.aiter_lines():
                         if line.strip():
                             self.apply(json.loads(line))
+                            events += 1
         except httpx.ReadTimeout:  # no byte for that long, headers or events: a silent stream
             metrics.WATCH_RESTARTS.labels(self.source.kind, "inactive").inc()
             logger.info(
                 f"watch of {self.where} is inactive for {self.timeouts.inactivity:g}s; resuming it"
             )
+        return events > 0 or time.monotonic() - started >= SHORT_WATCH
 
     def apply(self, event: dict[str, Any]) -> None:
         """One watch event into the store; an ERROR event raises."""
@@ -188,16 +226,30 @@ class Informer:
             if obj.get("code") == HTTP_GONE:
                 raise ExpiredError
             raise RefusedError(f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}")
-        version = str(obj["metadata"]["resourceVersion"])
-        entry = self.entry(obj) if kind != "BOOKMARK" else None
-        if entry is not None:
-            PHANTOMS.touched((self.source.kind, *entry.object))
-            changed = (
-                self.store.delete(entry.object) if kind == "DELETED" else self.store.put(entry)
-            )
-            if changed is not None:
-                self.on_change(self.source.kind, *entry.object, entry.instance)
+        meta = obj["metadata"]
+        version = str(meta["resourceVersion"])
+        if kind == "DELETED":  # by name alone: nothing of its body needs to be readable
+            ident = (str(meta.get("namespace") or ""), str(meta["name"]))
+            PHANTOMS.touched((self.source.kind, *ident))
+            self.changed(self.store.delete(ident))
+        elif kind != "BOOKMARK":
+            entry = self.entry(obj)
+            if entry is None:  # unreadable: forgotten, so a pass confirms it with the API
+                ident = (str(meta.get("namespace") or ""), str(meta["name"]))
+                self.changed(self.store.delete(ident))
+            else:
+                PHANTOMS.touched((self.source.kind, *entry.object))
+                self.changed(self.store.put(entry))
         self.version = version
+
+    def changed(self, change: Change | None) -> None:
+        """Wake the owner of what changed; an object moved to another ItemService (its
+        instance label changed) wakes both."""
+        if change is None:
+            return
+        old, new = change
+        for entry in {e.instance: e for e in (old, new) if e is not None}.values():
+            self.on_change(self.source.kind, *entry.object, entry.instance)
 
     def entry(self, obj: dict[str, Any]) -> Entry | None:
         """The object's entry; None (logged, skipped) for one the reducers cannot read, which
@@ -221,9 +273,10 @@ def _check(response: httpx.Response) -> None:
 class Informers:
     """All the informers of one operator: started with the operator, stopped with it."""
 
-    def __init__(self, informers: Sequence[Informer], client: AsyncClient) -> None:
+    def __init__(self, informers: Sequence[Informer], clients: Sequence[AsyncClient]) -> None:
         self.informers = {(i.source.kind, i.namespace): i for i in informers}
-        self.client = client  # their own client: long watches never hold the passes' pool
+        # Their own clients: long watches never hold the passes' pool, nor each other's.
+        self.clients = clients
         self.tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -234,12 +287,18 @@ class Informers:
         timeouts: WatchTimeouts,
         on_change: OnChange,
     ) -> Informers:
-        client = AsyncClient()
-        http = client._client._client  # kube_proxy._http: lightkube 1.0.x internals, pinned
-        where: Sequence[str | None] = list(namespaces) or [None]
-        informers = cls(
-            [Informer(http, s, ns, timeouts, on_change) for s in sources for ns in where], client
-        )
+        where: list[str | None] = list(namespaces) or [None]
+        groups = [
+            where[i : i + NAMESPACES_PER_CLIENT]
+            for i in range(0, len(where), NAMESPACES_PER_CLIENT)
+        ]
+        clients, found = [], []
+        for group in groups:
+            client = AsyncClient()
+            http = client._client._client  # kube_proxy._http: lightkube 1.0.x internals, pinned
+            clients.append(client)
+            found += [Informer(http, s, ns, timeouts, on_change) for s in sources for ns in group]
+        informers = cls(found, clients)
         informers.tasks = [
             asyncio.create_task(i.run(), name=f"informer {i.where}")
             for i in informers.informers.values()
@@ -250,11 +309,20 @@ class Informers:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.client.close()
+        for client in self.clients:
+            await client.close()
 
-    async def wait_synced(self, seconds: float) -> bool:
-        """Whether every informer has listed, waiting `seconds` at most."""
-        waits = [i.synced.wait() for i in self.informers.values() if not i.synced.is_set()]
+    def serving(self, namespace: str) -> list[Informer]:
+        """The informers whose stores a pass in `namespace` reads."""
+        return [i for (_, ns), i in self.informers.items() if ns in (namespace, None)]
+
+    def unsynced(self) -> int:
+        return sum(not i.synced.is_set() for i in self.informers.values())
+
+    async def wait_synced(self, namespace: str, seconds: float) -> bool:
+        """Whether the informers of `namespace` have listed (and not been refused since),
+        waiting `seconds` at most: one namespace's missing RoleBinding holds only its own."""
+        waits = [i.synced.wait() for i in self.serving(namespace) if not i.synced.is_set()]
         if waits:
             try:
                 async with asyncio.timeout(seconds):

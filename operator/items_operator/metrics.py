@@ -36,6 +36,11 @@ CACHE_OBJECTS = Gauge(
     "Reduced records in the watch-fed caches (--cache-reads on), by kind.",
     ["kind"],
 )
+CACHE_UNSYNCED = Gauge(
+    "items_operator_cache_unsynced",
+    "Informers (one per cached kind and namespace) not listed yet, or refused since: the "
+    "passes of their namespace wait (a missing RoleBinding, a role without list or watch).",
+)
 WATCH_REQUESTS = Counter(
     "items_operator_watch_requests_total",
     "List pages and watch requests of the watch-fed caches' informers, by kind and verb "
@@ -45,7 +50,8 @@ WATCH_REQUESTS = Counter(
 WATCH_RESTARTS = Counter(
     "items_operator_watch_restarts_total",
     "Informer watches ended other than by the server: inactive (silent for --watch-timeout, "
-    "resumed), expired (410: listed again) or error (retried with backoff), by kind.",
+    "resumed), expired (410: listed again), short (ended at once, no event: retried with "
+    "backoff), error (retried with backoff), unreadable (an object skipped), by kind.",
     ["kind", "reason"],
 )
 MIGRATIONS = Counter(

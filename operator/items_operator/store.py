@@ -22,6 +22,10 @@ class Entry:
     record: Any
 
 
+# (old, new): None for an object added (old) or deleted (new); each side wakes its owner.
+Change = tuple[Entry | None, Entry | None]
+
+
 class Store:
     """Entries by object; those whose key is not their object id (pods, Jobs, revisions: by
     instance and component) by key too. A named kind's key is its id: no second dict per
@@ -31,8 +35,8 @@ class Store:
         self.entries: dict[ObjectId, Entry] = {}
         self.by_key: dict[tuple[str, ...], dict[ObjectId, Entry]] = {}
 
-    def put(self, entry: Entry) -> Entry | None:
-        """Add or replace; the entry if anything changed, else None."""
+    def put(self, entry: Entry) -> Change | None:
+        """Add or replace; (old, new) if anything changed, else None."""
         old = self.entries.get(entry.object)
         if old is not None and old.version == entry.version and old.key == entry.key:
             return None
@@ -41,22 +45,21 @@ class Store:
         self.entries[entry.object] = entry
         if entry.key != entry.object:
             self.by_key.setdefault(entry.key, {})[entry.object] = entry
-        return entry
+        return old, entry
 
-    def delete(self, obj: ObjectId) -> Entry | None:
-        """Forget; the entry it held, or None if there was none."""
+    def delete(self, obj: ObjectId) -> Change | None:
+        """Forget; (the entry it held, None), or None if there was none."""
         old = self.entries.pop(obj, None)
-        if old is not None:
-            self._unkey(old)
-        return old
+        if old is None:
+            return None
+        self._unkey(old)
+        return old, None
 
-    def replace(self, listing: Mapping[ObjectId, Entry]) -> list[Entry]:
+    def replace(self, listing: Mapping[ObjectId, Entry]) -> list[Change]:
         """Become `listing` (a fresh list); what was added, changed or deleted by it."""
-        changed = [old for obj, old in list(self.entries.items()) if obj not in listing]
-        for entry in changed:
-            self.delete(entry.object)
-        changed += [entry for entry in listing.values() if self.put(entry) is not None]
-        return changed
+        gone = [obj for obj in self.entries if obj not in listing]
+        changes = [change for obj in gone if (change := self.delete(obj)) is not None]
+        return changes + [c for e in listing.values() if (c := self.put(e)) is not None]
 
     def get(self, key: tuple[str, ...]) -> Iterator[Entry]:
         if len(key) == 2:  # an ObjectId

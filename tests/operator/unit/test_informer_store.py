@@ -56,29 +56,33 @@ def _check(store: Store, model: dict[tuple[str, str], Entry]) -> None:
 
 @given(st.lists(steps, max_size=30))
 def test_the_store_is_what_the_events_and_listings_say(sequence: list[Any]) -> None:
+    """Each change names what was and what is, so both owners can be woken (an object whose
+    instance label moved leaves one ItemService and joins another)."""
     store, model = Store(), dict[tuple[str, str], Entry]()
     for step, arg in sequence:
         if step == "put":
             old = model.get(arg.object)
             put = store.put(arg)
-            assert (put is None) == (
-                old is not None and (old.version, old.key) == (arg.version, arg.key)
-            )
+            unchanged = old is not None and (old.version, old.key) == (arg.version, arg.key)
+            assert put == (None if unchanged else (old, arg))
             if put is not None:
                 model[arg.object] = arg
         elif step == "delete":
-            assert (store.delete((NS, arg)) is None) == ((NS, arg) not in model)
-            model.pop((NS, arg), None)
+            old = model.pop((NS, arg), None)
+            assert store.delete((NS, arg)) == (None if old is None else (old, None))
         else:
             listing = {e.object: e for e in arg}
-            changed = {e.object for e in store.replace(listing)}
-            gone = set(model) - set(listing)
+            changes = store.replace(listing)
             moved = {
                 o
                 for o, e in listing.items()
                 if o not in model or (model[o].version, model[o].key) != (e.version, e.key)
             }
-            assert changed == gone | moved  # each wakes its owner; nothing else does
+            expected: set[tuple[Entry | None, Entry | None]]
+            expected = {(model[o], None) for o in set(model) - set(listing)}
+            expected |= {(model.get(o), listing[o]) for o in moved}
+            assert len(changes) == len(expected)
+            assert set(changes) == expected  # each wakes its owners; nothing else does
             kept = {o: model[o] for o in listing if o in model and o not in moved}
             model = {**listing, **kept}
         _check(store, model)
