@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,9 +66,24 @@ def _names(value: Any) -> frozenset[str]:
     return frozenset(str(v) for v in value) if isinstance(value, list) else frozenset()
 
 
+# One parsed report per distinct text while anything holds it: a fleet on one image keeps
+# the same report on each ItemService's Jobs and revisions (~5 KiB each, parsed; its sets of
+# table and column names), and the reports are immutable.
+_PARSED: weakref.WeakValueDictionary[str, MigrationReport] = weakref.WeakValueDictionary()
+
+
 def parse_report(text: str | None) -> MigrationReport | None:
     if not text:
         return None
+    report = _PARSED.get(text)
+    if report is None:
+        report = _parse(text)
+        if report is not None:
+            _PARSED[text] = report
+    return report
+
+
+def _parse(text: str) -> MigrationReport | None:
     try:
         body = json.loads(text)
     except ValueError:

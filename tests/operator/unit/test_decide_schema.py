@@ -228,3 +228,17 @@ def test_the_floor_and_a_requested_rollback_below_it() -> None:
     world.settle()
     assert world.status["reason"] == "RollbackRequested"
     assert _image(world) == V2
+
+
+def test_a_report_text_parsed_twice_is_one_report_while_held() -> None:
+    """A fleet on one image keeps the same report on every ItemService's Jobs and revisions:
+    parsed once while any record holds it (schema_floor._PARSED), not once per object."""
+    from items_operator.schema_floor import parse_report
+
+    text = json.dumps({"outcome": "migrated", "head": "0006", "uses": {"items": ["id", "name"]}})
+    first = parse_report(text)
+    assert first is not None
+    assert parse_report(text) is first
+    assert first.uses == {"items": frozenset({"id", "name"})}
+    assert parse_report("not json") is None
+    assert parse_report(json.dumps({"outcome": "migrated", "head": "0007"})) is not first
