@@ -14,7 +14,15 @@ from bench.cluster.episodes import Episode
 from bench.cluster.recorder import Recorder
 
 # The operator's cost before the watch-fed caches (issue 13), drawn beside each new run.
-SCALE_BEFORE = "operator-scale-before.json"
+SCALE_EARLIER = {
+    "before": "operator-scale-before.json",
+    "kopf-index": "operator-scale-kopf-index.json",
+}
+
+
+def _levels(path: Path) -> list[dict[str, Any]]:
+    levels: list[dict[str, Any]] = json.loads(path.read_text())["levels"] if path.exists() else []
+    return levels
 
 
 def timeline_episode(
@@ -53,15 +61,12 @@ def draw(results: dict[str, Any], folder: Path) -> None:
     measured = [lv for lv in (results.get("scale") or {}).get("levels", []) if "failed" not in lv]
     if measured:
         plots.operator_cost(measured, folder / "operator-cost.png")
-        before = folder / SCALE_BEFORE
+        earlier = {key: _levels(folder / name) for key, name in SCALE_EARLIER.items()}
         plots_scale.scale(
-            {
-                "before": json.loads(before.read_text())["levels"] if before.exists() else [],
-                "after": measured,
-            },
+            {**earlier, "after": measured},
             folder / "operator-scale.png",
             f"each level on a fresh operator process, then a steady window; run of "
-            f"{str(results.get('date', '?'))[:10]} beside {SCALE_BEFORE}",
+            f"{str(results.get('date', '?'))[:10]} beside {', '.join(SCALE_EARLIER.values())}",
         )
     if results.get("class_medians"):
         plots_classes.classes(

@@ -25,7 +25,17 @@ from typing import Any
 import kopf
 from lightkube import ApiError, AsyncClient
 
-from items_operator import audit, cache, kube, kube_proxy, leadership, metrics, wakeups, writing
+from items_operator import (
+    audit,
+    cache,
+    kube,
+    kube_proxy,
+    leadership,
+    memory_report,
+    metrics,
+    wakeups,
+    writing,
+)
 from items_operator.constants import FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from items_operator.decide import decide
 from items_operator.fleet import UpgradeWave
@@ -50,6 +60,7 @@ CONFLICT_RETRY_SECONDS = 0.2
 STANDBY_CHECK_SECONDS = 5.0
 CACHE_MODE: CacheMode | None = None
 CACHE_NAMESPACES: tuple[str, ...] = ()
+TRIM_SECONDS = memory_report.TRIM_SECONDS
 WATCH: WatchTimeouts = watch_timeouts()
 
 
@@ -60,6 +71,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.clock = kube_proxy.ServerClock()
     memo.fence = leadership.start(memo.get("lease"))
     memo.setdefault("wave", UpgradeWave())
+    previous_trimmer: asyncio.Task[None] | None = memo.get("trimmer")
+    if previous_trimmer is not None:
+        previous_trimmer.cancel()
+    if TRIM_SECONDS > 0:
+        memo.trimmer = asyncio.create_task(memory_report.trim_periodically(TRIM_SECONDS))
     if CACHE_MODE is not None:  # the informers list while Kopf starts; the passes wait for them
         previous: cache.ObjectCache | None = memo.get("objects")
         if previous is not None:  # a retried startup: one set of informers only
@@ -74,7 +90,16 @@ async def close_client(memo: kopf.Memo, **_: Any) -> None:
     objects: cache.ObjectCache | None = memo.get("objects")
     if objects is not None:
         await objects.stop()
+    trimmer: asyncio.Task[None] | None = memo.get("trimmer")
+    if trimmer is not None:
+        trimmer.cancel()
     await client.close()
+
+
+def set_trim_seconds(seconds: float) -> None:
+    """--trim-seconds: how often the heap is trimmed (memory_report.trim_periodically); 0: never."""
+    global TRIM_SECONDS
+    TRIM_SECONDS = seconds
 
 
 def set_watch_timeout(seconds: float) -> None:

@@ -6,6 +6,7 @@ Run as `python -m items_operator`; Kopf handles SIGTERM/SIGINT and stops the dae
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 from collections.abc import Sequence
@@ -146,6 +147,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="ItemServices rolling out at once a release only this operator version's rendering "
         "asked for (no spec change); the first rollback halts the wave.",
     )
+    parser.add_argument(
+        "--trim-seconds",
+        type=float,
+        default=float(os.environ.get("ITEMS_OPERATOR_TRIM_SECONDS", memory_report.TRIM_SECONDS)),
+        help="Hand the heap's free pages back to the kernel (malloc_trim) this often; 0: never. "
+        "Memory freed during rollouts otherwise stays resident (docs/operations.md).",
+    )
     parser.add_argument("--log-level", default=os.environ.get("ITEMS_OPERATOR_LOG_LEVEL", "INFO"))
     parser.add_argument("--plain-logs", action="store_true", help="Human-readable, not JSON.")
     args = parser.parse_args(argv)
@@ -156,6 +164,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "--cache-reads on needs plain namespace names, not globs: its informers "
             "watch each served namespace (or, with no --namespace, all of them)"
         )
+    if not math.isfinite(args.trim_seconds) or args.trim_seconds < 0:
+        parser.error(f"--trim-seconds must be 0 (never) or more: {args.trim_seconds}")
     try:
         watch_timeouts(args.watch_timeout)
     except ValueError as error:
@@ -204,11 +214,17 @@ def watches_owned_objects(args: argparse.Namespace) -> bool:
 def caches_permitted(args: argparse.Namespace) -> bool:
     """reads_from_caches, and for `auto` the RBAC allows them too (access.py): an operator
     upgraded before its role falls back to reading the API server instead of serving nothing."""
+    from loguru import logger
+
     if not reads_from_caches(args):
+        if args.cache_reads == "auto" and not plain_namespaces(args.namespace):
+            logger.warning(
+                "watch-fed caches off: the informers watch named namespaces, and --namespace "
+                "has a glob; list the namespaces to have them (docs/operator.md)"
+            )
         return False
     if args.cache_reads == "on":
         return True  # asked for: a refused watch is then the error to see
-    from loguru import logger
 
     try:
         missing = missing_secret_access(args.namespace or ())
@@ -257,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     memo = kopf.Memo(wave=UpgradeWave(size=max(args.upgrade_wave, 1)), lease=lease)
     apply_scanning(settings, args.namespace)
     handlers.set_watch_timeout(args.watch_timeout)
+    handlers.set_trim_seconds(args.trim_seconds)
     if caches_permitted(args):  # the informers watch the owned kinds and wake the passes
         handlers.read_from_caches(
             resync=args.resync_seconds,

@@ -54,6 +54,16 @@ WATCH_RESTARTS = Counter(
     "backoff), error (retried with backoff), unreadable (an object skipped), by kind.",
     ["kind", "reason"],
 )
+HEAP_TRIMMED = Counter(
+    "items_operator_heap_trimmed_bytes",
+    "Resident memory the periodic malloc_trim handed back to the kernel (--trim-seconds): "
+    "memory freed by Python that glibc had kept inside the heap.",
+)
+HEAP_TRIM_SECONDS = Histogram(
+    "items_operator_heap_trim_seconds",
+    "How long each periodic malloc_trim held the event loop.",
+    buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+)
 MIGRATIONS = Counter(
     "items_operator_migrations_total",
     "Finished migration Jobs, by outcome.",

@@ -136,3 +136,19 @@ def test_stdlib_logging_becomes_json_lines(capsys: pytest.CaptureFixture[str]) -
     assert record["level"] == "INFO"
     assert record["logger"] == "kopf.objects"
     assert record["time"].startswith("20")
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_the_trim_interval_is_validated(value: str) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--trim-seconds", value])
+
+
+def test_caches_need_plain_namespace_names() -> None:
+    from items_operator.main import reads_from_caches
+
+    assert reads_from_caches(parse_args(["--namespace", "shop"]))
+    assert not reads_from_caches(parse_args(["--namespace", "shop-*"]))  # auto: off, said why
+    with pytest.raises(SystemExit):
+        parse_args(["--namespace", "shop-*", "--cache-reads", "on"])
+    assert parse_args(["--trim-seconds", "0"]).trim_seconds == 0.0  # never
