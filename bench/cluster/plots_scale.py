@@ -51,7 +51,15 @@ def scale_figure(series: dict[str, list[dict[str, Any]]], subtitle: str) -> Figu
             label=label,
         )
     rss_axis.axhline(RSS_GOAL_MIB, color="black", linewidth=0.8, linestyle=":")
-    rss_axis.text(0, RSS_GOAL_MIB, " goal at 1,000: 150 MiB", va="bottom", fontsize=7)
+    rss_axis.text(
+        1,
+        RSS_GOAL_MIB,
+        "goal at 1,000: 150 MiB ",
+        va="bottom",
+        ha="right",
+        fontsize=7,
+        transform=rss_axis.get_yaxis_transform(),
+    )
     for ax, title, unit in (
         (rss_axis, "operator memory (RSS)", "MiB"),
         (reads_axis, "API reads in a steady period", "reads per ItemService per minute"),
@@ -62,7 +70,7 @@ def scale_figure(series: dict[str, list[dict[str, Any]]], subtitle: str) -> Figu
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("ItemServices served")
         ax.set_ylabel(unit)
-        ax.legend(loc="upper left" if ax is rss_axis else "upper right", fontsize=7)
+        ax.legend(loc="lower right" if ax is rss_axis else "upper right", fontsize=7)
     rss_axis.set_ylim(top=max(RSS_GOAL_MIB * 1.3, rss_axis.get_ylim()[1]))
     fig.suptitle(subtitle, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
