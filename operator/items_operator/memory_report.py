@@ -75,7 +75,7 @@ async def trim_periodically(interval: float) -> None:
 
     Why: what the process frees during a fleet's rollouts (decoded list pages and watch
     events, request and response bodies) goes back to glibc, which keeps it inside the heap
-    wherever a live allocation sits above it: at 1,000 ItemServices in motion that was 51 MiB
+    wherever a live allocation sits above it: with 1,000 ItemServices just applied, 51 MiB
     of a 146 MiB RSS (docs/benchmarks.md), enough to cross a memory limit that the live data
     is far from. No collection first (a full one over a fleet's objects is the costlier
     part); the time each trim holds the loop is items_operator_heap_trim_seconds."""
