@@ -1,8 +1,8 @@
 """Whether the operator may feed its caches: `--cache-reads auto` turns them on only where the
-RBAC grants list/watch on Secrets. Kopf fills every index before it starts a daemon, so an
+RBAC grants list/watch on Secrets. A pass waits for its namespace's informers to list, so an
 image of this version under the older role (`get` only) would otherwise serve no ItemService
-at all, the refusal visible only in its log. Asked once at start (SelfSubjectAccessReview,
-which every authenticated identity may create)."""
+there, the refusal visible only in its log and items_operator_cache_unsynced. Asked once at
+start (SelfSubjectAccessReview, which every authenticated identity may create)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Phantom records: Kopf forgets an object only on its DELETED event, and a watch that has to
-list again (a 410 Gone; a standby resuming after peering paused its watches) gets no event for
-what was deleted in between, so its record would stay in the index for good.
+"""Phantom records, a safety net: the informers' relist diffs its listing against the store
+(informers.py), so a deletion missed while a watch was down is a deletion there too; this
+audit remains for a record that outlives its object any other way (under Kopf's indexes, which
+forgot an object only on its DELETED event, that was every relist's deletions).
 
-The index functions stamp each object's last event (`seen`); an audit lists each cached kind
+The informers stamp each object's last event (`seen`); an audit lists each cached kind
 once per served namespace (label-selected, as the watches) and marks as phantoms the records
 it did not list and that no event has touched since the audit began; the reads skip them
 (cache.ObjectCache). A namespace is audited on its first pass after its daemons (re)start and
@@ -49,7 +50,7 @@ class Phantoms:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def touched(self, key: ObjectKey) -> None:
-        """An event of this object (index functions): it exists, as of now."""
+        """An event or a listing of this object (the informers): it exists, as of now."""
         self.seen[key] = time.monotonic()
         self.phantoms.discard(key)
 

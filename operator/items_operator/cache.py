@@ -5,8 +5,8 @@ The watches select server-side: owned kinds by our name label (app.kubernetes.io
 every object the builders make and every pod of theirs carries, and which the API reads'
 label selectors include too), Secrets by type (docs/operator.md, "Reads from caches", argues
 why Secrets are watched at all and why by type). Each informer lists its kind once, in pages,
-then streams; a daemon's first pass waits until every informer has listed, so no first pass
-reads a cold cache.
+then streams; every pass waits until its namespace's informers have listed (and were not
+refused since), so no pass reads a cold cache.
 """
 
 from __future__ import annotations

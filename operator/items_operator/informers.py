@@ -93,7 +93,16 @@ class ExpiredError(Exception):
 
 
 class RefusedError(Exception):
-    """The API server answered a list or watch with an error status."""
+    """Not allowed or not there (401, 403, 404): the view cannot be trusted until a list
+    succeeds; the passes of its namespace wait."""
+
+
+class UnavailableError(Exception):
+    """The API server could not answer now (429, 5xx): the view stays, the watch resumes
+    from where it was after a wait (a restarting server is not a reason to list again)."""
+
+
+REFUSALS = frozenset({401, 403, 404})
 
 
 class Informer:
@@ -113,40 +122,45 @@ class Informer:
         self.synced = asyncio.Event()
         self.version: str | None = None  # where the next watch resumes; None: list first
         self.sleep: Sleep = asyncio.sleep  # tests count the waits instead of waiting
+        self.events = 0  # in the current round (run's measure of progress)
         self.where = f"{source.plural} in {namespace or 'all namespaces'}"
 
     async def run(self) -> None:
         """List, then watch, for as long as the operator runs: never ends on its own (a dead
-        informer is a frozen cache), never spins (every round without progress waits)."""
+        informer is a frozen cache), never spins (every round without progress waits; one
+        that delivered events resumes at once, however it ended)."""
         failures = 0  # rounds in a row without progress
         while True:
-            delay_for = failures + 1
+            self.events, started = 0, time.monotonic()
             try:
                 if self.version is None:
                     await self.relist()
-                if await self.watch():
-                    failures = delay_for = 0
-                else:
-                    failures += 1
-                    metrics.WATCH_RESTARTS.labels(self.source.kind, "short").inc()
+                await self.watch()
+                ended = "ended"
             except ExpiredError:
                 metrics.WATCH_RESTARTS.labels(self.source.kind, "expired").inc()
                 logger.info(f"watch of {self.where}: resourceVersion expired; listing again")
                 self.version = None
-                failures += 1
-                delay_for = failures - 1  # the first relist at once, as client-go's
+                ended = "expired"
             except Exception as error:
-                failures += 1
+                ended = "failed"
                 metrics.WATCH_RESTARTS.labels(self.source.kind, "error").inc()
                 if isinstance(error, RefusedError):  # refused, not lost: no view to trust
                     self.synced.clear()
                     self.version = None
-                expected = isinstance(error, httpx.HTTPError | RefusedError | TimeoutError)
+                expected = isinstance(
+                    error, httpx.HTTPError | RefusedError | UnavailableError | TimeoutError
+                )
                 logger.warning(
-                    f"watch of {self.where} failed ({failures} in a row): {error!r}",
+                    f"watch of {self.where} {ended} ({failures + 1} in a row): {error!r}",
                     exc_info=not expected,
                 )
-            await self.sleep(retry_delay(delay_for))
+            progressed = self.events > 0 or time.monotonic() - started >= SHORT_WATCH
+            failures = 0 if progressed else failures + 1
+            if ended == "ended" and not progressed:
+                metrics.WATCH_RESTARTS.labels(self.source.kind, "short").inc()
+            # A first expiry lists again at once, as client-go's reflector does.
+            await self.sleep(retry_delay(failures - 1 if ended == "expired" else failures))
 
     async def relist(self) -> None:
         """The whole selection, page by page, then the store replaced by it: what changed or
@@ -185,10 +199,10 @@ class Informer:
         self.version = str(page["metadata"]["resourceVersion"])
         self.synced.set()
 
-    async def watch(self) -> bool:
+    async def watch(self) -> None:
         """One watch request, from self.version, until the server ends it, it goes silent for
         the inactivity timeout (then resumed by run) or the version expires (ExpiredError).
-        Whether it made progress: an event, or a life longer than SHORT_WATCH."""
+        Counts its events in self.events (run's measure of progress)."""
         params = {
             **self.source.selectors(),
             "watch": "true",
@@ -201,7 +215,6 @@ class Informer:
         )
         metrics.WATCH_REQUESTS.labels(self.source.kind, "watch").inc()
         path = self.source.path(self.namespace)
-        started, events = time.monotonic(), 0
         try:
             async with asyncio.timeout(self.timeouts.client):
                 async with self.http.stream("GET", path, params=params, timeout=timeout) as answer:
@@ -211,21 +224,22 @@ class Informer:
                     async for line in answer.aiter_lines():
                         if line.strip():
                             self.apply(json.loads(line))
-                            events += 1
+                            self.events += 1
         except httpx.ReadTimeout:  # no byte for that long, headers or events: a silent stream
             metrics.WATCH_RESTARTS.labels(self.source.kind, "inactive").inc()
             logger.info(
                 f"watch of {self.where} is inactive for {self.timeouts.inactivity:g}s; resuming it"
             )
-        return events > 0 or time.monotonic() - started >= SHORT_WATCH
 
     def apply(self, event: dict[str, Any]) -> None:
         """One watch event into the store; an ERROR event raises."""
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
-            if obj.get("code") == HTTP_GONE:
+            code = obj.get("code")
+            if code == HTTP_GONE:
                 raise ExpiredError
-            raise RefusedError(f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}")
+            error = RefusedError if code in REFUSALS else UnavailableError
+            raise error(f"{code} {obj.get('reason')}: {obj.get('message')}")
         meta = obj["metadata"]
         version = str(meta["resourceVersion"])
         if kind == "DELETED":  # by name alone: nothing of its body needs to be readable
@@ -267,7 +281,8 @@ def _check(response: httpx.Response) -> None:
     if response.status_code == HTTP_GONE:
         raise ExpiredError
     if response.status_code != HTTP_OK:
-        raise RefusedError(f"{response.status_code}: {response.text[:300]}")
+        error = RefusedError if response.status_code in REFUSALS else UnavailableError
+        raise error(f"{response.status_code}: {response.text[:300]}")
 
 
 class Informers:

@@ -100,7 +100,7 @@ def apply_scanning(settings: kopf.OperatorSettings, namespaces: Sequence[str]) -
 
 def on_the_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """`fn` as a coroutine function, for Kopf: Kopf runs a plain function in its thread pool,
-    and these (index functions, wake-ups) touch asyncio Events and shared dicts that belong to
+    and these (the wake-ups) touch asyncio Events and shared dicts that belong to
     the event loop; an Event set from another thread wakes its waiter only when the loop next
     wakes for something else. Each is short and awaits nothing, so it runs inline."""
 

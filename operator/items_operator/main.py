@@ -38,6 +38,7 @@ DEFAULT_LEASE = "items-operator"
 # In a pod without POD_NAMESPACE (an older manifest), the Lease goes where the pod runs.
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # The HTTP clients log every request at INFO; that is for debug runs only.
+MIN_TRIM_SECONDS = 1.0  # each trim holds the event loop for a moment
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "aiohttp.access")
 
 
@@ -164,8 +165,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "--cache-reads on needs plain namespace names, not globs: its informers "
             "watch each served namespace (or, with no --namespace, all of them)"
         )
-    if not math.isfinite(args.trim_seconds) or args.trim_seconds < 0:
-        parser.error(f"--trim-seconds must be 0 (never) or more: {args.trim_seconds}")
+    trim = args.trim_seconds
+    if not math.isfinite(trim) or (trim != 0 and trim < MIN_TRIM_SECONDS):
+        parser.error(f"--trim-seconds must be 0 (never) or at least {MIN_TRIM_SECONDS:g}: {trim}")
     try:
         watch_timeouts(args.watch_timeout)
     except ValueError as error:

@@ -78,7 +78,7 @@ def _observe(
     return observed, _reads() - before
 
 
-# -- index functions ------------------------------------------------------------------------------
+# -- store entries ---------------------------------------------------------------------------------
 
 
 def test_a_deployment_is_reduced_to_what_decide_reads() -> None:

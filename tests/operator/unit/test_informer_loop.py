@@ -52,7 +52,7 @@ def _stream(*events: dict[str, Any]) -> httpx.Response:
 
 
 def _run(answer: Answer, rounds: int = ROUNDS) -> tuple[Informer, list[float], list[Any]]:
-    """The loop until it has waited `rounds` times; its waits and the requests it made."""
+    """The loop until it has waited `rounds` times; its waits and its requests' parameters."""
     requests: list[httpx.Request] = []
     waits: list[float] = []
     woken: list[Any] = []
@@ -77,7 +77,7 @@ def _run(answer: Answer, rounds: int = ROUNDS) -> tuple[Informer, list[float], l
             return informer
 
     informer = asyncio.run(scenario())
-    return informer, waits, [(r.url.params, woken) for r in requests]
+    return informer, waits, [r.url.params for r in requests]
 
 
 def _watching(request: httpx.Request) -> bool:
@@ -109,7 +109,7 @@ def test_an_expiry_relists_at_once_then_backs_off() -> None:
     _, waits, requests = _run(answer)
     assert waits[0] == 0.0  # the first relist at once
     _doubling(waits[1:])
-    lists = [params for params, _ in requests if params.get("watch") != "true"]
+    lists = [params for params in requests if params.get("watch") != "true"]
     assert len(lists) == ROUNDS  # each expiry lists again, each after its wait
 
 
@@ -127,7 +127,7 @@ def test_an_expired_continue_token_is_followed_by_one_unpaged_list() -> None:
         return _listing(pods, "12")
 
     informer, _, requests = _run(answer, rounds=1)
-    lists = [params for params, _ in requests if params.get("watch") != "true"]
+    lists = [params for params in requests if params.get("watch") != "true"]
     assert [(p.get("limit"), p.get("continue")) for p in lists] == [
         (str(LIST_PAGE), None),
         (str(LIST_PAGE), "next"),
@@ -138,16 +138,52 @@ def test_an_expired_continue_token_is_followed_by_one_unpaged_list() -> None:
 
 
 def test_a_refused_watch_takes_the_view_away_until_a_list_succeeds() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        if _watching(request):
-            return httpx.Response(403, json={"kind": "Status", "code": 403, "reason": "Forbidden"})
-        return _listing([])
+    watches = [0]
 
-    informer, waits, requests = _run(answer, rounds=3)
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not _watching(request):
+            return _listing([])
+        watches[0] += 1
+        if watches[0] <= 2:
+            return httpx.Response(403, json={"kind": "Status", "code": 403, "reason": "Forbidden"})
+        return _stream({"type": "ADDED", "object": _pod("shop-1", 11)})
+
+    informer, waits, requests = _run(answer, rounds=2)
     _doubling(waits)
     assert not informer.synced.is_set()  # the passes of this namespace wait
     assert informer.version is None  # the next round lists again
-    assert [p.get("watch") for p, _ in requests] == [None, "true"] * 3
+    assert [p.get("watch") for p in requests] == [None, "true"] * 2
+
+    informer, waits, requests = _run(answer, rounds=1)  # the role fixed: a list, a watch
+    assert informer.synced.is_set()
+    assert informer.store.names(NS) == {"shop-1"}
+    assert waits == [0.0]  # it delivered an event: resumed at once
+
+
+def test_an_unavailable_server_keeps_the_view_and_resumes_where_it_was() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if _watching(request):
+            return httpx.Response(503, text="the server is restarting")
+        return _listing([_pod("shop-1", 5)], "10")
+
+    informer, waits, requests = _run(answer, rounds=4)
+    _doubling(waits)
+    assert informer.synced.is_set()  # the passes go on with what they know
+    assert informer.store.names(NS) == {"shop-1"}
+    assert [p.get("watch") for p in requests] == [None] + ["true"] * 4  # one list only
+    assert {p.get("resourceVersion") for p in requests[1:]} == {"10"}
+
+
+def test_a_watch_that_delivered_events_and_was_cut_resumes_at_once() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not _watching(request):
+            return _listing([], "10")
+        version = int(request.url.params["resourceVersion"]) + 1
+        event = {"type": "ADDED", "object": _pod(f"shop-{version}", version)}
+        return httpx.Response(200, content=(json.dumps(event) + "\n{").encode())  # cut mid-event
+
+    _, waits, _ = _run(answer, rounds=4)
+    assert waits == [0.0] * 4  # progress each round: no backoff builds up
 
 
 def test_retry_delays_start_at_nothing_and_are_bounded() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from items_operator import cache
-from items_operator.informers import ExpiredError, Informer, RefusedError
+from items_operator.informers import ExpiredError, Informer, RefusedError, UnavailableError
 from items_operator.kopf_settings import watch_timeouts
 from items_operator.store import Entry, Store
 
@@ -115,10 +115,13 @@ def test_watch_events_keep_the_store_and_wake_on_real_changes_only() -> None:
     assert informer.version == "11"
 
 
-def test_an_expired_watch_lists_again_and_other_errors_are_refusals() -> None:
+def test_an_expired_watch_lists_again_a_refusal_distrusts_the_view_the_rest_waits() -> None:
     informer, _ = _informer()
     gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
     with pytest.raises(ExpiredError):
         informer.apply({"type": "ERROR", "object": gone})
-    with pytest.raises(RefusedError, match="500"):
-        informer.apply({"type": "ERROR", "object": {"code": 500, "message": "etcd"}})
+    with pytest.raises(RefusedError, match="403"):
+        informer.apply({"type": "ERROR", "object": {"code": 403, "reason": "Forbidden"}})
+    for code in (429, 500, 504):  # the server cannot answer now: the view stays
+        with pytest.raises(UnavailableError, match=str(code)):
+            informer.apply({"type": "ERROR", "object": {"code": code, "message": "etcd"}})

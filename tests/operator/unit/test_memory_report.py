@@ -63,10 +63,11 @@ def test_the_periodic_trim_hands_freed_heap_back_and_says_how_long_it_held_the_l
         return float(next(s.value for s in samples if s.name.endswith("_count")))
 
     async def scenario() -> tuple[int, int]:
-        # 40 MiB in 4 KiB blocks (below glibc's mmap threshold: inside the heap), with a small
-        # live block after each, then the big ones freed: holes free() cannot give back.
-        blocks = [(bytearray(4096), bytearray(64)) for _ in range(10_000)]
-        kept = [small for _, small in blocks]
+        # 40 MiB in 4 KiB blocks (below glibc's mmap threshold: inside the heap), then live
+        # 1 KiB blocks above them (over pymalloc's 512 bytes: glibc's heap too), then the 4 KiB
+        # ones freed: one free region under live blocks, which free() cannot give back.
+        blocks = [bytearray(4096) for _ in range(10_000)]
+        kept = [bytearray(1024) for _ in range(10_000)]
         del blocks
         held = memory_report.rss_kib()
         before = observations()

@@ -138,7 +138,7 @@ def test_stdlib_logging_becomes_json_lines(capsys: pytest.CaptureFixture[str]) -
     assert record["time"].startswith("20")
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "0.001"])
 def test_the_trim_interval_is_validated(value: str) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--trim-seconds", value])
