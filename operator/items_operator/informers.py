@@ -123,6 +123,7 @@ class Informer:
         self.version: str | None = None  # where the next watch resumes; None: list first
         self.sleep: Sleep = asyncio.sleep  # tests count the waits instead of waiting
         self.events = 0  # in the current round (run's measure of progress)
+        self.watch_started: float | None = None  # the current round's watch request, if any
         self.where = f"{source.plural} in {namespace or 'all namespaces'}"
 
     async def run(self) -> None:
@@ -131,7 +132,7 @@ class Informer:
         that delivered events resumes at once, however it ended)."""
         failures = 0  # rounds in a row without progress
         while True:
-            self.events, started = 0, time.monotonic()
+            self.events, self.watch_started = 0, None
             try:
                 if self.version is None:
                     await self.relist()
@@ -155,7 +156,10 @@ class Informer:
                     f"watch of {self.where} {ended} ({failures + 1} in a row): {error!r}",
                     exc_info=not expected,
                 )
-            progressed = self.events > 0 or time.monotonic() - started >= SHORT_WATCH
+            # The watch's own life, not the round's: a long list before a refused watch is
+            # no progress (else a refused watch would relist a big namespace every second).
+            lived = time.monotonic() - (self.watch_started or time.monotonic())
+            progressed = self.events > 0 or lived >= SHORT_WATCH
             failures = 0 if progressed else failures + 1
             if ended == "ended" and not progressed:
                 metrics.WATCH_RESTARTS.labels(self.source.kind, "short").inc()
@@ -215,6 +219,7 @@ class Informer:
         )
         metrics.WATCH_REQUESTS.labels(self.source.kind, "watch").inc()
         path = self.source.path(self.namespace)
+        self.watch_started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeouts.client):
                 async with self.http.stream("GET", path, params=params, timeout=timeout) as answer:

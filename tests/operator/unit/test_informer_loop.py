@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import httpx2 as httpx
@@ -158,6 +159,27 @@ def test_a_refused_watch_takes_the_view_away_until_a_list_succeeds() -> None:
     assert informer.synced.is_set()
     assert informer.store.names(NS) == {"shop-1"}
     assert waits == [0.0]  # it delivered an event: resumed at once
+
+
+def test_a_slow_list_before_a_refused_watch_still_backs_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Progress is the watch's: a list that takes long (a big namespace) followed by a watch
+    refused at once must not relist every second."""
+    clock = [0.0]
+    # The informer's clock only (asyncio's loop keeps the real one).
+    monkeypatch.setattr(
+        "items_operator.informers.time", SimpleNamespace(monotonic=lambda: clock[0])
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if _watching(request):
+            return httpx.Response(403, json={"kind": "Status", "code": 403})
+        clock[0] += 5.0  # the listing took 5 s
+        return _listing([])
+
+    _, waits, _ = _run(answer, rounds=4)
+    _doubling(waits)
 
 
 def test_an_unavailable_server_keeps_the_view_and_resumes_where_it_was() -> None:
