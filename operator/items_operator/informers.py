@@ -33,7 +33,8 @@ from lightkube import AsyncClient
 from items_operator import metrics
 from items_operator.audit import PHANTOMS
 from items_operator.kopf_settings import WatchTimeouts
-from items_operator.store import Change, Entry, Store
+from items_operator.kube_proxy import http_client
+from items_operator.store import Change, Entry, ObjectId, Store
 
 logger = logging.getLogger(__name__)
 
@@ -248,14 +249,12 @@ class Informer:
         meta = obj["metadata"]
         version = str(meta["resourceVersion"])
         if kind == "DELETED":  # by name alone: nothing of its body needs to be readable
-            ident = (str(meta.get("namespace") or ""), str(meta["name"]))
-            PHANTOMS.touched((self.source.kind, *ident))
-            self.changed(self.store.delete(ident))
+            PHANTOMS.touched((self.source.kind, *_object_id(meta)))
+            self.changed(self.store.delete(_object_id(meta)))
         elif kind != "BOOKMARK":
             entry = self.entry(obj)
             if entry is None:  # unreadable: forgotten, so a pass confirms it with the API
-                ident = (str(meta.get("namespace") or ""), str(meta["name"]))
-                self.changed(self.store.delete(ident))
+                self.changed(self.store.delete(_object_id(meta)))
             else:
                 PHANTOMS.touched((self.source.kind, *entry.object))
                 self.changed(self.store.put(entry))
@@ -280,6 +279,10 @@ class Informer:
             name = (obj.get("metadata") or {}).get("name")
             logger.exception(f"{self.source.kind} {name!r} in {self.where}: unreadable, skipped")
             return None
+
+
+def _object_id(meta: dict[str, Any]) -> ObjectId:
+    return str(meta.get("namespace") or ""), str(meta["name"])
 
 
 def _check(response: httpx.Response) -> None:
@@ -315,8 +318,8 @@ class Informers:
         clients, found = [], []
         for group in groups:
             client = AsyncClient()
-            http = client._client._client  # kube_proxy._http: lightkube 1.0.x internals, pinned
             clients.append(client)
+            http = http_client(client)
             found += [Informer(http, s, ns, timeouts, on_change) for s in sources for ns in group]
         informers = cls(found, clients)
         informers.tasks = [

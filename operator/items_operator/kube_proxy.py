@@ -32,10 +32,11 @@ READINESS_TIMEOUT = 3.0
 HTTP_OK = 200
 
 
-def _http(client: AsyncClient) -> httpx.AsyncClient:
-    """lightkube's own httpx client (base URL and credentials set), for the two requests it has
-    no API for: pods/proxy and the server's Date. Internal attributes of lightkube 1.0.x
-    (pinned in pyproject.toml): GenericAsyncClient._client is an httpx2.AsyncClient."""
+def http_client(client: AsyncClient) -> httpx.AsyncClient:
+    """lightkube's own httpx client (base URL and credentials set), for the requests it has no
+    API for: pods/proxy, the server's Date, the informers' streaming lists and watches.
+    Internal attributes of lightkube 1.0.x (pinned in pyproject.toml):
+    GenericAsyncClient._client is an httpx2.AsyncClient."""
     return client._client._client
 
 
@@ -124,7 +125,7 @@ async def _readiness(client: AsyncClient, namespace: str, pod: str) -> Readiness
     path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{HTTP_PORT}/proxy/readyz"
     metrics.READS.labels("proxy", "Pod").inc()
     try:
-        response = await _http(client).get(path, timeout=READINESS_TIMEOUT)
+        response = await http_client(client).get(path, timeout=READINESS_TIMEOUT)
     except httpx.HTTPError:
         return None  # no answer is no evidence either way
     return readiness_answer(response.text, response.status_code)
@@ -212,7 +213,7 @@ async def _metrics(client: AsyncClient, namespace: str, pod: str) -> RequestSamp
     path = f"/api/v1/namespaces/{namespace}/pods/{pod}:{HTTP_PORT}/proxy/metrics"
     metrics.READS.labels("proxy", "Pod").inc()
     try:
-        response = await _http(client).get(path, timeout=READINESS_TIMEOUT)
+        response = await http_client(client).get(path, timeout=READINESS_TIMEOUT)
         response.raise_for_status()
         return parse_metrics(response.text)
     except (httpx.HTTPError, ValueError):
@@ -244,7 +245,7 @@ class ServerClock:
     async def _measure(self, client: AsyncClient) -> None:
         before = datetime.now(UTC)
         try:
-            response = await _http(client).get("/version", timeout=READINESS_TIMEOUT)
+            response = await http_client(client).get("/version", timeout=READINESS_TIMEOUT)
             server = parsedate_to_datetime(response.headers["date"])
         except (httpx.HTTPError, KeyError, TypeError, ValueError):
             return  # keep the last offset; try again next pass

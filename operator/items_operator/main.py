@@ -37,8 +37,8 @@ DEFAULT_PEERING = "items-operator"
 DEFAULT_LEASE = "items-operator"
 # In a pod without POD_NAMESPACE (an older manifest), the Lease goes where the pod runs.
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-# The HTTP clients log every request at INFO; that is for debug runs only.
 MIN_TRIM_SECONDS = 1.0  # each trim holds the event loop for a moment
+# The HTTP clients log every request at INFO; that is for debug runs only.
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "aiohttp.access")
 
 

@@ -27,8 +27,8 @@ from typing import TextIO
 from items_operator import metrics
 
 TOP_FILES = 80
-TRIM_SECONDS = 60.0  # --trim-seconds
 TOP_LINES = 100
+TRIM_SECONDS = 60.0  # --trim-seconds
 
 
 def install() -> None:

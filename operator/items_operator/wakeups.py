@@ -71,8 +71,13 @@ def wake_reconciler(uid: str | None, body: Mapping[str, Any], **_: Any) -> None:
 kopf.on.event(group=GROUP, version=VERSION, plural=PLURAL)(on_the_loop(wake_reconciler))
 
 
+def _wake_instance(namespace: str, instance: str) -> None:
+    """The loop of the ItemService an owned object names in its instance label."""
+    _wake(UIDS.get((namespace, instance)))
+
+
 def wake_owner(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    _wake(UIDS.get((namespace or "", labels.get(LABEL_INSTANCE, ""))))
+    _wake_instance(namespace or "", labels.get(LABEL_INSTANCE, ""))
 
 
 def wake_secret_users(namespace: str | None, name: str | None, **_: Any) -> None:
@@ -99,4 +104,4 @@ def wake_object(kind: str, namespace: str, name: str, instance: str) -> None:
     if kind == "Secret":
         wake_secret_users(namespace, name)
     else:
-        _wake(UIDS.get((namespace, instance)))
+        _wake_instance(namespace, instance)

@@ -17,6 +17,7 @@ from items_operator import cache, informers, metrics
 from items_operator.constants import APP_NAME, LABEL_INSTANCE, LABEL_NAME
 from items_operator.informers import Informer
 from items_operator.kopf_settings import watch_timeouts
+from items_operator.kube_proxy import http_client
 from lightkube import AsyncClient
 
 from tests.cluster.kube_support import Kubectl, fresh_namespace
@@ -70,7 +71,7 @@ def test_pages_a_watch_and_a_relist_after_410_keep_the_store_true(
         client = AsyncClient()
         woken: list[tuple[str, str, str, str]] = []
         informer = Informer(
-            client._client._client, source, ns, watch_timeouts(), lambda *a: woken.append(a)
+            http_client(client), source, ns, watch_timeouts(), lambda *a: woken.append(a)
         )
         try:
             pages = counter_total(metrics.WATCH_REQUESTS)
